@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer target (tests/fuzz/*_fuzz.cc) with clang and runs each for N seconds
+# (default 20) from its seed corpus (tests/fuzz/seeds/<target>/, if present). Any crash, leak or
+# sanitizer report fails the run; the reproducer is left in build/fuzz/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-20}"
+if ! command -v clang++ >/dev/null 2>&1; then
+  echo "run_fuzzers: clang++ not found (scripts/setup.sh installs it)"; exit 1
+fi
+CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DGEMMA_LOCAL_FUZZ=ON -DGEMMA_LOCAL_BUILD_TESTS=OFF >/dev/null
+targets=()
+for src in tests/fuzz/*_fuzz.cc; do targets+=("$(basename "$src" .cc)"); done
+cmake --build build/fuzz -j"$(nproc)" --target "${targets[@]}"
+for t in "${targets[@]}"; do
+  corpus="build/fuzz/corpus-$t"
+  mkdir -p "$corpus"
+  seeds=()
+  [ -d "tests/fuzz/seeds/$t" ] && seeds+=("tests/fuzz/seeds/$t")
+  echo "run_fuzzers: $t for ${seconds}s"
+  if ! (cd build/fuzz && "./$t" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
+      -print_final_stats=1 "../../$corpus" "${seeds[@]/#/../../}" > "$t.log" 2>&1); then
+    tail -n 40 "build/fuzz/$t.log"
+    echo "run_fuzzers: $t FAILED"
+    exit 1
+  fi
+  tail -n 3 "build/fuzz/$t.log"
+done
+echo "run_fuzzers: all targets ran clean"

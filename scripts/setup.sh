@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything gemma-local needs on a fresh Debian 12 machine and builds it.
+#   - Debian packages (compilers, CMake, Ninja, GoogleTest, Google Benchmark, nlohmann-json,
+#     CLI11, spdlog/fmt, Highway, Python jinja2 for template reference checks, Node.js + npm)
+#   - the npm reference harness (node-llama-cpp, pinned, from the committed lock file)
+#   - a Release build in build/release (binary: build/release/gemma-local)
+# Idempotent: re-running only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential g++ clang libclang-rt-14-dev cmake ninja-build pkg-config git
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libhwy-dev
+  python3 python3-jinja2 nodejs npm
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm reference harness (llama.cpp via node-llama-cpp); tests skip cleanly if this is absent.
+if command -v npm >/dev/null 2>&1 && [ -f tests/reference/install.sh ]; then
+  bash tests/reference/install.sh || echo "setup: warning: reference harness install failed; reference tests will skip"
+fi
+
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build/release -j"$(nproc)"
+echo "setup: built build/release/gemma-local"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test: the Release build's suite, the same suite under AddressSanitizer +
+# UndefinedBehaviorSanitizer, and each libFuzzer target briefly. Run scripts/setup.sh first.
+# Environment: FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1, SKIP_FUZZ=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="$(nproc)"
+
+echo "== Release build and tests"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j"$jobs"
+ctest --test-dir build/release --output-on-failure -j"$jobs"
+
+if [ "${SKIP_ASAN:-0}" != "1" ]; then
+  echo "== ASan+UBSan build and tests"
+  cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_LOCAL_SANITIZE=ON >/dev/null
+  cmake --build build/asan -j"$jobs"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build/asan --output-on-failure -j"$jobs"
+fi
+
+if [ "${SKIP_FUZZ:-0}" != "1" ]; then
+  echo "== Fuzzers (${FUZZ_SECONDS:-20} s each)"
+  bash scripts/run_fuzzers.sh "${FUZZ_SECONDS:-20}"
+fi
+echo "== all tests passed"

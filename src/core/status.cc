@@ -1,0 +1,39 @@
+#include "gemma_local/status.h"
+
+namespace gemma_local {
+
+const char* StatusCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kInvalidArgument: return "invalid argument";
+    case StatusCode::kNotFound: return "not found";
+    case StatusCode::kIoError: return "I/O error";
+    case StatusCode::kCorruptData: return "corrupt data";
+    case StatusCode::kUnsupported: return "unsupported";
+    case StatusCode::kResourceExhausted: return "resource exhausted";
+    case StatusCode::kInternal: return "internal error";
+  }
+  return "unknown";
+}
+
+std::string Status::ToString() const {
+  if (ok()) return "ok";
+  return std::string(StatusCodeName(code_)) + ": " + message_;
+}
+
+Status Status::WithContext(const std::string& context) const {
+  if (ok()) return *this;
+  return Status(code_, context + ": " + message_);
+}
+
+Status InvalidArgumentError(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+Status NotFoundError(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
+Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
+Status CorruptDataError(std::string m) { return {StatusCode::kCorruptData, std::move(m)}; }
+Status UnsupportedError(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
+Status ResourceExhaustedError(std::string m) {
+  return {StatusCode::kResourceExhausted, std::move(m)};
+}
+Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+
+}  // namespace gemma_local

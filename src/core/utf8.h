@@ -1,0 +1,20 @@
+// UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace gemma_local {
+
+// True iff `text` is well-formed UTF-8.
+bool IsValidUtf8(std::string_view text);
+
+// Byte offset of the first invalid sequence, or text.size() when valid.
+size_t FirstInvalidUtf8Offset(std::string_view text);
+
+// A printable, length-limited rendering of untrusted bytes for error messages: non-printable
+// bytes become \xNN and the result is cut at `max_chars` with "...".
+std::string EscapeForMessage(std::string_view bytes, size_t max_chars = 80);
+
+}  // namespace gemma_local

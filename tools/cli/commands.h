@@ -1,0 +1,21 @@
+// Subcommand registration for the gemma-local CLI. Each Register* adds one subcommand to `app`
+// and returns a function that runs it (returning the process exit code) when it was chosen.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace gemma_local::cli {
+
+using CommandRunner = std::function<int()>;
+
+CommandRunner RegisterInspect(CLI::App& app);
+CommandRunner RegisterDev(CLI::App& app);
+
+// Exit codes shared by all subcommands.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;  // bad input file, failed operation
+inline constexpr int kExitUsage = 2;  // bad flags
+
+}  // namespace gemma_local::cli

@@ -1,0 +1,30 @@
+// gemma-local: one CLI binary with subcommands. This file only dispatches; each subcommand lives
+// in its own file and talks to the library through its public API.
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace gemma_local::cli;
+  CLI::App app{"gemma-local: local inference engine for Gemma 3 and Gemma 4", "gemma-local"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "gemma-local 0.1.0");
+  CommandRunner inspect = RegisterInspect(app);
+  CommandRunner dev = RegisterDev(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    if (app.got_subcommand("inspect")) return inspect();
+    if (app.got_subcommand("dev")) return dev();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return kExitError;
+  }
+  return kExitUsage;
+}

@@ -1,0 +1,295 @@
+#include "testgen/make_test_model.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/half.h"
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
+#include "model/gguf_hparams.h"
+#include "model/tensor_names.h"
+#include "testgen/synthetic_tokenizer.h"
+
+namespace gemma_local::testgen {
+namespace {
+
+namespace fs = std::filesystem;
+
+// How a tensor's random values are drawn.
+enum class Init {
+  kEmbedding,    // uniform, std 0.5
+  kMatrix,       // uniform, std 1/sqrt(fan_in) (fan_in = ne[0])
+  kNormGemma3,   // stored w, zero-centred: uniform in [-0.2, 0.2] (the model uses 1 + w)
+  kNormGemma4,   // used as is: uniform in [0.8, 1.2]
+  kPostNorm,     // branch output norms: gain 0.5*sqrt(hidden)*U[0.5, 1.5], so each layer's branches
+                 // are as large as the embedding and the model does not just echo its input
+  kLayerScalar,  // uniform in [0.5, 1.0]
+  kPositive,     // uniform in [0.5, 1.5] (router scales)
+};
+
+struct TensorSpec {
+  std::string name;  // canonical
+  std::vector<int64_t> ne;
+  Init init;
+};
+
+uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t Fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+// Values depend only on (seed, name, element count): never on layout or dtype.
+std::vector<float> DrawValues(const TensorSpec& spec, uint64_t seed, bool gemma3_norm) {
+  uint64_t n = 1;
+  for (int64_t d : spec.ne) n *= static_cast<uint64_t>(d);
+  uint64_t state = seed * 0x2545F4914F6CDD1Dull ^ Fnv1a(spec.name);
+  std::vector<float> v(n);
+  auto uniform = [&](float lo, float hi) {
+    const double u = static_cast<double>(SplitMix64(state) >> 11) * (1.0 / 9007199254740992.0);
+    return static_cast<float>(lo + (hi - lo) * u);
+  };
+  const float sqrt3 = std::sqrt(3.0f);
+  const float branch_gain = 0.5f * std::sqrt(static_cast<float>(spec.ne[0]));
+  for (uint64_t i = 0; i < n; ++i) {
+    switch (spec.init) {
+      case Init::kEmbedding: v[i] = uniform(-0.5f * sqrt3, 0.5f * sqrt3); break;
+      case Init::kMatrix: {
+        const float a = sqrt3 / std::sqrt(static_cast<float>(spec.ne[0]));
+        v[i] = uniform(-a, a);
+        break;
+      }
+      case Init::kNormGemma3: v[i] = uniform(-0.2f, 0.2f); break;
+      case Init::kNormGemma4: v[i] = uniform(0.8f, 1.2f); break;
+      case Init::kPostNorm: v[i] = branch_gain * uniform(0.5f, 1.5f) - (gemma3_norm ? 1.0f : 0.0f); break;
+      case Init::kLayerScalar: v[i] = uniform(0.5f, 1.0f); break;
+      case Init::kPositive: v[i] = uniform(0.5f, 1.5f); break;
+    }
+  }
+  return v;
+}
+
+std::vector<uint8_t> Encode(const std::vector<float>& v, DType dtype) {
+  std::vector<uint8_t> out;
+  if (dtype == DType::kF32) {
+    out.resize(v.size() * 4);
+    std::memcpy(out.data(), v.data(), out.size());
+    return out;
+  }
+  out.resize(v.size() * 2);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const uint16_t h = dtype == DType::kF16 ? F32ToF16(v[i]) : F32ToBf16(v[i]);
+    std::memcpy(out.data() + 2 * i, &h, 2);
+  }
+  return out;
+}
+
+// The values as the HF file stores them, decoded back to float.
+std::vector<float> RoundTrip(const std::vector<float>& v, DType dtype) {
+  if (dtype == DType::kF32) return v;
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    out[i] = dtype == DType::kF16 ? F16ToF32(F32ToF16(v[i])) : Bf16ToF32(F32ToBf16(v[i]));
+  }
+  return out;
+}
+
+std::vector<TensorSpec> DecoderTensors(const HParams& hp) {
+  const bool g4 = hp.family == ModelFamily::kGemma4;
+  const Init norm = g4 ? Init::kNormGemma4 : Init::kNormGemma3;
+  const int64_t H = hp.hidden_size;
+  const int64_t P = hp.per_layer_input_size;
+  const int64_t L = hp.n_layers;
+  std::vector<TensorSpec> t;
+  t.push_back({"token_embd.weight", {H, hp.vocab_size}, Init::kEmbedding});
+  t.push_back({"output_norm.weight", {H}, norm});
+  if (g4 && P > 0) {
+    t.push_back({"per_layer_token_embd.weight", {L * P, hp.per_layer_vocab_size}, Init::kEmbedding});
+    t.push_back({"per_layer_model_proj.weight", {H, L * P}, Init::kMatrix});
+    t.push_back({"per_layer_proj_norm.weight", {P}, norm});
+  }
+  for (int64_t i = 0; i < L; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    const int64_t d = hp.head_dim[i];
+    const int64_t q = hp.n_heads * d;
+    const int64_t kv = hp.n_kv_heads[i] * d;
+    const int64_t ff = hp.ffn_size[i];
+    t.push_back({b + "attn_norm.weight", {H}, norm});
+    t.push_back({b + "attn_q.weight", {H, q}, Init::kMatrix});
+    // Gemma 4 KV-shared layers carry no K/V weights (the transformers-saved form).
+    if (!g4 || hp.owns_kv(i)) {
+      t.push_back({b + "attn_k.weight", {H, kv}, Init::kMatrix});
+      if (hp.has_v_proj[i]) t.push_back({b + "attn_v.weight", {H, kv}, Init::kMatrix});
+      t.push_back({b + "attn_k_norm.weight", {d}, norm});
+    }
+    t.push_back({b + "attn_output.weight", {q, H}, Init::kMatrix});
+    t.push_back({b + "attn_q_norm.weight", {d}, norm});
+    t.push_back({b + "post_attention_norm.weight", {H}, Init::kPostNorm});
+    t.push_back({b + "ffn_norm.weight", {H}, norm});
+    t.push_back({b + "ffn_gate.weight", {H, ff}, Init::kMatrix});
+    t.push_back({b + "ffn_up.weight", {H, ff}, Init::kMatrix});
+    t.push_back({b + "ffn_down.weight", {ff, H}, Init::kMatrix});
+    t.push_back({b + "post_ffw_norm.weight", {H}, Init::kPostNorm});
+    if (!g4) continue;
+    if (hp.n_experts > 0) {
+      const int64_t E = hp.n_experts;
+      const int64_t fe = hp.expert_ffn_size;
+      t.push_back({b + "post_ffw_norm_1.weight", {H}, Init::kPostNorm});
+      t.push_back({b + "pre_ffw_norm_2.weight", {H}, norm});
+      t.push_back({b + "post_ffw_norm_2.weight", {H}, Init::kPostNorm});
+      t.push_back({b + "ffn_gate_inp.weight", {H, E}, Init::kMatrix});
+      t.push_back({b + "ffn_gate_inp.scale", {H}, Init::kPositive});
+      t.push_back({b + "ffn_down_exps.scale", {E}, Init::kPositive});
+      t.push_back({b + "ffn_gate_up_exps.weight", {H, 2 * fe, E}, Init::kMatrix});
+      t.push_back({b + "ffn_down_exps.weight", {fe, H, E}, Init::kMatrix});
+    }
+    if (P > 0) {
+      t.push_back({b + "inp_gate.weight", {H, P}, Init::kMatrix});
+      t.push_back({b + "proj.weight", {P, H}, Init::kMatrix});
+      t.push_back({b + "post_norm.weight", {H}, Init::kPostNorm});
+    }
+    t.push_back({b + "layer_output_scale.weight", {1}, Init::kLayerScalar});
+  }
+  return t;
+}
+
+bool IsNorm(const std::string& name) {
+  const std::string suffix = "norm.weight";
+  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Status WriteTextFile(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) return IoError(path.string() + ": cannot write");
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::vector<std::string> PresetNames() { return {"tiny", "1b-like", "4b-like", "27b-like", "all-global"}; }
+
+Result<HParams> PresetShape(const std::string& name) {
+  HParams hp;
+  hp.family = ModelFamily::kGemma3;
+  hp.context_length = 4096;
+  hp.rope_full = RopeParams{1e6f, 1.0f, 1.0f};
+  hp.rope_sliding = RopeParams{1e4f, 1.0f, 1.0f};
+  int64_t head_dim = 32, n_kv = 1, ffn = 128, pattern = 6;
+  double qpas = 0;
+  if (name == "tiny") {
+    hp.n_layers = 2, hp.hidden_size = 64, hp.n_heads = 2, hp.sliding_window = 8, pattern = 2;
+  } else if (name == "1b-like") {
+    hp.n_layers = 6, hp.hidden_size = 64, hp.n_heads = 4, head_dim = 256, n_kv = 1, hp.sliding_window = 512;
+  } else if (name == "4b-like") {
+    hp.n_layers = 6, hp.hidden_size = 128, hp.n_heads = 8, head_dim = 32, n_kv = 4, hp.sliding_window = 64;
+    hp.rope_full.linear_factor = 8.0f;
+  } else if (name == "27b-like") {
+    hp.n_layers = 62, hp.hidden_size = 168 * 2, hp.n_heads = 2, head_dim = 128, n_kv = 1, ffn = 64;
+    hp.sliding_window = 32;
+    qpas = 168;
+  } else if (name == "all-global") {
+    hp.n_layers = 3, hp.hidden_size = 64, hp.n_heads = 4, head_dim = 16, n_kv = 2, hp.sliding_window = 0;
+  } else {
+    return InvalidArgumentError("unknown preset '" + name + "' (tiny, 1b-like, 4b-like, 27b-like, all-global)");
+  }
+  hp.layer_types = hp.sliding_window > 0 ? PeriodicLayerTypes(hp.n_layers, pattern)
+                                         : std::vector<LayerType>(hp.n_layers, LayerType::kFull);
+  const size_t n = static_cast<size_t>(hp.n_layers);
+  hp.head_dim.assign(n, head_dim);
+  hp.n_kv_heads.assign(n, n_kv);
+  hp.ffn_size.assign(n, ffn);
+  hp.has_v_proj.assign(n, true);
+  hp.attention_scale = static_cast<float>(1.0 / std::sqrt(qpas > 0 ? qpas : static_cast<double>(head_dim)));
+  GL_RETURN_IF_ERROR(ComputeKvSources(hp, "preset " + name));
+  return hp;
+}
+
+Result<WrittenModel> WriteTestModel(const TestModelOptions& options, const std::string& out_dir) {
+  if (!IsPlainFloat(options.dtype)) {
+    return InvalidArgumentError(std::string("test models are written in f32, f16 or bf16, not ") + DTypeName(options.dtype));
+  }
+  TokenizerData tok;
+  if (options.tokenizer == TokenizerSource::kSynthetic) {
+    GL_ASSIGN_OR_RETURN(tok, MakeSyntheticTokenizer(options.hparams.vocab_size > 0 ? options.hparams.vocab_size : 512));
+  } else {
+    GL_ASSIGN_OR_RETURN(tok, LoadGemma3Tokenizer(options.tokenizer_dir));
+  }
+  HParams hp = options.hparams;
+  hp.vocab_size = static_cast<int64_t>(tok.pieces.size());
+  if (hp.per_layer_input_size > 0) hp.per_layer_vocab_size = hp.vocab_size;
+  GL_RETURN_IF_ERROR(hp.Validate("test model options"));
+
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return IoError(out_dir + ": cannot create directory: " + ec.message());
+  const bool g3 = hp.family == ModelFamily::kGemma3;
+  const std::vector<TensorSpec> specs = DecoderTensors(hp);
+  WrittenModel written;
+
+  if (options.write_gguf) {
+    gguf::GgufWriter w;
+    GL_RETURN_IF_ERROR(WriteGgufHParams(hp, w));
+    w.Set("general.name", gguf::Value::String("gemma-local random test model"));
+    WriteGgufTokenizer(tok, w);
+    for (const TensorSpec& spec : specs) {
+      std::vector<float> v = RoundTrip(DrawValues(spec, options.seed, g3), options.dtype);
+      if (spec.ne.size() == 1) {
+        // llama.cpp's converter: 1-D tensors in f32, Gemma 3 norms with the +1 folded in.
+        if (g3 && IsNorm(spec.name)) {
+          for (float& x : v) x += 1.0f;
+        }
+        GL_RETURN_IF_ERROR(w.AddTensor(spec.name, DType::kF32, spec.ne, Encode(v, DType::kF32)));
+      } else {
+        GL_RETURN_IF_ERROR(w.AddTensor(spec.name, options.dtype, spec.ne, Encode(v, options.dtype)));
+      }
+    }
+    written.gguf_path = (fs::path(out_dir) / "model.gguf").string();
+    GL_RETURN_IF_ERROR(w.WriteFile(written.gguf_path));
+  }
+
+  if (options.write_hf) {
+    const fs::path dir = fs::path(out_dir) / "hf";
+    fs::create_directories(dir, ec);
+    if (ec) return IoError(dir.string() + ": cannot create directory: " + ec.message());
+    const bool wrapped = !g3 || options.hf_layout == HfConfigLayout::kConditionalGeneration;
+    const std::string prefix = wrapped ? "model.language_model." : "model.";
+    safetensors::SafetensorsWriter sw;
+    sw.SetMetadata("format", "pt");
+    for (const TensorSpec& spec : specs) {
+      std::optional<std::string> hf_name = HfNameFromCanonical(spec.name, prefix);
+      if (!hf_name) return InternalError("no HF name for tensor " + spec.name);
+      std::vector<int64_t> shape(spec.ne.rbegin(), spec.ne.rend());
+      GL_RETURN_IF_ERROR(sw.AddTensor(*hf_name, options.dtype, std::move(shape),
+                                      Encode(DrawValues(spec, options.seed, g3), options.dtype)));
+    }
+    if (options.hf_shard_bytes > 0) {
+      GL_RETURN_IF_ERROR(sw.WriteSharded(dir.string(), options.hf_shard_bytes));
+    } else {
+      GL_RETURN_IF_ERROR(sw.WriteFile((dir / "model.safetensors").string()));
+    }
+    nlohmann::json config = ConfigJsonFromHParams(hp, options.hf_layout);
+    const char* torch_dtype = options.dtype == DType::kF32 ? "float32" : options.dtype == DType::kF16 ? "float16" : "bfloat16";
+    config["torch_dtype"] = torch_dtype;
+    GL_RETURN_IF_ERROR(WriteTextFile(dir / "config.json", config.dump(2) + "\n"));
+    nlohmann::json gen = {{"bos_token_id", 2}, {"eos_token_id", nlohmann::json::array({1, 106})},
+                          {"pad_token_id", 0}};
+    GL_RETURN_IF_ERROR(WriteTextFile(dir / "generation_config.json", gen.dump(2) + "\n"));
+    GL_RETURN_IF_ERROR(WriteTextFile(dir / "tokenizer.json", tok.hf_tokenizer_json.dump()));
+    GL_RETURN_IF_ERROR(WriteTextFile(dir / "tokenizer_config.json", tok.hf_tokenizer_config.dump(2) + "\n"));
+    written.hf_dir = dir.string();
+  }
+  return written;
+}
+
+}  // namespace gemma_local::testgen
