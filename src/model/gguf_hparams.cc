@@ -124,10 +124,10 @@ Result<HParams> HParamsFromGguf(const GgufFile& f) {
   GL_ASSIGN_OR_RETURN(double base_swa, FloatOr(f, p + "rope.freq_base_swa", 10000.0));
   hp.rope_full = RopeParams{static_cast<float>(base), 1.0f, 1.0f};
   hp.rope_sliding = RopeParams{static_cast<float>(base_swa), 1.0f, 1.0f};
-  if (f.Find(p + "final_logit_softcapping") != nullptr) {
-    GL_ASSIGN_OR_RETURN(double cap, f.GetFloat(p + "final_logit_softcapping"));
-    if (cap != 0.0) hp.final_logit_softcap = cap;
-  }
+  // llama.cpp's default when the key is absent: none for Gemma 3, 30 for Gemma 4. 0 means none.
+  const double default_cap = hp.family == ModelFamily::kGemma4 ? 30.0 : 0.0;
+  GL_ASSIGN_OR_RETURN(double cap, FloatOr(f, p + "final_logit_softcapping", default_cap));
+  if (cap != 0.0) hp.final_logit_softcap = static_cast<float>(cap);
   const gguf::TensorInfo* embd = f.FindTensor("token_embd.weight");
   if (embd == nullptr) return NotFoundError(f.path() + ": tensor 'token_embd.weight' is missing");
   if (embd->ne.size() != 2) {
@@ -235,8 +235,9 @@ Status WriteGgufHParams(const HParams& hp, gguf::GgufWriter& w) {
   w.Set(p + "attention.layer_norm_rms_epsilon", Value::F32(static_cast<float>(hp.rms_norm_eps)));
   w.Set(p + "rope.freq_base", Value::F32(static_cast<float>(hp.rope_full.theta)));
   w.Set(p + "rope.freq_base_swa", Value::F32(static_cast<float>(hp.rope_sliding.theta)));
-  if (hp.final_logit_softcap) {
-    w.Set(p + "final_logit_softcapping", Value::F32(static_cast<float>(*hp.final_logit_softcap)));
+  // Gemma 4 always gets the key: llama.cpp would otherwise assume 30.
+  if (hp.final_logit_softcap || !g3) {
+    w.Set(p + "final_logit_softcapping", Value::F32(hp.final_logit_softcap.value_or(0.0f)));
   }
   const bool any_sliding = hp.n_layers > hp.n_full_layers();
   if (g3) {

@@ -177,9 +177,68 @@ Status WriteTextFile(const fs::path& path, const std::string& text) {
 
 }  // namespace
 
-std::vector<std::string> PresetNames() { return {"tiny", "1b-like", "4b-like", "27b-like", "all-global"}; }
+std::vector<std::string> PresetNames() {
+  return {"tiny", "1b-like", "4b-like", "27b-like", "all-global", "g4-e2b-like", "g4-31b-like", "g4-26b-like"};
+}
+
+namespace {
+
+// Gemma 4 shapes keeping each variant's structure at toy size.
+Result<HParams> Gemma4Preset(const std::string& name) {
+  HParams hp;
+  hp.family = ModelFamily::kGemma4;
+  hp.context_length = 4096;
+  hp.hidden_size = 64;
+  hp.n_heads = 4;
+  hp.sliding_window = 16;
+  hp.attention_scale = 1.0f;
+  hp.final_logit_softcap = 30.0f;
+  hp.rope_full = RopeParams{1e6f, 1.0f, 0.25f};
+  hp.rope_sliding = RopeParams{1e4f, 1.0f, 1.0f};
+  int64_t kv = 1, kv_full = 1, ffn = 128;
+  bool k_eq_v = false, double_wide = false;
+  if (name == "g4-e2b-like") {
+    // Period 5 like E2B, the last 5 layers KV-shared (donors: layer 3 sliding, 4 full), PLE,
+    // double-wide MLP on shared layers.
+    hp.n_layers = 10;
+    hp.layer_types = PeriodicLayerTypes(10, 5);
+    hp.n_kv_shared_layers = 5;
+    hp.per_layer_input_size = 16;
+    double_wide = true;
+  } else if (name == "g4-31b-like") {
+    hp.n_layers = 6;
+    hp.layer_types = PeriodicLayerTypes(6, 6);
+    kv = 2, kv_full = 1, k_eq_v = true;
+  } else if (name == "g4-26b-like") {
+    hp.n_layers = 6;
+    hp.layer_types = PeriodicLayerTypes(6, 6);
+    kv = 2, kv_full = 1, k_eq_v = true, ffn = 64;
+    hp.n_experts = 8, hp.n_experts_used = 2, hp.expert_ffn_size = 32;
+  } else {
+    return InvalidArgumentError("unknown preset '" + name + "' (" + [] {
+      std::string all;
+      for (const std::string& n : PresetNames()) all += (all.empty() ? "" : ", ") + n;
+      return all;
+    }() + ")");
+  }
+  const size_t n = static_cast<size_t>(hp.n_layers);
+  const int64_t first_shared = hp.n_layers - hp.n_kv_shared_layers;
+  for (size_t i = 0; i < n; ++i) {
+    const bool full = hp.layer_types[i] == LayerType::kFull;
+    hp.head_dim.push_back(full ? 64 : 32);
+    hp.n_kv_heads.push_back(full && k_eq_v ? kv_full : kv);
+    hp.has_v_proj.push_back(!(full && k_eq_v));
+    const bool shared = hp.n_kv_shared_layers > 0 && static_cast<int64_t>(i) >= first_shared;
+    hp.ffn_size.push_back(double_wide && shared ? 2 * ffn : ffn);
+  }
+  GL_RETURN_IF_ERROR(ComputeKvSources(hp, "preset " + name));
+  return hp;
+}
+
+}  // namespace
 
 Result<HParams> PresetShape(const std::string& name) {
+  if (name.rfind("g4-", 0) == 0) return Gemma4Preset(name);
   HParams hp;
   hp.family = ModelFamily::kGemma3;
   hp.context_length = 4096;
@@ -201,7 +260,7 @@ Result<HParams> PresetShape(const std::string& name) {
   } else if (name == "all-global") {
     hp.n_layers = 3, hp.hidden_size = 64, hp.n_heads = 4, head_dim = 16, n_kv = 2, hp.sliding_window = 0;
   } else {
-    return InvalidArgumentError("unknown preset '" + name + "' (tiny, 1b-like, 4b-like, 27b-like, all-global)");
+    return Gemma4Preset(name);  // reports the unknown name with the full list
   }
   hp.layer_types = hp.sliding_window > 0 ? PeriodicLayerTypes(hp.n_layers, pattern)
                                          : std::vector<LayerType>(hp.n_layers, LayerType::kFull);

@@ -49,6 +49,9 @@ struct WrittenModel {
 //   "27b-like"    head_dim 128, query_pre_attn_scalar 168 (hidden/heads), 62 layers so llama.cpp
 //                 applies the same scale
 //   "all-global"  no sliding window
+//   "g4-e2b-like" Gemma 4: period-5 layers, KV sharing, per-layer embeddings, double-wide MLP
+//   "g4-31b-like" Gemma 4: K=V full layers with their own KV-head count
+//   "g4-26b-like" Gemma 4: as 31b-like plus MoE (8 experts, top 2)
 // `vocab_size` is set to the tokenizer size by WriteTestModel.
 Result<HParams> PresetShape(const std::string& name);
 std::vector<std::string> PresetNames();
