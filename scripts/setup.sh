@@ -12,8 +12,12 @@ APT_PACKAGES=(
   build-essential g++ clang libclang-rt-14-dev cmake ninja-build pkg-config git
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libhwy-dev
-  python3 python3-jinja2 nodejs npm
+  python3 python3-jinja2
 )
+# Node.js may come from another source (e.g. a vendor repository that bundles npm); only ask apt
+# for it when the commands are missing.
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
