@@ -13,18 +13,22 @@ CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
 targets=()
 for src in tests/fuzz/*_fuzz.cc; do targets+=("$(basename "$src" .cc)"); done
 cmake --build build/fuzz -j"$(nproc)" --target "${targets[@]}"
+root="$(pwd)"
+out="$root/build/fuzz/tests/fuzz"
 for t in "${targets[@]}"; do
-  corpus="build/fuzz/corpus-$t"
+  corpus="$out/corpus-$t"
   mkdir -p "$corpus"
+  args=(-max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1)
+  [ -f "$root/tests/fuzz/${t%_fuzz}.dict" ] && args+=(-dict="$root/tests/fuzz/${t%_fuzz}.dict")
   seeds=()
-  [ -d "tests/fuzz/seeds/$t" ] && seeds+=("tests/fuzz/seeds/$t")
+  [ -d "$root/tests/fuzz/seeds/$t" ] && seeds+=("$root/tests/fuzz/seeds/$t")
   echo "run_fuzzers: $t for ${seconds}s"
-  if ! (cd build/fuzz && "./$t" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
-      -print_final_stats=1 "../../$corpus" "${seeds[@]/#/../../}" > "$t.log" 2>&1); then
-    tail -n 40 "build/fuzz/$t.log"
+  # Crash reproducers land in $out (the working directory).
+  if ! (cd "$out" && "./$t" "${args[@]}" "$corpus" "${seeds[@]}" > "$t.log" 2>&1); then
+    tail -n 40 "$out/$t.log"
     echo "run_fuzzers: $t FAILED"
     exit 1
   fi
-  tail -n 3 "build/fuzz/$t.log"
+  grep -E "^(stat::number_of_executed_units|Done)" "$out/$t.log" || tail -n 2 "$out/$t.log"
 done
 echo "run_fuzzers: all targets ran clean"
