@@ -3,10 +3,11 @@
 // Security contract (the input may be hostile):
 // - Every read goes through Need(), which compares against the bytes that remain; lengths, counts
 //   and offsets are combined only with checked arithmetic (core/checked_math.h).
-// - A claimed count is first checked against `remaining / min_encoded_size`, so no container is
-//   ever reserved beyond what the remaining bytes could actually encode.
+// - A claimed count is first checked against `remaining / min_encoded_size` (an impossible count
+//   is an error), and containers are reserved only up to a small cap (ReserveHint), so memory
+//   follows the bytes actually parsed, never a claimed count.
 // - Array nesting is bounded by kMaxArrayNesting, bounding recursion depth.
-// - Low-level helpers return messages without the file name; Parse() adds the "<file>: " prefix
+// - Low-level helpers return messages without the file name; Run() adds the "<file>: " prefix
 //   exactly once, and each loop adds its "key 'k'" / "tensor 't'" / "element i" context, so every
 //   error reads "<file>: <where>: <what, with expected vs actual>".
 #include <algorithm>
@@ -65,6 +66,15 @@ std::string Quote(std::string_view name) {
   return "'" + (plain ? std::string(name) : EscapeForMessage(name, 200)) + "'";
 }
 
+// Counts are already checked against the remaining bytes, but an in-memory element is far larger
+// than its smallest encoding (a 1-byte u8 becomes a ~48-byte Value). Reserving only up to a cap
+// and growing geometrically beyond it keeps memory proportional to what actually parsed, not to
+// what a hostile count claims.
+size_t ReserveHint(uint64_t count) {
+  constexpr uint64_t kMaxReserve = uint64_t{1} << 16;
+  return static_cast<size_t>(std::min(count, kMaxReserve));
+}
+
 std::string ShapeString(const std::vector<int64_t>& ne) {
   std::string s = "[";
   for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
@@ -96,18 +106,20 @@ class GgufParser {
   uint64_t remaining() const { return size_ - pos_; }
 
   // OK when `n` more bytes exist; otherwise a truncation error naming `what`.
-  Status Need(uint64_t n, std::string_view what) const {
+  // `what` + `suffix` names the field; they are joined only on error, keeping the hot path (one
+  // call per vocabulary entry) free of allocations.
+  Status Need(uint64_t n, std::string_view what, std::string_view suffix = {}) const {
     if (n <= remaining()) return Status::Ok();
-    return CorruptDataError("truncated: " + std::string(what) + " needs " + std::to_string(n) +
-                            " bytes at offset " + std::to_string(pos_) + ", but only " +
-                            std::to_string(remaining()) + " remain (file is " +
+    return CorruptDataError("truncated: " + std::string(what) + std::string(suffix) + " needs " +
+                            std::to_string(n) + " bytes at offset " + std::to_string(pos_) +
+                            ", but only " + std::to_string(remaining()) + " remain (file is " +
                             std::to_string(size_) + " bytes)");
   }
 
   // Reads a little-endian unsigned integer of `width` bytes (1, 2, 4 or 8). Assembled bytewise so
   // the result is independent of host endianness and alignment.
-  Result<uint64_t> ReadUint(int width, std::string_view what) {
-    GL_RETURN_IF_ERROR(Need(static_cast<uint64_t>(width), what));
+  Result<uint64_t> ReadUint(int width, std::string_view what, std::string_view suffix = {}) {
+    GL_RETURN_IF_ERROR(Need(static_cast<uint64_t>(width), what, suffix));
     uint64_t v = 0;
     for (int i = 0; i < width; ++i) v |= static_cast<uint64_t>(data_[pos_ + i]) << (8 * i);
     pos_ += static_cast<uint64_t>(width);
@@ -117,7 +129,7 @@ class GgufParser {
   // Reads a GGUF string (u64 length + bytes) as a view into the input. The length is checked
   // against both the remaining bytes and `max_len` before anything is touched.
   Result<std::string_view> ReadString(std::string_view what, uint64_t max_len) {
-    GL_ASSIGN_OR_RETURN(uint64_t len, ReadUint(8, std::string(what) + " length"));
+    GL_ASSIGN_OR_RETURN(uint64_t len, ReadUint(8, what, " length"));
     if (len > remaining()) {
       return CorruptDataError(std::string(what) + " length " + std::to_string(len) +
                               " exceeds the " + std::to_string(remaining()) +
@@ -185,11 +197,10 @@ class GgufParser {
   Status CheckCounts(uint64_t tensor_count, uint64_t kv_count) const {
     auto kv_bytes = CheckedMul(kv_count, kMinKvBytes);
     if (!kv_bytes || *kv_bytes > remaining()) {
-      return CorruptDataError("kv_count " + std::to_string(kv_count) +
-                              " is impossible: each entry takes at least " +
-                              std::to_string(kMinKvBytes) + " bytes and only " +
-                              std::to_string(remaining()) +
-                              " bytes remain (truncated file or corrupt count)");
+      return CorruptDataError(
+          "kv_count " + std::to_string(kv_count) + " is impossible: each entry takes at least " +
+          std::to_string(kMinKvBytes) + " bytes and only " + std::to_string(remaining()) +
+          " bytes remain (truncated file or corrupt count)");
     }
     auto ti_bytes = CheckedMul(tensor_count, kMinTensorInfoBytes);
     auto total = ti_bytes ? CheckedAdd(*ti_bytes, *kv_bytes) : std::nullopt;
@@ -207,7 +218,7 @@ class GgufParser {
   Status ParseMetadata(GgufFile& file, uint64_t kv_count) {
     // Keys are views into the input: stable, unlike the std::string copies being moved around.
     std::unordered_map<std::string_view, uint64_t> seen;
-    file.metadata_.reserve(static_cast<size_t>(kv_count));  // bounded by CheckCounts
+    file.metadata_.reserve(ReserveHint(kv_count));
     for (uint64_t i = 0; i < kv_count; ++i) {
       const std::string entry = "key #" + std::to_string(i);
       Result<std::string_view> key = ReadString("key", kMaxKeyBytes);
@@ -247,7 +258,7 @@ class GgufParser {
       case ValueType::kU32:
       case ValueType::kU64: {
         const int width = static_cast<int>(MinEncodedSize(type));
-        GL_ASSIGN_OR_RETURN(uint64_t v, ReadUint(width, std::string(ValueTypeName(type)) + " value"));
+        GL_ASSIGN_OR_RETURN(uint64_t v, ReadUint(width, ValueTypeName(type), " value"));
         return Value{type, v};
       }
       case ValueType::kI8:
@@ -255,7 +266,7 @@ class GgufParser {
       case ValueType::kI32:
       case ValueType::kI64: {
         const int width = static_cast<int>(MinEncodedSize(type));
-        GL_ASSIGN_OR_RETURN(uint64_t v, ReadUint(width, std::string(ValueTypeName(type)) + " value"));
+        GL_ASSIGN_OR_RETURN(uint64_t v, ReadUint(width, ValueTypeName(type), " value"));
         // Sign-extend from `width` bytes (two's complement on disk).
         const int shift = 64 - 8 * width;
         const auto s = static_cast<int64_t>(v << shift) >> shift;
@@ -305,15 +316,15 @@ class GgufParser {
     GL_ASSIGN_OR_RETURN(uint64_t count, ReadUint(8, "array count"));
     const uint64_t min_size = MinEncodedSize(elem_type);
     if (count > remaining() / min_size) {
-      return CorruptDataError("array count " + std::to_string(count) + " is impossible: " +
-                              ValueTypeName(elem_type) + " elements take at least " +
-                              std::to_string(min_size) + (min_size == 1 ? " byte" : " bytes") +
-                              " each and only " + std::to_string(remaining()) +
-                              " bytes remain (truncated file or corrupt count)");
+      return CorruptDataError(
+          "array count " + std::to_string(count) + " is impossible: " + ValueTypeName(elem_type) +
+          " elements take at least " + std::to_string(min_size) +
+          (min_size == 1 ? " byte" : " bytes") + " each and only " + std::to_string(remaining()) +
+          " bytes remain (truncated file or corrupt count)");
     }
     ArrayValue arr;
     arr.elem_type = elem_type;
-    arr.elems.reserve(static_cast<size_t>(count));  // bounded just above
+    arr.elems.reserve(ReserveHint(count));
     for (uint64_t j = 0; j < count; ++j) {
       Result<Value> e = ReadValue(elem_type, depth + 1);
       if (!e.ok()) return e.status().WithContext("element " + std::to_string(j));
@@ -343,7 +354,7 @@ class GgufParser {
 
   Status ParseTensorInfos(GgufFile& file, uint64_t tensor_count) {
     std::unordered_map<std::string_view, uint64_t> seen;
-    file.tensors_.reserve(static_cast<size_t>(tensor_count));  // bounded by CheckCounts
+    file.tensors_.reserve(ReserveHint(tensor_count));
     for (uint64_t i = 0; i < tensor_count; ++i) {
       const std::string entry = "tensor #" + std::to_string(i);
       Result<std::string_view> name = ReadString("name", kMaxTensorNameBytes);
@@ -436,8 +447,8 @@ class GgufParser {
       auto end = begin ? CheckedAdd(*begin, t.n_bytes) : std::nullopt;
       if (!end) {
         return CorruptDataError(where + ": data offset " + std::to_string(*data_offset) + " + " +
-                                std::to_string(t.offset) + " + size " +
-                                std::to_string(t.n_bytes) + " overflows 64 bits");
+                                std::to_string(t.offset) + " + size " + std::to_string(t.n_bytes) +
+                                " overflows 64 bits");
       }
       if (*end > size_) {
         return CorruptDataError(where + ": data " + Range(*begin, *end) +
@@ -449,19 +460,18 @@ class GgufParser {
     std::vector<const TensorInfo*> order;
     order.reserve(file.tensors_.size());
     for (const TensorInfo& t : file.tensors_) order.push_back(&t);
-    std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {
-      return a->offset < b->offset;
-    });
+    std::sort(order.begin(), order.end(),
+              [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
     for (size_t i = 1; i < order.size(); ++i) {
       const TensorInfo& prev = *order[i - 1];
       const TensorInfo& cur = *order[i];
       const uint64_t prev_end = prev.offset + prev.n_bytes;  // bounded by the file size above
       if (prev_end > cur.offset) {
-        return CorruptDataError("tensor " + Quote(cur.name) + ": data " +
-                                Range(*data_offset + cur.offset, *data_offset + cur.offset +
-                                                                     cur.n_bytes) +
-                                " overlaps tensor " + Quote(prev.name) + " at " +
-                                Range(*data_offset + prev.offset, *data_offset + prev_end));
+        return CorruptDataError(
+            "tensor " + Quote(cur.name) + ": data " +
+            Range(*data_offset + cur.offset, *data_offset + cur.offset + cur.n_bytes) +
+            " overlaps tensor " + Quote(prev.name) + " at " +
+            Range(*data_offset + prev.offset, *data_offset + prev_end));
       }
     }
     return Status::Ok();

@@ -54,14 +54,13 @@ std::string Quote(std::string_view key) {
 Result<int64_t> IntOf(const Value& v) {
   if (const auto* u = std::get_if<uint64_t>(&v.data)) {
     if (*u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return CorruptDataError(std::string(ValueTypeName(v.type)) + " value " +
-                              std::to_string(*u) + " does not fit in int64");
+      return CorruptDataError(std::string(ValueTypeName(v.type)) + " value " + std::to_string(*u) +
+                              " does not fit in int64");
     }
     return static_cast<int64_t>(*u);
   }
   if (const auto* s = std::get_if<int64_t>(&v.data)) return *s;
-  return InternalError(std::string("value of type ") + ValueTypeName(v.type) +
-                       " holds no integer");
+  return InternalError(std::string("value of type ") + ValueTypeName(v.type) + " holds no integer");
 }
 
 // One integer or float element as double, or an error fragment.
@@ -69,27 +68,39 @@ Result<double> FloatOf(const Value& v) {
   if (const auto* d = std::get_if<double>(&v.data)) return *d;
   if (const auto* u = std::get_if<uint64_t>(&v.data)) return static_cast<double>(*u);
   if (const auto* s = std::get_if<int64_t>(&v.data)) return static_cast<double>(*s);
-  return InternalError(std::string("value of type ") + ValueTypeName(v.type) +
-                       " holds no number");
+  return InternalError(std::string("value of type ") + ValueTypeName(v.type) + " holds no number");
 }
 
 }  // namespace
 
 const char* ValueTypeName(ValueType type) {
   switch (type) {
-    case ValueType::kU8: return "u8";
-    case ValueType::kI8: return "i8";
-    case ValueType::kU16: return "u16";
-    case ValueType::kI16: return "i16";
-    case ValueType::kU32: return "u32";
-    case ValueType::kI32: return "i32";
-    case ValueType::kF32: return "f32";
-    case ValueType::kBool: return "bool";
-    case ValueType::kString: return "string";
-    case ValueType::kArray: return "array";
-    case ValueType::kU64: return "u64";
-    case ValueType::kI64: return "i64";
-    case ValueType::kF64: return "f64";
+    case ValueType::kU8:
+      return "u8";
+    case ValueType::kI8:
+      return "i8";
+    case ValueType::kU16:
+      return "u16";
+    case ValueType::kI16:
+      return "i16";
+    case ValueType::kU32:
+      return "u32";
+    case ValueType::kI32:
+      return "i32";
+    case ValueType::kF32:
+      return "f32";
+    case ValueType::kBool:
+      return "bool";
+    case ValueType::kString:
+      return "string";
+    case ValueType::kArray:
+      return "array";
+    case ValueType::kU64:
+      return "u64";
+    case ValueType::kI64:
+      return "i64";
+    case ValueType::kF64:
+      return "f64";
   }
   return "unknown";
 }
@@ -207,15 +218,14 @@ Result<std::vector<T>> ConvertArray(const GgufFile& file, std::string_view key, 
 
 Result<int64_t> GgufFile::GetInt(std::string_view key) const {
   GL_ASSIGN_OR_RETURN(const Value* v, Lookup(*this, key, "an integer",
-                                              [](const Value& x) { return IsIntType(x.type); }));
+                                             [](const Value& x) { return IsIntType(x.type); }));
   Result<int64_t> r = IntOf(*v);
   if (!r.ok()) return r.status().WithContext(path_ + ": key " + Quote(key));
   return r;
 }
 
 Result<double> GgufFile::GetFloat(std::string_view key) const {
-  GL_ASSIGN_OR_RETURN(const Value* v,
-                      Lookup(*this, key, "a number", [](const Value& x) {
+  GL_ASSIGN_OR_RETURN(const Value* v, Lookup(*this, key, "a number", [](const Value& x) {
                         return IsFloatType(x.type) || IsIntType(x.type);
                       }));
   Result<double> r = FloatOf(*v);
@@ -240,15 +250,14 @@ Result<std::string> GgufFile::GetString(std::string_view key) const {
 
 Result<std::vector<int64_t>> GgufFile::GetIntArray(std::string_view key) const {
   GL_ASSIGN_OR_RETURN(const Value* v, Lookup(*this, key, "an array of integers",
-                                              ArrayOf([](ValueType t) { return IsIntType(t); })));
+                                             ArrayOf([](ValueType t) { return IsIntType(t); })));
   return ConvertArray<int64_t>(*this, key, *v, IntOf);
 }
 
 Result<std::vector<double>> GgufFile::GetFloatArray(std::string_view key) const {
   GL_ASSIGN_OR_RETURN(const Value* v,
-                      Lookup(*this, key, "an array of numbers", ArrayOf([](ValueType t) {
-                               return IsFloatType(t) || IsIntType(t);
-                             })));
+                      Lookup(*this, key, "an array of numbers",
+                             ArrayOf([](ValueType t) { return IsFloatType(t) || IsIntType(t); })));
   return ConvertArray<double>(*this, key, *v, FloatOf);
 }
 

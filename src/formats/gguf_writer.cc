@@ -13,10 +13,10 @@
 
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -134,11 +134,23 @@ Status PadTo(Sink& sink, uint64_t alignment) {
 // Encoded width of a fixed-size scalar type; 0 for string, array and out-of-range ids.
 int ScalarWidth(ValueType type) {
   switch (type) {
-    case ValueType::kU8: case ValueType::kI8: case ValueType::kBool: return 1;
-    case ValueType::kU16: case ValueType::kI16: return 2;
-    case ValueType::kU32: case ValueType::kI32: case ValueType::kF32: return 4;
-    case ValueType::kU64: case ValueType::kI64: case ValueType::kF64: return 8;
-    default: return 0;
+    case ValueType::kU8:
+    case ValueType::kI8:
+    case ValueType::kBool:
+      return 1;
+    case ValueType::kU16:
+    case ValueType::kI16:
+      return 2;
+    case ValueType::kU32:
+    case ValueType::kI32:
+    case ValueType::kF32:
+      return 4;
+    case ValueType::kU64:
+    case ValueType::kI64:
+    case ValueType::kF64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -173,8 +185,10 @@ Status ValidateValue(const Value& v, int depth) {
   if (IsSigned(v.type)) {
     const auto* s = std::get_if<int64_t>(&v.data);
     if (s == nullptr) return mismatch();
-    const int64_t lo = width < 8 ? -(int64_t{1} << (8 * width - 1)) : std::numeric_limits<int64_t>::min();
-    const int64_t hi = width < 8 ? (int64_t{1} << (8 * width - 1)) - 1 : std::numeric_limits<int64_t>::max();
+    const int64_t lo =
+        width < 8 ? -(int64_t{1} << (8 * width - 1)) : std::numeric_limits<int64_t>::min();
+    const int64_t hi =
+        width < 8 ? (int64_t{1} << (8 * width - 1)) - 1 : std::numeric_limits<int64_t>::max();
     if (*s < lo || *s > hi) {
       return InvalidArgumentError(type_name + " value " + std::to_string(*s) + " out of range");
     }
@@ -190,9 +204,8 @@ Status ValidateValue(const Value& v, int depth) {
       const auto* s = std::get_if<std::string>(&v.data);
       if (s == nullptr) return mismatch();
       if (size_t bad = FirstInvalidUtf8Offset(*s); bad != s->size()) {
-        return InvalidArgumentError("string value is not valid UTF-8 (byte " +
-                                    std::to_string(bad) + " of " + std::to_string(s->size()) +
-                                    ")");
+        return InvalidArgumentError("string value is not valid UTF-8 (byte " + std::to_string(bad) +
+                                    " of " + std::to_string(s->size()) + ")");
       }
       return Status::Ok();
     }
@@ -212,8 +225,7 @@ Status ValidateValue(const Value& v, int depth) {
         Status s = e.type == arr->elem_type
                        ? ValidateValue(e, depth + 1)
                        : InvalidArgumentError(std::string("has type ") + ValueTypeName(e.type) +
-                                              " in an array of " +
-                                              ValueTypeName(arr->elem_type));
+                                              " in an array of " + ValueTypeName(arr->elem_type));
         if (!s.ok()) return s.WithContext("element " + std::to_string(i));
       }
       return Status::Ok();
@@ -228,14 +240,20 @@ Status ValidateValue(const Value& v, int depth) {
 Status EmitValue(Sink& sink, const Value& v) {
   const int width = ScalarWidth(v.type);
   switch (v.type) {
-    case ValueType::kU8: case ValueType::kU16: case ValueType::kU32: case ValueType::kU64:
+    case ValueType::kU8:
+    case ValueType::kU16:
+    case ValueType::kU32:
+    case ValueType::kU64:
       return PutUint(sink, *std::get_if<uint64_t>(&v.data), width);
-    case ValueType::kI8: case ValueType::kI16: case ValueType::kI32: case ValueType::kI64:
+    case ValueType::kI8:
+    case ValueType::kI16:
+    case ValueType::kI32:
+    case ValueType::kI64:
       // Two's complement, truncated to the width (the value was range-checked).
       return PutUint(sink, static_cast<uint64_t>(*std::get_if<int64_t>(&v.data)), width);
     case ValueType::kF32:
-      return PutUint(sink, std::bit_cast<uint32_t>(static_cast<float>(*std::get_if<double>(&v.data))),
-                     4);
+      return PutUint(sink,
+                     std::bit_cast<uint32_t>(static_cast<float>(*std::get_if<double>(&v.data))), 4);
     case ValueType::kF64:
       return PutUint(sink, std::bit_cast<uint64_t>(*std::get_if<double>(&v.data)), 8);
     case ValueType::kBool:
@@ -271,16 +289,15 @@ Status GgufWriter::AddTensor(std::string name, DType dtype, std::vector<int64_t>
   const std::string where = "tensor " + Quote(name);
   if (name.size() > kMaxTensorNameBytes) {
     return InvalidArgumentError(where + ": name is " + std::to_string(name.size()) +
-                                " bytes, over the limit of " +
-                                std::to_string(kMaxTensorNameBytes));
+                                " bytes, over the limit of " + std::to_string(kMaxTensorNameBytes));
   }
   if (!IsValidUtf8(name)) return InvalidArgumentError(where + ": name is not valid UTF-8");
   for (const auto& t : tensors_) {
     if (t.name == name) return InvalidArgumentError(where + ": duplicate tensor name");
   }
   if (ne.empty() || ne.size() > kMaxDims) {
-    return InvalidArgumentError(where + ": " + std::to_string(ne.size()) +
-                                " dims, expected 1.." + std::to_string(kMaxDims));
+    return InvalidArgumentError(where + ": " + std::to_string(ne.size()) + " dims, expected 1.." +
+                                std::to_string(kMaxDims));
   }
   uint64_t n_elements = 1;
   for (size_t d = 0; d < ne.size(); ++d) {
@@ -312,8 +329,7 @@ Status GgufWriter::AddTensor(std::string name, DType dtype, std::vector<int64_t>
   if (*n_bytes != data.size()) {
     return InvalidArgumentError(where + ": data has " + std::to_string(data.size()) +
                                 " bytes, expected " + std::to_string(*n_bytes) + " for " +
-                                traits.name + " with " + std::to_string(n_elements) +
-                                " elements");
+                                traits.name + " with " + std::to_string(n_elements) + " elements");
   }
   tensors_.push_back(PendingTensor{std::move(name), dtype, std::move(ne), std::move(data)});
   return Status::Ok();
@@ -436,8 +452,7 @@ Status GgufWriter::WriteFile(const std::string& path, uint64_t alignment) const 
     if (fd < 0 && errno != EEXIST) break;
   }
   if (fd < 0) {
-    return IoError(path + ": cannot create temporary file '" + tmp +
-                   "': " + std::strerror(errno));
+    return IoError(path + ": cannot create temporary file '" + tmp + "': " + std::strerror(errno));
   }
   auto fail = [&](Status s) {
     ::close(fd);

@@ -45,19 +45,27 @@ class IndexHandler final : public nlohmann::json_sax<Json> {
   bool has_weight_map() const { return has_weight_map_; }
   const std::string& error() const { return error_; }
 
-  bool null() override { return OnScalar("null", nullptr); }
-  bool boolean(bool v) override { return OnScalar(v ? "boolean true" : "boolean false", nullptr); }
+  bool null() override {
+    return OnScalar(nullptr, [] { return std::string("null"); });
+  }
+  bool boolean(bool v) override {
+    return OnScalar(nullptr, [v] { return std::string(v ? "boolean true" : "boolean false"); });
+  }
   bool number_integer(number_integer_t v) override {
-    return OnScalar("number " + std::to_string(v), nullptr);
+    return OnScalar(nullptr, [v] { return "number " + std::to_string(v); });
   }
   bool number_unsigned(number_unsigned_t v) override {
-    return OnScalar("number " + std::to_string(v), nullptr);
+    return OnScalar(nullptr, [v] { return "number " + std::to_string(v); });
   }
   bool number_float(number_float_t, const string_t& s) override {
-    return OnScalar("number " + EscapeForMessage(s, 40), nullptr);
+    return OnScalar(nullptr, [&s] { return "number " + EscapeForMessage(s, 40); });
   }
-  bool string(string_t& v) override { return OnScalar("string " + Quote(v), &v); }
-  bool binary(binary_t&) override { return OnScalar("binary value", nullptr); }
+  bool string(string_t& v) override {
+    return OnScalar(&v, [&v] { return "string " + Quote(v); });
+  }
+  bool binary(binary_t&) override {
+    return OnScalar(nullptr, [] { return std::string("binary value"); });
+  }
 
   bool start_object(std::size_t) override { return OnStart(/*is_object=*/true); }
   bool start_array(std::size_t) override { return OnStart(/*is_object=*/false); }
@@ -96,22 +104,24 @@ class IndexHandler final : public nlohmann::json_sax<Json> {
     return false;
   }
 
-  bool OnScalar(const std::string& description, const std::string* str) {
+  // `describe()` renders the value for an error message; it runs only on error paths.
+  template <typename Describe>
+  bool OnScalar(const std::string* str, Describe describe) {
     switch (state_) {
       case State::kStart:
-        return Fail("index must be a JSON object, got " + description);
+        return Fail("index must be a JSON object, got " + describe());
       case State::kRootValue:
         if (pending_ == "weight_map") {
           return Fail("'weight_map' must be an object of tensor name to shard file name, got " +
-                      description);
+                      describe());
         }
-        if (pending_ == "metadata") return Fail("'metadata' must be an object, got " + description);
+        if (pending_ == "metadata") return Fail("'metadata' must be an object, got " + describe());
         state_ = State::kRootKey;  // an unknown top-level scalar field: ignored
         return true;
       case State::kMapValue:
         if (str == nullptr) {
           return Fail("weight_map: tensor " + Quote(pending_) +
-                      ": shard must be a file name string, got " + description);
+                      ": shard must be a file name string, got " + describe());
         }
         weight_map_.emplace(std::move(pending_), *str);
         state_ = State::kMapKey;

@@ -75,11 +75,39 @@ struct RawEntry {
   bool has_offsets = false;
 };
 
-// A JSON scalar as reported by the SAX parser, described for error messages.
+// A JSON value event as reported by the SAX parser; described only when it is an error.
 struct Scalar {
-  std::string description;                 // "null", "boolean true", "negative integer -3", ...
-  std::optional<uint64_t> unsigned_value;  // set for non-negative integers
-  const std::string* string_value = nullptr;
+  enum class Kind { kNull, kBool, kNegative, kUnsigned, kFloat, kString, kBinary, kObject, kArray };
+  Kind kind;
+  uint64_t unsigned_value = 0;        // kUnsigned (also "-0")
+  int64_t negative_value = 0;         // kNegative
+  bool bool_value = false;            // kBool
+  const std::string* text = nullptr;  // kString: the value; kFloat: the literal as written
+
+  // "null", "boolean true", "negative integer -3", "string 'F4'", "array", ...
+  std::string Describe() const {
+    switch (kind) {
+      case Kind::kNull:
+        return "null";
+      case Kind::kBool:
+        return bool_value ? "boolean true" : "boolean false";
+      case Kind::kNegative:
+        return "negative integer " + std::to_string(negative_value);
+      case Kind::kUnsigned:
+        return "integer " + std::to_string(unsigned_value);
+      case Kind::kFloat:
+        return "number " + EscapeForMessage(*text, 40) + " (not a 64-bit integer)";
+      case Kind::kString:
+        return "string " + Quote(*text);
+      case Kind::kBinary:
+        return "binary value";
+      case Kind::kObject:
+        return "object";
+      case Kind::kArray:
+        return "array";
+    }
+    return "value";
+  }
 };
 
 // Walks the header's JSON events and enforces the safetensors grammar:
@@ -95,28 +123,36 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
   // Empty unless a handler failed; then the error text (without the file name).
   const std::string& error() const { return error_; }
 
-  bool null() override { return OnScalar({"null", std::nullopt, nullptr}); }
+  bool null() override { return OnScalar({Scalar::Kind::kNull}); }
   bool boolean(bool val) override {
-    return OnScalar({val ? "boolean true" : "boolean false", std::nullopt, nullptr});
+    Scalar v{Scalar::Kind::kBool};
+    v.bool_value = val;
+    return OnScalar(v);
   }
   bool number_integer(number_integer_t val) override {
     // nlohmann reports only literals with a leading '-' here; "-0" is still a valid zero.
-    if (val == 0) return OnScalar({"integer 0", uint64_t{0}, nullptr});
-    return OnScalar({"negative integer " + std::to_string(val), std::nullopt, nullptr});
+    Scalar v{val == 0 ? Scalar::Kind::kUnsigned : Scalar::Kind::kNegative};
+    v.negative_value = val;
+    return OnScalar(v);
   }
   bool number_unsigned(number_unsigned_t val) override {
-    return OnScalar({"integer " + std::to_string(val), uint64_t{val}, nullptr});
+    Scalar v{Scalar::Kind::kUnsigned};
+    v.unsigned_value = val;
+    return OnScalar(v);
   }
-  bool number_float(number_float_t, const string_t& text) override {
+  bool number_float(number_float_t, const string_t& literal) override {
     // Fractions, exponents and integers beyond 64 bits all arrive here.
-    return OnScalar({"number " + EscapeForMessage(text, 40) + " (not a 64-bit integer)",
-                     std::nullopt, nullptr});
+    Scalar v{Scalar::Kind::kFloat};
+    v.text = &literal;
+    return OnScalar(v);
   }
   bool string(string_t& val) override {
-    return OnScalar({"string " + Quote(val), std::nullopt, &val});
+    Scalar v{Scalar::Kind::kString};
+    v.text = &val;
+    return OnScalar(v);
   }
   bool binary(binary_t&) override {
-    return OnScalar({"binary value", std::nullopt, nullptr});  // never produced by JSON text
+    return OnScalar({Scalar::Kind::kBinary});  // never produced by JSON text
   }
 
   bool start_object(std::size_t) override {
@@ -134,7 +170,7 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
         }
         return true;
       default:
-        return OnScalar({"object", std::nullopt, nullptr});
+        return OnScalar({Scalar::Kind::kObject});
     }
   }
 
@@ -147,14 +183,15 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
       state_ = State::kOffsets;
       return true;
     }
-    return OnScalar({"array", std::nullopt, nullptr});
+    return OnScalar({Scalar::Kind::kArray});
   }
 
   bool key(string_t& val) override {
     switch (state_) {
       case State::kRootKey:
-        if (val.empty())
+        if (val.empty()) {
           return Fail("tensor name is empty (the header has an entry with key \"\")");
+        }
         if (val == kMetadataKey && seen_metadata_) return Fail("duplicate __metadata__ entry");
         if (val == kMetadataKey) seen_metadata_ = true;
         pending_key_ = val;
@@ -256,66 +293,65 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
   bool OnScalar(const Scalar& v) {
     switch (state_) {
       case State::kStart:
-        return Fail("header must be a JSON object, got " + v.description);
+        return Fail("header must be a JSON object, got " + v.Describe());
       case State::kRootValue:
         if (pending_key_ == kMetadataKey) {
-          return Fail("__metadata__ must be an object of string to string, got " + v.description);
+          return Fail("__metadata__ must be an object of string to string, got " + v.Describe());
         }
         return Fail("tensor " + Quote(pending_key_) +
                     ": entry must be an object with dtype, shape and data_offsets, got " +
-                    v.description);
+                    v.Describe());
       case State::kMetaValue:
-        if (v.string_value == nullptr) {
+        if (v.kind != Scalar::Kind::kString) {
           return Fail("__metadata__ key " + Quote(pending_key_) + ": value must be a string, got " +
-                      v.description);
+                      v.Describe());
         }
-        metadata_.emplace(std::move(pending_key_), *v.string_value);
+        metadata_.emplace(std::move(pending_key_), *v.text);
         state_ = State::kMetaKey;
         return true;
       case State::kEntryValue:
-        if (field_ == Field::kDtype && v.string_value != nullptr) {
-          entry_.dtype = *v.string_value;
+        if (field_ == Field::kDtype && v.kind == Scalar::Kind::kString) {
+          entry_.dtype = *v.text;
           state_ = State::kEntryKey;
           return true;
         }
         if (field_ == Field::kDtype) {
-          return Fail(TensorPrefix() + "field 'dtype' must be a string, got " + v.description);
+          return Fail(TensorPrefix() + "field 'dtype' must be a string, got " + v.Describe());
         }
         if (field_ == Field::kShape) {
           return Fail(TensorPrefix() +
                       "field 'shape' must be an array of non-negative integers, got " +
-                      v.description);
+                      v.Describe());
         }
         return Fail(TensorPrefix() + "field 'data_offsets' must be an array of 2 integers, got " +
-                    v.description);
+                    v.Describe());
       case State::kShape: {
-        const std::string where = "shape[" + std::to_string(entry_.shape.size()) + "]";
-        if (!v.unsigned_value) {
-          return Fail(TensorPrefix() + where + " is " + v.description +
+        auto where = [&] { return "shape[" + std::to_string(entry_.shape.size()) + "]"; };
+        if (v.kind != Scalar::Kind::kUnsigned) {
+          return Fail(TensorPrefix() + where() + " is " + v.Describe() +
                       ", expected a non-negative integer");
         }
-        if (*v.unsigned_value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-          return Fail(TensorPrefix() + where + " is " + std::to_string(*v.unsigned_value) +
+        if (v.unsigned_value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+          return Fail(TensorPrefix() + where() + " is " + std::to_string(v.unsigned_value) +
                       ", larger than the largest dimension (2^63 - 1)");
         }
         if (entry_.shape.size() == kMaxDims) {
           return Fail(TensorPrefix() + "shape has more than " + std::to_string(kMaxDims) +
                       " dimensions");
         }
-        entry_.shape.push_back(static_cast<int64_t>(*v.unsigned_value));
+        entry_.shape.push_back(static_cast<int64_t>(v.unsigned_value));
         return true;
       }
       case State::kOffsets: {
-        const std::string where = "data_offsets[" + std::to_string(entry_.offsets.size()) + "]";
-        if (!v.unsigned_value) {
-          return Fail(TensorPrefix() + where + " is " + v.description +
-                      ", expected a non-negative integer");
+        if (v.kind != Scalar::Kind::kUnsigned) {
+          return Fail(TensorPrefix() + "data_offsets[" + std::to_string(entry_.offsets.size()) +
+                      "] is " + v.Describe() + ", expected a non-negative integer");
         }
         if (entry_.offsets.size() == 2) {
           return Fail(TensorPrefix() +
                       "data_offsets must hold exactly 2 integers [begin, end], got more");
         }
-        entry_.offsets.push_back(*v.unsigned_value);
+        entry_.offsets.push_back(v.unsigned_value);
         return true;
       }
       case State::kRootKey:
@@ -340,7 +376,8 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
 }  // namespace
 
 uint64_t Tensor::n_elements() const {
-  // Saturates instead of wrapping; tensors produced by the reader never overflow (validated).
+  // 0 when any dimension is 0 (negative ones never pass validation). Saturates instead of
+  // wrapping; tensors from the reader or for the writer never overflow (both validate).
   uint64_t n = 1;
   for (int64_t d : shape) {
     if (d <= 0) return 0;

@@ -54,8 +54,9 @@ struct FilePlan {
 Result<FilePlan> PlanFile(const std::vector<TensorRef>& tensors,
                           const std::map<std::string, std::string>& metadata) {
   for (const auto& [key, value] : metadata) {
-    if (!IsValidUtf8(key))
+    if (!IsValidUtf8(key)) {
       return InvalidArgumentError("metadata key " + Quote(key) + " is not valid UTF-8");
+    }
     if (!IsValidUtf8(value)) {
       return InvalidArgumentError("metadata value for key " + Quote(key) + " is not valid UTF-8");
     }
@@ -132,8 +133,9 @@ Status WriteAtomically(const std::string& path, const std::vector<std::string_vi
     status = WriteAll(fd, reinterpret_cast<const uint8_t*>(piece.data()), piece.size(), tmp);
     if (!status.ok()) break;
   }
-  if (status.ok() && ::fsync(fd) != 0)
+  if (status.ok() && ::fsync(fd) != 0) {
     status = IoError(tmp + ": fsync failed: " + std::strerror(errno));
+  }
   if (::close(fd) != 0 && status.ok()) {
     status = IoError(tmp + ": close failed: " + std::strerror(errno));
   }
