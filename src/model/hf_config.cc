@@ -368,6 +368,10 @@ Result<std::string> ReadSmallFile(const std::string& path, uint64_t max_bytes) {
 
 Result<HParams> LoadHfConfig(const std::string& path) {
   GL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, 16u << 20));
+  // nlohmann stops at a NUL byte as if the input ended there; JSON text never contains one.
+  if (text.find('\0') != std::string::npos) {
+    return CorruptDataError(path + ": contains a NUL byte at offset " + std::to_string(text.find('\0')));
+  }
   json config = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded()) return CorruptDataError(path + ": not valid JSON");
   return HParamsFromConfigJson(config, path);
