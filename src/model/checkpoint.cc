@@ -8,6 +8,7 @@
 #include "model/gguf_hparams.h"
 #include "model/hf_config.h"
 #include "model/tensor_names.h"
+#include "model/tensor_table.h"
 
 namespace gemma_local {
 
@@ -59,7 +60,71 @@ Result<Checkpoint> Checkpoint::OpenGguf(const std::string& path) {
   ck.has_chat_template_ = f.Find("tokenizer.chat_template") != nullptr;
   ck.norm_unit_offset_ = ck.hparams_.family == ModelFamily::kGemma3;
   ck.BuildIndex();
+  GL_RETURN_IF_ERROR(ck.ValidateTensors());
   return ck;
+}
+
+namespace {
+
+std::string DimsString(const std::vector<int64_t>& ne) {
+  std::string s = "{";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "}";
+}
+
+std::string Describe(const WeightTensor& t) {
+  return t.file_name == t.name ? "tensor '" + t.name + "'" : "tensor '" + t.file_name + "' (" + t.name + ")";
+}
+
+}  // namespace
+
+Status Checkpoint::ValidateTensors() const {
+  const std::string arch = ModelFamilyName(hparams_.family);
+  std::map<std::string, const ExpectedTensor*, std::less<>> expected;
+  const std::vector<ExpectedTensor> table = ExpectedDecoderTensors(hparams_);
+  for (const ExpectedTensor& e : table) expected[e.name] = &e;
+  for (const ExpectedTensor& e : table) {
+    const WeightTensor* t = FindTensor(e.name);
+    if (t == nullptr) {
+      if (!e.required) continue;
+      return NotFoundError(path_ + ": tensor '" + e.name + "' is missing (expected dims " + DimsString(e.ne) +
+                           " for this " + arch + " configuration)");
+    }
+    if (t->ne != e.ne) {
+      return CorruptDataError(path_ + ": " + Describe(*t) + " has dims " + DimsString(t->ne) + ", expected " +
+                              DimsString(e.ne) + " (innermost first) for the configured hyper-parameters");
+    }
+    if (e.role != TensorRole::kMatrix && e.role != TensorRole::kEmbedding && !IsPlainFloat(t->dtype)) {
+      return UnsupportedError(path_ + ": " + Describe(*t) + " is " + DTypeName(t->dtype) +
+                              "; norm and scale weights must be f32, f16 or bf16");
+    }
+  }
+  for (int64_t i = 0; i < hparams_.n_layers && hparams_.n_experts > 0; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    const bool fused = FindTensor(b + "ffn_gate_up_exps.weight") != nullptr;
+    const bool split = FindTensor(b + "ffn_gate_exps.weight") != nullptr && FindTensor(b + "ffn_up_exps.weight") != nullptr;
+    if (!fused && !split) {
+      return NotFoundError(path_ + ": tensor '" + b + "ffn_gate_up_exps.weight' is missing (nor are split " + b +
+                           "ffn_gate_exps / ffn_up_exps present)");
+    }
+  }
+  for (const WeightTensor& t : tensors_) {
+    if (expected.find(t.name) == expected.end()) {
+      return CorruptDataError(path_ + ": unexpected " + Describe(t) + ": not part of a " + arch + " decoder with " +
+                              std::to_string(hparams_.n_layers) + " layers");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Checkpoint::RequireDTypes(const std::vector<DType>& supported) const {
+  for (const WeightTensor& t : tensors_) {
+    if (std::find(supported.begin(), supported.end(), t.dtype) == supported.end()) {
+      return UnsupportedError(path_ + ": " + Describe(t) + " has type " + DTypeName(t.dtype) +
+                              ", which this build cannot compute yet");
+    }
+  }
+  return Status::Ok();
 }
 
 namespace {
@@ -112,6 +177,7 @@ Result<Checkpoint> Checkpoint::OpenHf(const std::string& dir_str) {
   GL_ASSIGN_OR_RETURN(ck.has_chat_template_, HfHasChatTemplate(dir));
   ck.norm_unit_offset_ = false;
   ck.BuildIndex();
+  GL_RETURN_IF_ERROR(ck.ValidateTensors());
   return ck;
 }
 

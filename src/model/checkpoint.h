@@ -51,6 +51,10 @@ class Checkpoint {
   bool has_chat_template() const { return has_chat_template_; }
   // Gemma 3 GGUF stores norm weights as (1 + w) (llama.cpp's converter adds the 1); HF stores w.
   bool norm_weights_include_unit_offset() const { return norm_unit_offset_; }
+  // An error naming the first tensor whose dtype is not in `supported` (the inference path calls
+  // this with what its kernels can compute; loading itself accepts every known type).
+  Status RequireDTypes(const std::vector<DType>& supported) const;
+
   // Only for GGUF checkpoints (tokenizer metadata lives there); null otherwise.
   const gguf::GgufFile* gguf() const { return gguf_.get(); }
 
@@ -71,6 +75,9 @@ class Checkpoint {
   static Result<Checkpoint> OpenGguf(const std::string& path);
   static Result<Checkpoint> OpenHf(const std::string& dir);
   void BuildIndex();
+  // Every required decoder tensor present with the dims the hparams imply, norms in a float type,
+  // and no tensor the decoder does not have. Errors name the file, tensor and expected vs actual.
+  Status ValidateTensors() const;
 };
 
 }  // namespace gemma_local

@@ -10,6 +10,7 @@
 #include "formats/safetensors.h"
 #include "model/gguf_hparams.h"
 #include "model/tensor_names.h"
+#include "model/tensor_table.h"
 #include "testgen/synthetic_tokenizer.h"
 
 namespace gemma_local::testgen {
@@ -103,63 +104,27 @@ std::vector<float> RoundTrip(const std::vector<float>& v, DType dtype) {
   return out;
 }
 
+// What the generator writes: the table's required tensors plus Gemma 4's layer scalars. The
+// optional LM head and unused shared-layer K/V are left out (the transformers-saved form);
+// rope_freqs is written by WriteGgufHParams for GGUF only.
 std::vector<TensorSpec> DecoderTensors(const HParams& hp) {
   const bool g4 = hp.family == ModelFamily::kGemma4;
-  const Init norm = g4 ? Init::kNormGemma4 : Init::kNormGemma3;
-  const int64_t H = hp.hidden_size;
-  const int64_t P = hp.per_layer_input_size;
-  const int64_t L = hp.n_layers;
-  std::vector<TensorSpec> t;
-  t.push_back({"token_embd.weight", {H, hp.vocab_size}, Init::kEmbedding});
-  t.push_back({"output_norm.weight", {H}, norm});
-  if (g4 && P > 0) {
-    t.push_back({"per_layer_token_embd.weight", {L * P, hp.per_layer_vocab_size}, Init::kEmbedding});
-    t.push_back({"per_layer_model_proj.weight", {H, L * P}, Init::kMatrix});
-    t.push_back({"per_layer_proj_norm.weight", {P}, norm});
+  std::vector<TensorSpec> specs;
+  for (const ExpectedTensor& e : ExpectedDecoderTensors(hp)) {
+    const bool layer_scalar = e.role == TensorRole::kLayerScalar;
+    if (!e.required && !(g4 && layer_scalar) && e.name.find("ffn_gate_up_exps") == std::string::npos) continue;
+    Init init = Init::kMatrix;
+    switch (e.role) {
+      case TensorRole::kEmbedding: init = Init::kEmbedding; break;
+      case TensorRole::kMatrix: init = Init::kMatrix; break;
+      case TensorRole::kNorm: init = g4 ? Init::kNormGemma4 : Init::kNormGemma3; break;
+      case TensorRole::kPostNorm: init = Init::kPostNorm; break;
+      case TensorRole::kLayerScalar: init = Init::kLayerScalar; break;
+      case TensorRole::kScale: init = Init::kPositive; break;
+    }
+    specs.push_back({e.name, e.ne, init});
   }
-  for (int64_t i = 0; i < L; ++i) {
-    const std::string b = "blk." + std::to_string(i) + ".";
-    const int64_t d = hp.head_dim[i];
-    const int64_t q = hp.n_heads * d;
-    const int64_t kv = hp.n_kv_heads[i] * d;
-    const int64_t ff = hp.ffn_size[i];
-    t.push_back({b + "attn_norm.weight", {H}, norm});
-    t.push_back({b + "attn_q.weight", {H, q}, Init::kMatrix});
-    // Gemma 4 KV-shared layers carry no K/V weights (the transformers-saved form).
-    if (!g4 || hp.owns_kv(i)) {
-      t.push_back({b + "attn_k.weight", {H, kv}, Init::kMatrix});
-      if (hp.has_v_proj[i]) t.push_back({b + "attn_v.weight", {H, kv}, Init::kMatrix});
-      t.push_back({b + "attn_k_norm.weight", {d}, norm});
-    }
-    t.push_back({b + "attn_output.weight", {q, H}, Init::kMatrix});
-    t.push_back({b + "attn_q_norm.weight", {d}, norm});
-    t.push_back({b + "post_attention_norm.weight", {H}, Init::kPostNorm});
-    t.push_back({b + "ffn_norm.weight", {H}, norm});
-    t.push_back({b + "ffn_gate.weight", {H, ff}, Init::kMatrix});
-    t.push_back({b + "ffn_up.weight", {H, ff}, Init::kMatrix});
-    t.push_back({b + "ffn_down.weight", {ff, H}, Init::kMatrix});
-    t.push_back({b + "post_ffw_norm.weight", {H}, Init::kPostNorm});
-    if (!g4) continue;
-    if (hp.n_experts > 0) {
-      const int64_t E = hp.n_experts;
-      const int64_t fe = hp.expert_ffn_size;
-      t.push_back({b + "post_ffw_norm_1.weight", {H}, Init::kPostNorm});
-      t.push_back({b + "pre_ffw_norm_2.weight", {H}, norm});
-      t.push_back({b + "post_ffw_norm_2.weight", {H}, Init::kPostNorm});
-      t.push_back({b + "ffn_gate_inp.weight", {H, E}, Init::kMatrix});
-      t.push_back({b + "ffn_gate_inp.scale", {H}, Init::kPositive});
-      t.push_back({b + "ffn_down_exps.scale", {E}, Init::kPositive});
-      t.push_back({b + "ffn_gate_up_exps.weight", {H, 2 * fe, E}, Init::kMatrix});
-      t.push_back({b + "ffn_down_exps.weight", {fe, H, E}, Init::kMatrix});
-    }
-    if (P > 0) {
-      t.push_back({b + "inp_gate.weight", {H, P}, Init::kMatrix});
-      t.push_back({b + "proj.weight", {P, H}, Init::kMatrix});
-      t.push_back({b + "post_norm.weight", {H}, Init::kPostNorm});
-    }
-    t.push_back({b + "layer_output_scale.weight", {1}, Init::kLayerScalar});
-  }
-  return t;
+  return specs;
 }
 
 bool IsNorm(const std::string& name) {
