@@ -67,3 +67,37 @@ INSTANTIATE_TEST_SUITE_P(Generator, LlamaCppLoads,
 
 }  // namespace
 }  // namespace gemma_local
+
+namespace gemma_local {
+namespace {
+
+// The real Gemma 3 vocabulary (262,144 pieces from ../shared) in both layouts; llama.cpp loads the
+// GGUF and tokenizes with it.
+TEST(LlamaCppLoadsRealTokenizer, Gemma3Vocabulary) {
+  std::optional<std::string> shared = testing::SharedDir();
+  if (!shared) GTEST_SKIP() << "../shared is absent (real Gemma 3 tokenizer test data)";
+  if (!HarnessInstalled()) GTEST_SKIP() << "llama.cpp reference harness not installed (run scripts/setup.sh)";
+  TempDir dir;
+  testing::CommandResult made = RunCommand(testing::BinaryPath() + " dev make-model --out " + dir.path() +
+                                           " --preset tiny --dtype f16 --tokenizer gemma3:" + *shared +
+                                           "/testdata/gemma3-tokenizer");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  for (const std::string& path : {dir.File("model.gguf"), dir.File("hf")}) {
+    testing::CommandResult info = RunCommand(testing::BinaryPath() + " inspect --json " + path);
+    ASSERT_EQ(info.exit_code, 0) << info.err;
+    nlohmann::json j = nlohmann::json::parse(info.out);
+    EXPECT_EQ(j["vocab_size"], 262144) << path;
+    EXPECT_EQ(j["has_tokenizer"], true) << path;
+    EXPECT_EQ(j["has_chat_template"], true) << path;
+  }
+  testing::CommandResult r = RunCommand("node " + HarnessDir() + "/llama_ref.mjs --model " + dir.File("model.gguf") +
+                                        " --text 'Hello world' --top-k 1 --info");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["n_vocab"], 262144);
+  EXPECT_EQ(j["info"]["bos"], 2);
+  EXPECT_FALSE(j["tokens"].empty());
+}
+
+}  // namespace
+}  // namespace gemma_local
