@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/checked_math.h"
+#include "core/error_text.h"
 #include "core/utf8.h"
 #include "formats/gguf.h"
 
@@ -60,12 +61,6 @@ uint64_t MinEncodedSize(ValueType type) {
 
 // Quotes a key or tensor name for an error message: printable UTF-8 as is, anything else escaped
 // (it may be the very bytes being rejected).
-std::string Quote(std::string_view name) {
-  bool plain = name.size() <= 200 && IsValidUtf8(name);
-  for (char c : name) plain = plain && static_cast<unsigned char>(c) >= 0x20 && c != 0x7F;
-  return "'" + (plain ? std::string(name) : EscapeForMessage(name, 200)) + "'";
-}
-
 // Counts are already checked against the remaining bytes, but an in-memory element is far larger
 // than its smallest encoding (a 1-byte u8 becomes a ~48-byte Value). Reserving only up to a cap
 // and growing geometrically beyond it keeps memory proportional to what actually parsed, not to
@@ -79,10 +74,6 @@ std::string ShapeString(const std::vector<int64_t>& ne) {
   std::string s = "[";
   for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
   return s + "]";
-}
-
-std::string Range(uint64_t begin, uint64_t end) {
-  return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
 }
 
 }  // namespace
@@ -225,16 +216,16 @@ class GgufParser {
       if (!key.ok()) return key.status().WithContext(entry);
       if (key->empty()) return CorruptDataError(entry + ": empty key");
       if (size_t bad = FirstInvalidUtf8Offset(*key); bad != key->size()) {
-        return CorruptDataError(entry + ": key " + Quote(*key) + " is not valid UTF-8 (byte " +
+        return CorruptDataError(entry + ": key " + QuoteName(*key) + " is not valid UTF-8 (byte " +
                                 std::to_string(bad) + " of " + std::to_string(key->size()) + ")");
       }
       auto [it, inserted] = seen.emplace(*key, i);
       if (!inserted) {
-        return CorruptDataError("duplicate key " + Quote(*key) + " (entries #" +
+        return CorruptDataError("duplicate key " + QuoteName(*key) + " (entries #" +
                                 std::to_string(it->second) + " and #" + std::to_string(i) + ")");
       }
       Result<Value> value = ReadTypedValue(0);
-      if (!value.ok()) return value.status().WithContext("key " + Quote(*key));
+      if (!value.ok()) return value.status().WithContext("key " + QuoteName(*key));
       file.metadata_.push_back(KeyValue{std::string(*key), std::move(value).value()});
     }
     return Status::Ok();
@@ -361,19 +352,19 @@ class GgufParser {
       if (!name.ok()) return name.status().WithContext(entry);
       if (name->empty()) return CorruptDataError(entry + ": empty tensor name");
       if (size_t bad = FirstInvalidUtf8Offset(*name); bad != name->size()) {
-        return CorruptDataError(entry + ": tensor name " + Quote(*name) +
+        return CorruptDataError(entry + ": tensor name " + QuoteName(*name) +
                                 " is not valid UTF-8 (byte " + std::to_string(bad) + " of " +
                                 std::to_string(name->size()) + ")");
       }
       auto [it, inserted] = seen.emplace(*name, i);
       if (!inserted) {
-        return CorruptDataError("duplicate tensor name " + Quote(*name) + " (tensors #" +
+        return CorruptDataError("duplicate tensor name " + QuoteName(*name) + " (tensors #" +
                                 std::to_string(it->second) + " and #" + std::to_string(i) + ")");
       }
       TensorInfo info;
       info.name = std::string(*name);
       Status s = ParseTensorInfo(info);
-      if (!s.ok()) return s.WithContext("tensor " + Quote(*name));
+      if (!s.ok()) return s.WithContext("tensor " + QuoteName(*name));
       file.tensors_.push_back(std::move(info));
     }
     return Status::Ok();
@@ -437,7 +428,7 @@ class GgufParser {
     if (!data_offset) return CorruptDataError("data section offset overflows 64 bits");
     file.data_offset_ = *data_offset;
     for (TensorInfo& t : file.tensors_) {
-      const std::string where = "tensor " + Quote(t.name);
+      const std::string where = "tensor " + QuoteName(t.name);
       if (t.offset % file.alignment_ != 0) {
         return CorruptDataError(where + ": offset " + std::to_string(t.offset) +
                                 " is not a multiple of the alignment " +
@@ -451,7 +442,7 @@ class GgufParser {
                                 " overflows 64 bits");
       }
       if (*end > size_) {
-        return CorruptDataError(where + ": data " + Range(*begin, *end) +
+        return CorruptDataError(where + ": data " + ByteRange(*begin, *end) +
                                 " extends past the end of the file (" + std::to_string(size_) +
                                 " bytes)");
       }
@@ -468,10 +459,10 @@ class GgufParser {
       const uint64_t prev_end = prev.offset + prev.n_bytes;  // bounded by the file size above
       if (prev_end > cur.offset) {
         return CorruptDataError(
-            "tensor " + Quote(cur.name) + ": data " +
-            Range(*data_offset + cur.offset, *data_offset + cur.offset + cur.n_bytes) +
-            " overlaps tensor " + Quote(prev.name) + " at " +
-            Range(*data_offset + prev.offset, *data_offset + prev_end));
+            "tensor " + QuoteName(cur.name) + ": data " +
+            ByteRange(*data_offset + cur.offset, *data_offset + cur.offset + cur.n_bytes) +
+            " overlaps tensor " + QuoteName(prev.name) + " at " +
+            ByteRange(*data_offset + prev.offset, *data_offset + prev_end));
       }
     }
     return Status::Ok();

@@ -11,6 +11,8 @@
 #include "core/utf8.h"
 #include "formats/gguf.h"
 
+#include "core/error_text.h"
+
 namespace gemma_local::gguf {
 namespace {
 
@@ -44,12 +46,6 @@ std::string Describe(const Value& v) {
 
 // Quotes a key for an error message: printable UTF-8 as is (so unicode keys stay readable), and
 // anything else (control bytes, invalid UTF-8 in hand-built files, very long keys) escaped.
-std::string Quote(std::string_view key) {
-  bool plain = key.size() <= 200 && IsValidUtf8(key);
-  for (char c : key) plain = plain && static_cast<unsigned char>(c) >= 0x20 && c != 0x7F;
-  return "'" + (plain ? std::string(key) : EscapeForMessage(key, 200)) + "'";
-}
-
 // One integer element as int64, or an error fragment (no file/key prefix).
 Result<int64_t> IntOf(const Value& v) {
   if (const auto* u = std::get_if<uint64_t>(&v.data)) {
@@ -173,9 +169,9 @@ template <typename Pred>
 Result<const Value*> Lookup(const GgufFile& file, std::string_view key, const char* expected,
                             Pred accepts) {
   const Value* v = file.Find(key);
-  if (v == nullptr) return NotFoundError(file.path() + ": key " + Quote(key) + " is missing");
+  if (v == nullptr) return NotFoundError(file.path() + ": key " + QuoteName(key) + " is missing");
   if (!accepts(*v)) {
-    return CorruptDataError(file.path() + ": key " + Quote(key) + ": expected " + expected +
+    return CorruptDataError(file.path() + ": key " + QuoteName(key) + ": expected " + expected +
                             ", got " + Describe(*v));
   }
   return v;
@@ -200,13 +196,13 @@ Result<std::vector<T>> ConvertArray(const GgufFile& file, std::string_view key, 
   for (size_t i = 0; i < arr.elems.size(); ++i) {
     const Value& e = arr.elems[i];
     if (e.type != arr.elem_type) {
-      return CorruptDataError(file.path() + ": key " + Quote(key) + ": element " +
+      return CorruptDataError(file.path() + ": key " + QuoteName(key) + ": element " +
                               std::to_string(i) + " has type " + ValueTypeName(e.type) +
                               " in an array of " + ValueTypeName(arr.elem_type));
     }
     Result<T> r = convert(e);
     if (!r.ok()) {
-      return r.status().WithContext(file.path() + ": key " + Quote(key) + ": element " +
+      return r.status().WithContext(file.path() + ": key " + QuoteName(key) + ": element " +
                                     std::to_string(i));
     }
     out.push_back(std::move(r).value());
@@ -220,7 +216,7 @@ Result<int64_t> GgufFile::GetInt(std::string_view key) const {
   GL_ASSIGN_OR_RETURN(const Value* v, Lookup(*this, key, "an integer",
                                              [](const Value& x) { return IsIntType(x.type); }));
   Result<int64_t> r = IntOf(*v);
-  if (!r.ok()) return r.status().WithContext(path_ + ": key " + Quote(key));
+  if (!r.ok()) return r.status().WithContext(path_ + ": key " + QuoteName(key));
   return r;
 }
 
@@ -229,7 +225,7 @@ Result<double> GgufFile::GetFloat(std::string_view key) const {
                         return IsFloatType(x.type) || IsIntType(x.type);
                       }));
   Result<double> r = FloatOf(*v);
-  if (!r.ok()) return r.status().WithContext(path_ + ": key " + Quote(key));
+  if (!r.ok()) return r.status().WithContext(path_ + ": key " + QuoteName(key));
   return r;
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/checked_math.h"
+#include "core/error_text.h"
 #include "core/utf8.h"
 #include "formats/gguf.h"
 
@@ -30,12 +31,6 @@ namespace {
 constexpr uint32_t kVersion = 3;
 constexpr uint32_t kMaxValueType = static_cast<uint32_t>(ValueType::kF64);
 constexpr char kAlignmentKey[] = "general.alignment";
-
-std::string Quote(std::string_view name) {
-  bool plain = name.size() <= 200 && IsValidUtf8(name);
-  for (char c : name) plain = plain && static_cast<unsigned char>(c) >= 0x20 && c != 0x7F;
-  return "'" + (plain ? std::string(name) : EscapeForMessage(name, 200)) + "'";
-}
 
 // Byte sink that counts what it has written (the count drives alignment padding).
 class Sink {
@@ -286,7 +281,7 @@ void GgufWriter::Set(std::string key, Value value) {
 Status GgufWriter::AddTensor(std::string name, DType dtype, std::vector<int64_t> ne,
                              std::vector<uint8_t> data) {
   if (name.empty()) return InvalidArgumentError("GgufWriter::AddTensor: empty tensor name");
-  const std::string where = "tensor " + Quote(name);
+  const std::string where = "tensor " + QuoteName(name);
   if (name.size() > kMaxTensorNameBytes) {
     return InvalidArgumentError(where + ": name is " + std::to_string(name.size()) +
                                 " bytes, over the limit of " + std::to_string(kMaxTensorNameBytes));
@@ -359,7 +354,7 @@ static Result<Layout> PlanLayout(const std::vector<KeyValue>& metadata, const Te
   bool has_alignment_key = false;
   for (size_t i = 0; i < metadata.size(); ++i) {
     const KeyValue& kv = metadata[i];
-    const std::string where = "key " + Quote(kv.key);
+    const std::string where = "key " + QuoteName(kv.key);
     if (kv.key.empty()) return InvalidArgumentError("key #" + std::to_string(i) + " is empty");
     if (kv.key.size() > kMaxKeyBytes) {
       return InvalidArgumentError(where + ": key is over the limit of " +
@@ -386,7 +381,7 @@ static Result<Layout> PlanLayout(const std::vector<KeyValue>& metadata, const Te
     layout.offsets.push_back(offset);
     auto end = CheckedAdd(offset, t.data.size());
     auto next = end ? CheckedAlignUp(*end, alignment) : std::nullopt;
-    if (!next) return InvalidArgumentError("tensor " + Quote(t.name) + ": data offset overflows");
+    if (!next) return InvalidArgumentError("tensor " + QuoteName(t.name) + ": data offset overflows");
     offset = *next;
   }
   return layout;

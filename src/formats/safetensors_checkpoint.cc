@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/checked_math.h"
+#include "core/error_text.h"
 #include "core/utf8.h"
 #include "formats/safetensors.h"
 
@@ -32,8 +33,6 @@ constexpr const char* kSingleFileName = "model.safetensors";
 constexpr uint64_t kMaxIndexBytes = 100ull << 20;
 // Nesting allowed inside "metadata" and unknown top-level fields, which are skipped.
 constexpr int kMaxSkipDepth = 64;
-
-std::string Quote(std::string_view s) { return "'" + EscapeForMessage(s, 160) + "'"; }
 
 // Walks the index JSON's events: weight_map must be an object of string to string (duplicate
 // tensor names are an error, which a DOM would silently collapse), metadata must be an object
@@ -61,7 +60,7 @@ class IndexHandler final : public nlohmann::json_sax<Json> {
     return OnScalar(nullptr, [&s] { return "number " + EscapeForMessage(s, 40); });
   }
   bool string(string_t& v) override {
-    return OnScalar(&v, [&v] { return "string " + Quote(v); });
+    return OnScalar(&v, [&v] { return "string " + QuoteName(v); });
   }
   bool binary(binary_t&) override {
     return OnScalar(nullptr, [] { return std::string("binary value"); });
@@ -83,7 +82,7 @@ class IndexHandler final : public nlohmann::json_sax<Json> {
     }
     if (state_ == State::kMapKey) {
       if (k.empty()) return Fail("weight_map has an empty tensor name");
-      if (weight_map_.count(k) != 0) return Fail("weight_map lists tensor " + Quote(k) + " twice");
+      if (weight_map_.count(k) != 0) return Fail("weight_map lists tensor " + QuoteName(k) + " twice");
       pending_ = k;
       state_ = State::kMapValue;
       return true;
@@ -120,7 +119,7 @@ class IndexHandler final : public nlohmann::json_sax<Json> {
         return true;
       case State::kMapValue:
         if (str == nullptr) {
-          return Fail("weight_map: tensor " + Quote(pending_) +
+          return Fail("weight_map: tensor " + QuoteName(pending_) +
                       ": shard must be a file name string, got " + describe());
         }
         weight_map_.emplace(std::move(pending_), *str);
@@ -158,7 +157,7 @@ class IndexHandler final : public nlohmann::json_sax<Json> {
         skip_depth_ = 1;
         return true;
       case State::kMapValue:
-        return Fail("weight_map: tensor " + Quote(pending_) +
+        return Fail("weight_map: tensor " + QuoteName(pending_) +
                     ": shard must be a file name string, got " + kind);
       case State::kSkip:
         if (++skip_depth_ > kMaxSkipDepth) {
@@ -237,7 +236,7 @@ Result<std::map<std::string, std::string>> ParseIndex(const MappedFile& mapping)
   if (weight_map.empty()) return CorruptDataError("index 'weight_map' lists no tensors");
   for (const auto& [tensor, shard] : weight_map) {
     if (!IsPlainFileName(shard)) {
-      return CorruptDataError("weight_map: tensor " + Quote(tensor) + ": shard " + Quote(shard) +
+      return CorruptDataError("weight_map: tensor " + QuoteName(tensor) + ": shard " + QuoteName(shard) +
                               " is not a plain file name in the index's directory (path "
                               "separators and '..' are not allowed)");
     }
@@ -311,8 +310,8 @@ Result<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::string& pat
       for (const auto& [shard, tensors] : by_shard) {
         const std::string shard_path = dir.empty() ? shard : dir + "/" + shard;
         Status exists = CheckExists(
-            shard_path, "shard " + Quote(shard) + " (assigned " + std::to_string(tensors.size()) +
-                            " tensors, e.g. " + Quote(tensors.front()) + ")");
+            shard_path, "shard " + QuoteName(shard) + " (assigned " + std::to_string(tensors.size()) +
+                            " tensors, e.g. " + QuoteName(tensors.front()) + ")");
         if (!exists.ok()) return exists.WithContext(index_path);
         GL_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(shard_path));
         auto total = CheckedAdd(cp.total_file_bytes_, file.file_size());
@@ -330,9 +329,9 @@ Result<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::string& pat
         for (const Tensor& t : cp.shards_[s].tensors()) {
           auto [it, inserted] = home.emplace(t.name, s);
           if (!inserted) {
-            return CorruptDataError(index_path + ": tensor " + Quote(t.name) +
-                                    " appears in both shard " + Quote(shard_names[it->second]) +
-                                    " and shard " + Quote(shard_names[s]));
+            return CorruptDataError(index_path + ": tensor " + QuoteName(t.name) +
+                                    " appears in both shard " + QuoteName(shard_names[it->second]) +
+                                    " and shard " + QuoteName(shard_names[s]));
           }
         }
       }
@@ -340,21 +339,21 @@ Result<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::string& pat
         for (const Tensor& t : cp.shards_[s].tensors()) {
           auto it = weight_map.find(t.name);
           if (it == weight_map.end()) {
-            return CorruptDataError(index_path + ": tensor " + Quote(t.name) + " is in shard " +
-                                    Quote(shard_names[s]) +
+            return CorruptDataError(index_path + ": tensor " + QuoteName(t.name) + " is in shard " +
+                                    QuoteName(shard_names[s]) +
                                     " but the index weight_map does not list it");
           }
           if (it->second != shard_names[s]) {
-            return CorruptDataError(index_path + ": tensor " + Quote(t.name) + " is in shard " +
-                                    Quote(shard_names[s]) + " but the index assigns it to shard " +
-                                    Quote(it->second));
+            return CorruptDataError(index_path + ": tensor " + QuoteName(t.name) + " is in shard " +
+                                    QuoteName(shard_names[s]) + " but the index assigns it to shard " +
+                                    QuoteName(it->second));
           }
         }
       }
       for (const auto& [tensor, shard] : weight_map) {
         if (home.count(tensor) == 0) {
-          return CorruptDataError(index_path + ": the index assigns tensor " + Quote(tensor) +
-                                  " to shard " + Quote(shard) + ", which does not contain it");
+          return CorruptDataError(index_path + ": the index assigns tensor " + QuoteName(tensor) +
+                                  " to shard " + QuoteName(shard) + ", which does not contain it");
         }
       }
     }

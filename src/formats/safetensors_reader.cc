@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/checked_math.h"
+#include "core/error_text.h"
 #include "core/utf8.h"
 #include "formats/safetensors.h"
 
@@ -31,21 +32,6 @@ constexpr uint64_t kLengthPrefixBytes = 8;
 // No real tensor has more dimensions (numpy caps at 64); the cap bounds per-entry memory.
 constexpr size_t kMaxDims = 64;
 constexpr const char* kMetadataKey = "__metadata__";
-
-std::string Quote(std::string_view s) { return "'" + EscapeForMessage(s, 160) + "'"; }
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) out += ", ";
-    out += std::to_string(shape[i]);
-  }
-  return out + "]";
-}
-
-std::string RangeString(uint64_t begin, uint64_t end) {
-  return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
-}
 
 uint64_t ReadLe64(const uint8_t* p) {
   uint64_t v = 0;
@@ -98,7 +84,7 @@ struct Scalar {
       case Kind::kFloat:
         return "number " + EscapeForMessage(*text, 40) + " (not a 64-bit integer)";
       case Kind::kString:
-        return "string " + Quote(*text);
+        return "string " + QuoteName(*text);
       case Kind::kBinary:
         return "binary value";
       case Kind::kObject:
@@ -198,7 +184,7 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
         state_ = State::kRootValue;
         return true;
       case State::kMetaKey:
-        if (metadata_.count(val) != 0) return Fail("__metadata__: duplicate key " + Quote(val));
+        if (metadata_.count(val) != 0) return Fail("__metadata__: duplicate key " + QuoteName(val));
         pending_key_ = val;
         state_ = State::kMetaValue;
         return true;
@@ -211,10 +197,10 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
         } else if (val == "data_offsets") {
           field_ = Field::kOffsets, seen = &entry_.has_offsets;
         } else {
-          return Fail(TensorPrefix() + "unknown field " + Quote(val) +
+          return Fail(TensorPrefix() + "unknown field " + QuoteName(val) +
                       " (a tensor entry holds only dtype, shape and data_offsets)");
         }
-        if (*seen) return Fail(TensorPrefix() + "duplicate field " + Quote(val));
+        if (*seen) return Fail(TensorPrefix() + "duplicate field " + QuoteName(val));
         *seen = true;
         state_ = State::kEntryValue;
         return true;
@@ -287,7 +273,7 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
     return false;
   }
 
-  std::string TensorPrefix() const { return "tensor " + Quote(entry_.name) + ": "; }
+  std::string TensorPrefix() const { return "tensor " + QuoteName(entry_.name) + ": "; }
 
   // Any value event that is not the start of an expected object/array lands here.
   bool OnScalar(const Scalar& v) {
@@ -298,12 +284,12 @@ class HeaderHandler final : public nlohmann::json_sax<Json> {
         if (pending_key_ == kMetadataKey) {
           return Fail("__metadata__ must be an object of string to string, got " + v.Describe());
         }
-        return Fail("tensor " + Quote(pending_key_) +
+        return Fail("tensor " + QuoteName(pending_key_) +
                     ": entry must be an object with dtype, shape and data_offsets, got " +
                     v.Describe());
       case State::kMetaValue:
         if (v.kind != Scalar::Kind::kString) {
-          return Fail("__metadata__ key " + Quote(pending_key_) + ": value must be a string, got " +
+          return Fail("__metadata__ key " + QuoteName(pending_key_) + ": value must be a string, got " +
                       v.Describe());
         }
         metadata_.emplace(std::move(pending_key_), *v.text);
@@ -469,7 +455,7 @@ class SafetensorsParser {
               [&](size_t a, size_t b) { return entries[a].name < entries[b].name; });
     for (size_t i = 1; i < order.size(); ++i) {
       if (entries[order[i]].name == entries[order[i - 1]].name) {
-        return CorruptDataError("duplicate tensor name " + Quote(entries[order[i]].name));
+        return CorruptDataError("duplicate tensor name " + QuoteName(entries[order[i]].name));
       }
     }
 
@@ -494,11 +480,11 @@ class SafetensorsParser {
 
   static Result<Tensor> MakeTensor(RawEntry& e, uint64_t data_size, const uint8_t* data_section,
                                    const std::string& path) {
-    const std::string prefix = "tensor " + Quote(e.name) + ": ";
+    const std::string prefix = "tensor " + QuoteName(e.name) + ": ";
     if (!IsValidUtf8(e.name)) return CorruptDataError(prefix + "name is not valid UTF-8");
     std::optional<DType> dtype = DTypeFromSafetensorsName(e.dtype);
     if (!dtype) {
-      return UnsupportedError(prefix + "unknown dtype " + Quote(e.dtype) +
+      return UnsupportedError(prefix + "unknown dtype " + QuoteName(e.dtype) +
                               " (known: " + KnownDTypeNames() + ")");
     }
     const char* dtype_name = Traits(*dtype).safetensors_name;
@@ -513,7 +499,7 @@ class SafetensorsParser {
       for (int64_t d : e.shape) {
         auto next = CheckedMul(n_elements, static_cast<uint64_t>(d));
         if (!next) {
-          return CorruptDataError(prefix + "element count of shape " + ShapeString(e.shape) +
+          return CorruptDataError(prefix + "element count of shape " + DimsText(e.shape) +
                                   " overflows 64 bits");
         }
         n_elements = *next;
@@ -521,7 +507,7 @@ class SafetensorsParser {
     }
     Result<uint64_t> needed = DTypeByteSize(*dtype, n_elements);
     if (!needed.ok()) {
-      return CorruptDataError(prefix + "shape " + ShapeString(e.shape) + " of " + dtype_name +
+      return CorruptDataError(prefix + "shape " + DimsText(e.shape) + " of " + dtype_name +
                               ": " + needed.status().message());
     }
 
@@ -532,14 +518,14 @@ class SafetensorsParser {
                               std::to_string(end) + "] have begin > end");
     }
     if (end > data_size) {
-      return CorruptDataError(prefix + "data_offsets " + RangeString(begin, end) +
+      return CorruptDataError(prefix + "data_offsets " + ByteRange(begin, end) +
                               " end past the data section, which holds " +
                               std::to_string(data_size) + " bytes");
     }
     if (end - begin != *needed) {
-      return CorruptDataError(prefix + "data_offsets " + RangeString(begin, end) + " hold " +
+      return CorruptDataError(prefix + "data_offsets " + ByteRange(begin, end) + " hold " +
                               std::to_string(end - begin) + " bytes, shape " +
-                              ShapeString(e.shape) + " of " + dtype_name + " needs " +
+                              DimsText(e.shape) + " of " + dtype_name + " needs " +
                               std::to_string(*needed));
     }
 
@@ -566,21 +552,21 @@ class SafetensorsParser {
     for (const Tensor& t : tensors) {
       const uint64_t end = t.offset + t.n_bytes;  // validated <= data_size
       if (t.offset < covered) {
-        return CorruptDataError("tensor " + Quote(t.name) + " at data_offsets " +
-                                RangeString(t.offset, end) + " overlaps tensor " +
-                                Quote(last->name) + " at " +
-                                RangeString(last->offset, last->offset + last->n_bytes));
+        return CorruptDataError("tensor " + QuoteName(t.name) + " at data_offsets " +
+                                ByteRange(t.offset, end) + " overlaps tensor " +
+                                QuoteName(last->name) + " at " +
+                                ByteRange(last->offset, last->offset + last->n_bytes));
       }
       if (t.offset > covered) {
         const std::string gap = std::to_string(t.offset - covered);
         if (last == nullptr) {
           return CorruptDataError("hole of " + gap + " unused bytes before tensor " +
-                                  Quote(t.name) + " at data_offsets " + RangeString(t.offset, end) +
+                                  QuoteName(t.name) + " at data_offsets " + ByteRange(t.offset, end) +
                                   "; the first tensor must start at 0");
         }
         return CorruptDataError("hole of " + gap + " unused bytes between tensor " +
-                                Quote(last->name) + " (ends at " + std::to_string(covered) +
-                                ") and tensor " + Quote(t.name) + " (starts at " +
+                                QuoteName(last->name) + " (ends at " + std::to_string(covered) +
+                                ") and tensor " + QuoteName(t.name) + " (starts at " +
                                 std::to_string(t.offset) + ")");
       }
       if (end > covered || last == nullptr) {
@@ -594,7 +580,7 @@ class SafetensorsParser {
         return CorruptDataError("data section holds " + extra +
                                 " bytes but the header lists no tensors");
       }
-      return CorruptDataError(extra + " trailing bytes after the last tensor " + Quote(last->name) +
+      return CorruptDataError(extra + " trailing bytes after the last tensor " + QuoteName(last->name) +
                               " (tensors end at " + std::to_string(covered) +
                               ", the data section holds " + std::to_string(data_size) + " bytes)");
     }

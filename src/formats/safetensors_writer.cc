@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/checked_math.h"
+#include "core/error_text.h"
 #include "core/utf8.h"
 #include "formats/safetensors.h"
 
@@ -31,8 +32,6 @@ using OrderedJson = nlohmann::ordered_json;
 
 constexpr uint64_t kHeaderAlignment = 8;
 constexpr const char* kIndexFileName = "model.safetensors.index.json";
-
-std::string Quote(std::string_view s) { return "'" + EscapeForMessage(s, 160) + "'"; }
 
 // A tensor to lay out; points into the writer's pending tensors.
 struct TensorRef {
@@ -55,10 +54,10 @@ Result<FilePlan> PlanFile(const std::vector<TensorRef>& tensors,
                           const std::map<std::string, std::string>& metadata) {
   for (const auto& [key, value] : metadata) {
     if (!IsValidUtf8(key)) {
-      return InvalidArgumentError("metadata key " + Quote(key) + " is not valid UTF-8");
+      return InvalidArgumentError("metadata key " + QuoteName(key) + " is not valid UTF-8");
     }
     if (!IsValidUtf8(value)) {
-      return InvalidArgumentError("metadata value for key " + Quote(key) + " is not valid UTF-8");
+      return InvalidArgumentError("metadata value for key " + QuoteName(key) + " is not valid UTF-8");
     }
   }
   OrderedJson header = OrderedJson::object();
@@ -181,7 +180,7 @@ auto CatchAll(const std::string& what, Fn fn) -> decltype(fn()) {
 
 Status SafetensorsWriter::AddTensor(std::string name, DType dtype, std::vector<int64_t> shape,
                                     std::vector<uint8_t> data) {
-  const std::string prefix = "tensor " + Quote(name) + ": ";
+  const std::string prefix = "tensor " + QuoteName(name) + ": ";
   if (name.empty()) return InvalidArgumentError("tensor name is empty");
   if (!IsValidUtf8(name)) return InvalidArgumentError(prefix + "name is not valid UTF-8");
   if (name == "__metadata__") {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error_text.h"
 #include "model/gguf_hparams.h"
 #include "model/hf_config.h"
 #include "model/tensor_names.h"
@@ -66,12 +67,6 @@ Result<Checkpoint> Checkpoint::OpenGguf(const std::string& path) {
 
 namespace {
 
-std::string DimsString(const std::vector<int64_t>& ne) {
-  std::string s = "{";
-  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-  return s + "}";
-}
-
 std::string Describe(const WeightTensor& t) {
   return t.file_name == t.name ? "tensor '" + t.name + "'" : "tensor '" + t.file_name + "' (" + t.name + ")";
 }
@@ -87,12 +82,12 @@ Status Checkpoint::ValidateTensors() const {
     const WeightTensor* t = FindTensor(e.name);
     if (t == nullptr) {
       if (!e.required) continue;
-      return NotFoundError(path_ + ": tensor '" + e.name + "' is missing (expected dims " + DimsString(e.ne) +
+      return NotFoundError(path_ + ": tensor '" + e.name + "' is missing (expected dims " + DimsText(e.ne) +
                            " for this " + arch + " configuration)");
     }
     if (t->ne != e.ne) {
-      return CorruptDataError(path_ + ": " + Describe(*t) + " has dims " + DimsString(t->ne) + ", expected " +
-                              DimsString(e.ne) + " (innermost first) for the configured hyper-parameters");
+      return CorruptDataError(path_ + ": " + Describe(*t) + " has dims " + DimsText(t->ne) + ", expected " +
+                              DimsText(e.ne) + " (innermost first) for the configured hyper-parameters");
     }
     if (e.role != TensorRole::kMatrix && e.role != TensorRole::kEmbedding && !IsPlainFloat(t->dtype)) {
       return UnsupportedError(path_ + ": " + Describe(*t) + " is " + DTypeName(t->dtype) +

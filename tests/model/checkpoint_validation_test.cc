@@ -71,8 +71,8 @@ TEST(CheckpointValidation, WrongDimsAreNamedWithExpectedAndActual) {
   });
   const std::string err = OpenError(dir.File("bad.gguf"));
   EXPECT_NE(err.find("blk.0.attn_q.weight"), std::string::npos) << err;
-  EXPECT_NE(err.find("{64, 32}"), std::string::npos) << err;
-  EXPECT_NE(err.find("{64, 64}"), std::string::npos) << err;
+  EXPECT_NE(err.find("[64, 32]"), std::string::npos) << err;
+  EXPECT_NE(err.find("[64, 64]"), std::string::npos) << err;
 }
 
 TEST(CheckpointValidation, UnexpectedTensorIsRejected) {
