@@ -31,6 +31,8 @@ enum class ValueType : uint32_t {
   kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
 };
 const char* ValueTypeName(ValueType type);
+// Encoded bytes of a fixed-size scalar type; 0 for string, array and unknown ids.
+int ScalarWidth(ValueType type);
 
 // Limits shared by the reader and the writer (the writer never produces what the reader rejects).
 inline constexpr uint64_t kDefaultAlignment = 32;

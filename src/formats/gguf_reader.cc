@@ -36,27 +36,10 @@ constexpr uint64_t kArrayHeaderBytes = 4 + 8;                    // element type
 
 // Bytes one element of `type` takes at least (exactly, for fixed-size scalars).
 uint64_t MinEncodedSize(ValueType type) {
-  switch (type) {
-    case ValueType::kU8:
-    case ValueType::kI8:
-    case ValueType::kBool:
-      return 1;
-    case ValueType::kU16:
-    case ValueType::kI16:
-      return 2;
-    case ValueType::kU32:
-    case ValueType::kI32:
-    case ValueType::kF32:
-      return 4;
-    case ValueType::kU64:
-    case ValueType::kI64:
-    case ValueType::kF64:
-    case ValueType::kString:  // the u64 length
-      return 8;
-    case ValueType::kArray:
-      return kArrayHeaderBytes;
-  }
-  return 1;
+  if (type == ValueType::kString) return 8;  // the u64 length
+  if (type == ValueType::kArray) return kArrayHeaderBytes;
+  const int width = ScalarWidth(type);
+  return width > 0 ? static_cast<uint64_t>(width) : 1;
 }
 
 // Quotes a key or tensor name for an error message: printable UTF-8 as is, anything else escaped

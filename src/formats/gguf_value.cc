@@ -277,4 +277,26 @@ Result<std::vector<std::string>> GgufFile::GetStringArray(std::string_view key) 
   });
 }
 
+int ScalarWidth(ValueType type) {
+  switch (type) {
+    case ValueType::kU8:
+    case ValueType::kI8:
+    case ValueType::kBool:
+      return 1;
+    case ValueType::kU16:
+    case ValueType::kI16:
+      return 2;
+    case ValueType::kU32:
+    case ValueType::kI32:
+    case ValueType::kF32:
+      return 4;
+    case ValueType::kU64:
+    case ValueType::kI64:
+    case ValueType::kF64:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
 }  // namespace gemma_local::gguf

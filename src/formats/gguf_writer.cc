@@ -126,29 +126,6 @@ Status PadTo(Sink& sink, uint64_t alignment) {
   return Status::Ok();
 }
 
-// Encoded width of a fixed-size scalar type; 0 for string, array and out-of-range ids.
-int ScalarWidth(ValueType type) {
-  switch (type) {
-    case ValueType::kU8:
-    case ValueType::kI8:
-    case ValueType::kBool:
-      return 1;
-    case ValueType::kU16:
-    case ValueType::kI16:
-      return 2;
-    case ValueType::kU32:
-    case ValueType::kI32:
-    case ValueType::kF32:
-      return 4;
-    case ValueType::kU64:
-    case ValueType::kI64:
-    case ValueType::kF64:
-      return 8;
-    default:
-      return 0;
-  }
-}
-
 bool IsUnsigned(ValueType t) {
   return t == ValueType::kU8 || t == ValueType::kU16 || t == ValueType::kU32 ||
          t == ValueType::kU64;
