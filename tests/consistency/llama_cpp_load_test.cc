@@ -2,6 +2,7 @@
 // GGUF files our generator writes, for every preset shape and dtype. Skips when Node.js or the
 // reference harness (tests/reference, installed by scripts/setup.sh) is missing.
 #include <filesystem>
+#include <ostream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,7 @@ struct Case {
   std::string preset;
   std::string dtype;
 };
+void PrintTo(const Case& c, std::ostream* os) { *os << c.preset << "/" << c.dtype; }
 
 class LlamaCppLoads : public ::testing::TestWithParam<Case> {};
 
