@@ -12,6 +12,8 @@ using CommandRunner = std::function<int()>;
 
 CommandRunner RegisterInspect(CLI::App& app);
 CommandRunner RegisterDev(CLI::App& app);
+CommandRunner RegisterScore(CLI::App& app);
+CommandRunner RegisterRun(CLI::App& app);
 
 // Exit codes shared by all subcommands.
 inline constexpr int kExitOk = 0;

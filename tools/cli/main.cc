@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "gemma-local 0.1.0");
   CommandRunner inspect = RegisterInspect(app);
   CommandRunner dev = RegisterDev(app);
+  CommandRunner score = RegisterScore(app);
+  CommandRunner run = RegisterRun(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -22,6 +24,8 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("inspect")) return inspect();
     if (app.got_subcommand("dev")) return dev();
+    if (app.got_subcommand("score")) return score();
+    if (app.got_subcommand("run")) return run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitError;

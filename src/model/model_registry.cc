@@ -1,0 +1,16 @@
+#include "model/gemma3.h"
+#include "model/model.h"
+
+namespace gemma_local {
+
+Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint) {
+  switch (checkpoint->hparams().family) {
+    case ModelFamily::kGemma3:
+      return LoadGemma3(std::move(checkpoint));
+    case ModelFamily::kGemma4:
+      return UnsupportedError(checkpoint->path() + ": Gemma 4 inference is not implemented yet");
+  }
+  return InternalError("unknown model family");
+}
+
+}  // namespace gemma_local

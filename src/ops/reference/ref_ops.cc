@@ -1,0 +1,94 @@
+#include "ops/reference/ref_ops.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/half.h"
+
+namespace gemma_local::ref {
+
+void DequantizeRow(const MatrixView& w, int64_t r, float* out) {
+  const int64_t n = w.cols;
+  switch (w.dtype) {
+    case DType::kF32:
+      std::memcpy(out, w.data + r * n * 4, static_cast<size_t>(n) * 4);
+      return;
+    case DType::kF16:
+    case DType::kBF16: {
+      const uint8_t* row = w.data + r * n * 2;
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        out[i] = w.dtype == DType::kF16 ? F16ToF32(h) : Bf16ToF32(h);
+      }
+      return;
+    }
+    default:
+      for (int64_t i = 0; i < n; ++i) out[i] = NAN;  // callers check dtypes at load time
+  }
+}
+
+void MatMul(const MatrixView& w, const float* x, int64_t n_tokens, float* y) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t o = 0; o < w.rows; ++o) {
+    DequantizeRow(w, o, row.data());
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* xt = x + t * w.cols;
+      double acc = 0.0;
+      for (int64_t i = 0; i < w.cols; ++i) acc += static_cast<double>(row[i]) * xt[i];
+      y[t * w.rows + o] = static_cast<float>(acc);
+    }
+  }
+}
+
+void RmsNorm(const float* x, const float* weight, float offset, int64_t n, float eps, float* y) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = weight != nullptr ? weight[i] + offset : 1.0f;
+    y[i] = x[i] * scale * g;
+  }
+}
+
+float GeluTanh(float x) {
+  const float k = 0.7978845608028654f;  // sqrt(2/pi)
+  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+}
+
+void RopeNeox(float* x, int64_t d, double p, const float* inv_freq) {
+  const int64_t half = d / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double theta = p * inv_freq[i];
+    const float c = static_cast<float>(std::cos(theta));
+    const float s = static_cast<float>(std::sin(theta));
+    const float a = x[i];
+    const float b = x[i + half];
+    x[i] = a * c - b * s;
+    x[i + half] = b * c + a * s;
+  }
+}
+
+void Softmax(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void LogSoftmax(const float* x, int64_t n, float* out) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - mx);
+  const double lse = mx + std::log(sum);
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i] - lse);
+}
+
+}  // namespace gemma_local::ref

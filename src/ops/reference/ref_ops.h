@@ -1,0 +1,48 @@
+// Scalar reference implementations of the ops a Gemma forward pass needs. They are the oracle
+// every SIMD/CUDA kernel is tested against: plain loops, f32 arithmetic with f64 accumulation
+// where a sum is long, no cleverness. Each function states the formula it implements.
+//
+// Layout conventions: activations are row-major [n_rows, n_cols] f32. A weight matrix is stored
+// as GGUF/ggml does it: `rows` output rows, each `cols` contiguous input elements (an HF
+// [out, in] matrix, i.e. ne = {cols, rows}).
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace gemma_local::ref {
+
+// A read-only view of a 2-D weight matrix in any plain float dtype (f32, f16, bf16).
+struct MatrixView {
+  DType dtype = DType::kF32;
+  const uint8_t* data = nullptr;
+  int64_t rows = 0;  // output features
+  int64_t cols = 0;  // input features (contiguous)
+};
+
+// Row `r` of `w` as f32 into out[0..cols).
+void DequantizeRow(const MatrixView& w, int64_t r, float* out);
+
+// y[t][o] = sum_i w[o][i] * x[t][i]   for t < n_tokens, o < w.rows   (x: [n_tokens, w.cols])
+void MatMul(const MatrixView& w, const float* x, int64_t n_tokens, float* y);
+
+// y = x * (mean(x^2) + eps)^(-1/2) * (weight + offset), over n elements (offset 1 for Gemma 3
+// HF weights stored zero-centred, 0 otherwise). weight may be null (scale-free norm).
+void RmsNorm(const float* x, const float* weight, float offset, int64_t n, float eps, float* y);
+
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+float GeluTanh(float x);
+
+// NEOX/rotate-half RoPE on one head vector of length d at position p:
+//   theta_i = p * inv_freq[i],  (x_i, x_{i+d/2}) -> (x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin)
+// for i < d/2. inv_freq has d/2 entries (0 leaves a pair unrotated).
+void RopeNeox(float* x, int64_t d, double p, const float* inv_freq);
+
+// In-place softmax over n values (max-subtracted, f64 sum).
+void Softmax(float* x, int64_t n);
+
+// log-softmax of n values into out.
+void LogSoftmax(const float* x, int64_t n, float* out);
+
+}  // namespace gemma_local::ref

@@ -1,0 +1,137 @@
+// `gemma-local score` (teacher-forced log-probabilities) and `gemma-local run` (generation).
+// Token-id input (--tokens) is used exactly as given; text prompts need the tokenizer.
+#include <charconv>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "gemma_local/engine.h"
+
+namespace gemma_local::cli {
+namespace {
+
+// "2,105,9" -> ids; errors name the bad item.
+Result<std::vector<int32_t>> ParseTokenList(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    int32_t id = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || id < 0) {
+      return InvalidArgumentError("--tokens: '" + item + "' is not a non-negative token id");
+    }
+    ids.push_back(id);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+struct CommonOptions {
+  std::string model;
+  std::string tokens;
+  std::string prompt;
+  int threads = 0;
+  int64_t context = 4096;
+  bool json = false;
+};
+
+void AddCommon(CLI::App* cmd, CommonOptions& o) {
+  cmd->add_option("--model", o.model, "GGUF file or Hugging Face checkpoint directory")->required();
+  auto* tokens = cmd->add_option("--tokens", o.tokens, "comma-separated token ids, used exactly as given");
+  auto* prompt = cmd->add_option("--prompt", o.prompt, "raw text prompt (needs the model's tokenizer)");
+  tokens->excludes(prompt);
+  cmd->add_option("--threads", o.threads, "worker threads (0 = all cores)");
+  cmd->add_option("--context", o.context, "context size in tokens (KV cache capacity)");
+  cmd->add_flag("--json", o.json, "print one JSON object");
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
+  return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
+}
+
+Result<std::vector<int32_t>> InputTokens(const CommonOptions& o) {
+  if (!o.prompt.empty()) {
+    return UnsupportedError("--prompt needs the tokenizer, which is not wired into this command yet; use --tokens");
+  }
+  if (o.tokens.empty()) return InvalidArgumentError("give --tokens (or --prompt)");
+  return ParseTokenList(o.tokens);
+}
+
+}  // namespace
+
+CommandRunner RegisterScore(CLI::App& app) {
+  auto o = std::make_shared<CommonOptions>();
+  auto top_k = std::make_shared<int>(10);
+  CLI::App* cmd = app.add_subcommand("score", "Teacher-forced log-probabilities: entry i is the distribution predicting token i+1");
+  AddCommon(cmd, *o);
+  cmd->add_option("--top-k", *top_k, "entries per position");
+  return [o, top_k]() {
+    Result<std::vector<int32_t>> tokens = InputTokens(*o);
+    if (!tokens.ok()) return Fail(tokens.status());
+    EngineOptions eo;
+    eo.max_context = std::max<int64_t>(o->context, static_cast<int64_t>(tokens->size()));
+    Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
+    if (!engine.ok()) return Fail(engine.status());
+    Result<std::vector<PositionScores>> scores = (*engine)->Score(*tokens, *top_k);
+    if (!scores.ok()) return Fail(scores.status());
+    nlohmann::json out;
+    out["tokens"] = *tokens;
+    nlohmann::json positions = nlohmann::json::array();
+    for (const PositionScores& p : *scores) {
+      nlohmann::json top = nlohmann::json::array();
+      for (const auto& [id, lp] : p.top) top.push_back({id, lp});
+      positions.push_back({{"top", top}});
+    }
+    out["positions"] = positions;
+    std::printf("%s\n", out.dump(o->json ? -1 : 1).c_str());
+    return kExitOk;
+  };
+}
+
+CommandRunner RegisterRun(CLI::App& app) {
+  auto o = std::make_shared<CommonOptions>();
+  auto max_tokens = std::make_shared<int64_t>(32);
+  CLI::App* cmd = app.add_subcommand("run", "Generate a continuation (greedy for now)");
+  AddCommon(cmd, *o);
+  cmd->add_option("--max-tokens", *max_tokens, "tokens to generate at most");
+  return [o, max_tokens]() {
+    Result<std::vector<int32_t>> tokens = InputTokens(*o);
+    if (!tokens.ok()) return Fail(tokens.status());
+    EngineOptions eo;
+    eo.max_context = std::max<int64_t>(o->context, static_cast<int64_t>(tokens->size()) + *max_tokens);
+    Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
+    if (!engine.ok()) return Fail(engine.status());
+    GenerateOptions go;
+    go.max_tokens = *max_tokens;
+    go.stop_tokens = (*engine)->default_stop_tokens();
+    Result<GenerateResult> r = (*engine)->Generate(*tokens, go, nullptr);
+    if (!r.ok()) return Fail(r.status());
+    if (!o->json) {
+      for (size_t i = 0; i < r->tokens.size(); ++i) std::printf("%s%d", i ? "," : "", r->tokens[i]);
+      std::printf("\n");
+      return kExitOk;
+    }
+    nlohmann::json out;
+    out["prompt_tokens"] = *tokens;
+    out["tokens"] = r->tokens;
+    out["text"] = "";
+    out["finish_reason"] = r->finish_reason;
+    const double n_prompt = static_cast<double>(tokens->size());
+    const double n_gen = static_cast<double>(r->tokens.size());
+    out["timings"] = {{"prompt_ms", r->prompt_ms},
+                      {"prompt_tokens_per_s", r->prompt_ms > 0 ? n_prompt * 1000.0 / r->prompt_ms : 0.0},
+                      {"gen_ms", r->gen_ms},
+                      {"gen_tokens_per_s", r->gen_ms > 0 ? n_gen * 1000.0 / r->gen_ms : 0.0}};
+    std::printf("%s\n", out.dump().c_str());
+    return kExitOk;
+  };
+}
+
+}  // namespace gemma_local::cli
