@@ -154,6 +154,7 @@ void Gemma3::Attention(int64_t l, const Batch& batch, const float* q, const KvCa
 }
 
 Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const {
+  logits->clear();
   GL_RETURN_IF_ERROR(Validate(batch, cache));
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
@@ -207,7 +208,6 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
       for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
     }
   }
-  logits->clear();
   const int64_t V = lm_head_.rows;
   std::vector<float> y(static_cast<size_t>(H));
   for (int64_t t = 0; t < T; ++t) {
