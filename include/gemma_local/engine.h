@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "gemma_local/sampling.h"
 #include "gemma_local/status.h"
 
 namespace gemma_local {
@@ -28,6 +29,7 @@ struct PositionScores {
 
 struct GenerateOptions {
   int64_t max_tokens = 32;
+  SamplingParams sampling;           // default: greedy
   std::vector<int32_t> stop_tokens;  // generation ends after emitting one of these
 };
 
@@ -51,7 +53,7 @@ class Engine {
   // Teacher forcing: one entry per input token; entry i predicts token i+1. `top_k` >= 1.
   virtual Result<std::vector<PositionScores>> Score(const std::vector<int32_t>& tokens, int top_k) = 0;
 
-  // Greedy generation after `prompt` (ids used exactly as given). `on_token` (optional) sees each
+  // Generation after `prompt` (ids used exactly as given) with options.sampling. `on_token` (optional) sees each
   // new id as it is produced; returning false stops generation.
   virtual Result<GenerateResult> Generate(const std::vector<int32_t>& prompt, const GenerateOptions& options,
                                           const std::function<bool(int32_t)>& on_token) = 0;

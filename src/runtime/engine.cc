@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "ops/reference/ref_ops.h"
 #include "runtime/kv_cache.h"
+#include "runtime/sampler.h"
 
 namespace gemma_local {
 namespace {
@@ -48,6 +49,9 @@ class LocalEngine final : public Engine {
                                   const std::function<bool(int32_t)>& on_token) override {
     if (prompt.empty()) return InvalidArgumentError("the prompt has no tokens");
     if (options.max_tokens < 0) return InvalidArgumentError("max_tokens must be >= 0");
+    GL_RETURN_IF_ERROR(options.sampling.Validate());
+    Sampler sampler(options.sampling);
+    std::vector<int32_t> context = prompt;
     GL_RETURN_IF_ERROR(CheckLength(static_cast<int64_t>(prompt.size()) + options.max_tokens));
     SimpleKvCache cache(model_->hparams(), 1, options_.max_context, options_.max_batch);
     GenerateResult result;
@@ -64,8 +68,9 @@ class LocalEngine final : public Engine {
     start = std::chrono::steady_clock::now();
     int64_t pos = static_cast<int64_t>(prompt.size());
     while (static_cast<int64_t>(result.tokens.size()) < options.max_tokens) {
-      const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      const int32_t next = sampler.Next(logits, context, result.tokens.size());
       result.tokens.push_back(next);
+      context.push_back(next);
       if (on_token && !on_token(next)) break;
       if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), next) != options.stop_tokens.end()) {
         result.finish_reason = "stop";

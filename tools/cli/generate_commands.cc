@@ -1,5 +1,8 @@
 // `gemma-local score` (teacher-forced log-probabilities) and `gemma-local run` (generation).
 // Token-id input (--tokens) is used exactly as given; text prompts need the tokenizer.
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <string>
@@ -51,6 +54,13 @@ void AddCommon(CLI::App* cmd, CommonOptions& o) {
   cmd->add_flag("--json", o.json, "print one JSON object");
 }
 
+// Peak resident set size of this process (Linux reports ru_maxrss in KiB).
+int64_t PeakRssBytes() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
 int Fail(const Status& s) {
   std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
   return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
@@ -98,10 +108,19 @@ CommandRunner RegisterScore(CLI::App& app) {
 CommandRunner RegisterRun(CLI::App& app) {
   auto o = std::make_shared<CommonOptions>();
   auto max_tokens = std::make_shared<int64_t>(32);
-  CLI::App* cmd = app.add_subcommand("run", "Generate a continuation (greedy for now)");
+  auto sp = std::make_shared<SamplingParams>();
+  CLI::App* cmd = app.add_subcommand("run", "Generate a continuation (greedy unless --temperature > 0)");
   AddCommon(cmd, *o);
   cmd->add_option("--max-tokens", *max_tokens, "tokens to generate at most");
-  return [o, max_tokens]() {
+  cmd->add_option("--temperature", sp->temperature, "0 = greedy (default, reproducible)");
+  cmd->add_option("--top-k", sp->top_k, "keep the k most likely tokens (0 = off)");
+  cmd->add_option("--top-p", sp->top_p, "nucleus sampling mass (1 = off)");
+  cmd->add_option("--min-p", sp->min_p, "drop tokens below min_p x the top probability (0 = off)");
+  cmd->add_option("--repeat-penalty", sp->repetition_penalty, "HF repetition penalty over prompt + output (1 = off)");
+  cmd->add_option("--presence-penalty", sp->presence_penalty, "OpenAI presence penalty over output tokens");
+  cmd->add_option("--frequency-penalty", sp->frequency_penalty, "OpenAI frequency penalty over output tokens");
+  cmd->add_option("--seed", sp->seed, "sampling seed");
+  return [o, max_tokens, sp]() {
     Result<std::vector<int32_t>> tokens = InputTokens(*o);
     if (!tokens.ok()) return Fail(tokens.status());
     EngineOptions eo;
@@ -110,6 +129,7 @@ CommandRunner RegisterRun(CLI::App& app) {
     if (!engine.ok()) return Fail(engine.status());
     GenerateOptions go;
     go.max_tokens = *max_tokens;
+    go.sampling = *sp;
     go.stop_tokens = (*engine)->default_stop_tokens();
     Result<GenerateResult> r = (*engine)->Generate(*tokens, go, nullptr);
     if (!r.ok()) return Fail(r.status());
@@ -128,7 +148,8 @@ CommandRunner RegisterRun(CLI::App& app) {
     out["timings"] = {{"prompt_ms", r->prompt_ms},
                       {"prompt_tokens_per_s", r->prompt_ms > 0 ? n_prompt * 1000.0 / r->prompt_ms : 0.0},
                       {"gen_ms", r->gen_ms},
-                      {"gen_tokens_per_s", r->gen_ms > 0 ? n_gen * 1000.0 / r->gen_ms : 0.0}};
+                      {"gen_tokens_per_s", r->gen_ms > 0 ? n_gen * 1000.0 / r->gen_ms : 0.0},
+                      {"peak_rss_bytes", PeakRssBytes()}};
     std::printf("%s\n", out.dump().c_str());
     return kExitOk;
   };
