@@ -18,6 +18,7 @@
 namespace gemma_local {
 
 struct EngineOptions {
+  int threads = 0;             // worker threads; 0 = one per hardware thread
   int64_t max_context = 4096;  // positions per sequence the KV cache holds
   int64_t max_batch = 256;     // prompt tokens per forward call (prefill chunk)
 };

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "core/half.h"
-#include "ops/reference/ref_ops.h"
+#include "ops/ops.h"
 
 namespace gemma_local {
 namespace {
@@ -19,7 +19,8 @@ struct LayerWeights {
 
 class Gemma3 final : public Model {
  public:
-  explicit Gemma3(std::shared_ptr<const Checkpoint> ck) : ck_(std::move(ck)), hp_(ck_->hparams()) {}
+  Gemma3(std::shared_ptr<const Checkpoint> ck, const ops::Context& ctx)
+      : ck_(std::move(ck)), hp_(ck_->hparams()), ctx_(ctx) {}
 
   Status Init();
   const HParams& hparams() const override { return hp_; }
@@ -33,6 +34,7 @@ class Gemma3 final : public Model {
 
   std::shared_ptr<const Checkpoint> ck_;
   HParams hp_;
+  ops::Context ctx_;
   ref::MatrixView embed_;
   ref::MatrixView lm_head_;
   std::vector<float> output_norm_;
@@ -119,25 +121,27 @@ Status Gemma3::Validate(const Batch& batch, const KvCache& cache) const {
 }
 
 // out[t] = concat over heads of softmax(scale * q_h . K^T + mask) V, GQA groups contiguous.
+// Parallel over (token, head) pairs; each pair's result is computed the same way whatever the
+// split.
 void Gemma3::Attention(int64_t l, const Batch& batch, const float* q, const KvCache& cache, float* out) const {
   const int64_t d = hp_.head_dim[l];
   const int64_t nh = hp_.n_heads;
   const int64_t group = nh / hp_.n_kv_heads[l];
   const int64_t src = hp_.kv_source[l];
   const bool sliding = hp_.is_sliding(l) && hp_.sliding_window > 0;
-  std::vector<float> scores;
-  for (size_t t = 0; t < batch.size(); ++t) {
-    const int64_t pos = batch[t].pos;
-    const int64_t lo = sliding ? std::max<int64_t>(0, pos - hp_.sliding_window + 1) : 0;
-    scores.resize(static_cast<size_t>(pos - lo + 1));
-    for (int64_t h = 0; h < nh; ++h) {
+  const int64_t n_pairs = static_cast<int64_t>(batch.size()) * nh;
+  ctx_.pool->ParallelFor(n_pairs, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores;
+    for (int64_t pair = begin; pair < end; ++pair) {
+      const int64_t t = pair / nh;
+      const int64_t h = pair % nh;
+      const int64_t pos = batch[t].pos;
+      const int64_t lo = sliding ? std::max<int64_t>(0, pos - hp_.sliding_window + 1) : 0;
+      scores.resize(static_cast<size_t>(pos - lo + 1));
       const float* qh = q + (t * nh + h) * d;
       const int64_t kv_off = (h / group) * d;
       for (int64_t j = lo; j <= pos; ++j) {
-        const float* kj = cache.K(src, batch[t].seq, j) + kv_off;
-        double dot = 0.0;
-        for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qh[i]) * kj[i];
-        float s = static_cast<float>(dot) * hp_.attention_scale;
+        float s = ops::Dot(qh, cache.K(src, batch[t].seq, j) + kv_off, d) * hp_.attention_scale;
         if (hp_.attn_logit_softcap) s = *hp_.attn_logit_softcap * std::tanh(s / *hp_.attn_logit_softcap);
         scores[j - lo] = s;
       }
@@ -150,7 +154,7 @@ void Gemma3::Attention(int64_t l, const Batch& batch, const float* q, const KvCa
         for (int64_t i = 0; i < d; ++i) oh[i] += p * vj[i];
       }
     }
-  }
+  });
 }
 
 Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const {
@@ -173,9 +177,9 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     const int64_t nkv = hp_.n_kv_heads[l] * d;
     for (int64_t t = 0; t < T; ++t) ref::RmsNorm(&x[t * H], w.attn_norm.data(), 0.0f, H, eps, &h[t * H]);
     std::vector<float> q(static_cast<size_t>(T * nq)), k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
-    ref::MatMul(w.q, h.data(), T, q.data());
-    ref::MatMul(w.k, h.data(), T, k.data());
-    ref::MatMul(w.v, h.data(), T, v.data());
+    ops::MatMul(ctx_, w.q, h.data(), T, q.data());
+    ops::MatMul(ctx_, w.k, h.data(), T, k.data());
+    ops::MatMul(ctx_, w.v, h.data(), T, v.data());
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t hh = 0; hh < hp_.n_heads; ++hh) {
         float* qh = &q[(t * hp_.n_heads + hh) * d];
@@ -191,7 +195,7 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     }
     std::vector<float> attn(static_cast<size_t>(T * nq));
     Attention(l, batch, q.data(), cache, attn.data());
-    ref::MatMul(w.o, attn.data(), T, branch.data());
+    ops::MatMul(ctx_, w.o, attn.data(), T, branch.data());
     for (int64_t t = 0; t < T; ++t) {
       ref::RmsNorm(&branch[t * H], w.post_attn_norm.data(), 0.0f, H, eps, &branch[t * H]);
       for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
@@ -199,10 +203,10 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     }
     const int64_t ff = hp_.ffn_size[l];
     std::vector<float> gate(static_cast<size_t>(T * ff)), up(static_cast<size_t>(T * ff));
-    ref::MatMul(w.gate, h.data(), T, gate.data());
-    ref::MatMul(w.up, h.data(), T, up.data());
+    ops::MatMul(ctx_, w.gate, h.data(), T, gate.data());
+    ops::MatMul(ctx_, w.up, h.data(), T, up.data());
     for (size_t i = 0; i < gate.size(); ++i) gate[i] = ref::GeluTanh(gate[i]) * up[i];
-    ref::MatMul(w.down, gate.data(), T, branch.data());
+    ops::MatMul(ctx_, w.down, gate.data(), T, branch.data());
     for (int64_t t = 0; t < T; ++t) {
       ref::RmsNorm(&branch[t * H], w.post_ffw_norm.data(), 0.0f, H, eps, &branch[t * H]);
       for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
@@ -215,7 +219,7 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     ref::RmsNorm(&x[t * H], output_norm_.data(), 0.0f, H, eps, y.data());
     const size_t base = logits->size();
     logits->resize(base + static_cast<size_t>(V));
-    ref::MatMul(lm_head_, y.data(), 1, logits->data() + base);
+    ops::MatMul(ctx_, lm_head_, y.data(), 1, logits->data() + base);
     if (hp_.final_logit_softcap) {
       const float cap = *hp_.final_logit_softcap;
       for (int64_t i = 0; i < V; ++i) (*logits)[base + i] = cap * std::tanh((*logits)[base + i] / cap);
@@ -226,8 +230,9 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint) {
-  auto model = std::make_unique<Gemma3>(std::move(checkpoint));
+Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
+  if (ctx.pool == nullptr) return InvalidArgumentError("LoadGemma3: the ops context has no thread pool");
+  auto model = std::make_unique<Gemma3>(std::move(checkpoint), ctx);
   GL_RETURN_IF_ERROR(model->Init());
   return std::unique_ptr<Model>(std::move(model));
 }

@@ -8,6 +8,7 @@
 
 #include "gemma_local/status.h"
 #include "model/checkpoint.h"
+#include "ops/ops.h"
 #include "runtime/batch.h"
 #include "runtime/kv_cache.h"
 
@@ -24,8 +25,9 @@ class Model {
   virtual Status Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const = 0;
 };
 
-// Binds `checkpoint` (kept alive by the model) to its family's implementation. Errors name the
-// tensor whose dtype cannot be computed yet.
-Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint);
+// Binds `checkpoint` (kept alive by the model) to its family's implementation, computing with
+// `ctx` (its thread pool must outlive the model). Errors name the tensor whose dtype cannot be
+// computed yet.
+Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx);
 
 }  // namespace gemma_local

@@ -3,10 +3,10 @@
 
 namespace gemma_local {
 
-Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint) {
+Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
   switch (checkpoint->hparams().family) {
     case ModelFamily::kGemma3:
-      return LoadGemma3(std::move(checkpoint));
+      return LoadGemma3(std::move(checkpoint), ctx);
     case ModelFamily::kGemma4:
       return UnsupportedError(checkpoint->path() + ": Gemma 4 inference is not implemented yet");
   }

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "model/checkpoint.h"
+#include "core/thread_pool.h"
 #include "model/model.h"
 #include "ops/reference/ref_ops.h"
 #include "runtime/kv_cache.h"
@@ -20,8 +21,8 @@ double MillisSince(std::chrono::steady_clock::time_point start) {
 
 class LocalEngine final : public Engine {
  public:
-  LocalEngine(std::unique_ptr<Model> model, const EngineOptions& options)
-      : model_(std::move(model)), options_(options) {}
+  LocalEngine(std::unique_ptr<ThreadPool> pool, std::unique_ptr<Model> model, const EngineOptions& options)
+      : pool_(std::move(pool)), model_(std::move(model)), options_(options) {}
 
   int64_t vocab_size() const override { return model_->hparams().vocab_size; }
   std::vector<int32_t> default_stop_tokens() const override { return {1, 106}; }
@@ -105,6 +106,7 @@ class LocalEngine final : public Engine {
     return p;
   }
 
+  std::unique_ptr<ThreadPool> pool_;  // declared first: outlives the model that uses it
   std::unique_ptr<Model> model_;
   EngineOptions options_;
 };
@@ -116,8 +118,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
     return InvalidArgumentError("max_context and max_batch must be >= 1");
   }
   GL_ASSIGN_OR_RETURN(Checkpoint ck, Checkpoint::Open(model_path));
-  GL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(std::make_shared<const Checkpoint>(std::move(ck))));
-  return std::unique_ptr<Engine>(new LocalEngine(std::move(model), options));
+  auto pool = std::make_unique<ThreadPool>(options.threads);
+  GL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                      LoadModel(std::make_shared<const Checkpoint>(std::move(ck)), ops::Context{pool.get()}));
+  return std::unique_ptr<Engine>(new LocalEngine(std::move(pool), std::move(model), options));
 }
 
 }  // namespace gemma_local

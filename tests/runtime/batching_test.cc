@@ -9,6 +9,11 @@
 namespace gemma_local {
 namespace {
 
+ThreadPool& Pool() {
+  static ThreadPool pool(3);  // test-local; several threads exercise the parallel paths
+  return pool;
+}
+
 std::unique_ptr<Model> TinyModel(const testing::TempDir& dir, const std::string& preset) {
   testgen::TestModelOptions opt;
   opt.hparams = *testgen::PresetShape(preset);
@@ -17,7 +22,7 @@ std::unique_ptr<Model> TinyModel(const testing::TempDir& dir, const std::string&
   EXPECT_TRUE(w.ok());
   Result<Checkpoint> ck = Checkpoint::Open(w->gguf_path);
   EXPECT_TRUE(ck.ok());
-  Result<std::unique_ptr<Model>> m = LoadModel(std::make_shared<const Checkpoint>(std::move(*ck)));
+  Result<std::unique_ptr<Model>> m = LoadModel(std::make_shared<const Checkpoint>(std::move(*ck)), ops::Context{&Pool()});
   EXPECT_TRUE(m.ok()) << m.status().ToString();
   return std::move(*m);
 }

@@ -86,6 +86,7 @@ CommandRunner RegisterScore(CLI::App& app) {
     Result<std::vector<int32_t>> tokens = InputTokens(*o);
     if (!tokens.ok()) return Fail(tokens.status());
     EngineOptions eo;
+    eo.threads = o->threads;
     eo.max_context = std::max<int64_t>(o->context, static_cast<int64_t>(tokens->size()));
     Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
     if (!engine.ok()) return Fail(engine.status());
@@ -124,6 +125,7 @@ CommandRunner RegisterRun(CLI::App& app) {
     Result<std::vector<int32_t>> tokens = InputTokens(*o);
     if (!tokens.ok()) return Fail(tokens.status());
     EngineOptions eo;
+    eo.threads = o->threads;
     eo.max_context = std::max<int64_t>(o->context, static_cast<int64_t>(tokens->size()) + *max_tokens);
     Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
     if (!engine.ok()) return Fail(engine.status());

@@ -1,0 +1,122 @@
+// SIMD matrix-vector products for plain float weights (f32, f16, bf16) with f32 accumulation,
+// compiled for every x86/ARM target Highway supports and chosen at run time.
+//   y[t][o] = sum_i w[o][i] * x[t][i]
+// Parallel over output rows; each row's sum is computed by the same code whatever the split, so
+// results do not depend on the thread count.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backends/cpu/matmul.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "core/half.h"
+#include "ops/ops.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace gemma_local::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Loads lanes of one weight row as f32.
+template <class D, typename T>
+HWY_INLINE hn::Vec<D> LoadF32(D d, const T* HWY_RESTRICT p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return hn::LoadU(d, p);
+  } else {
+    const hn::Rebind<T, D> dn;
+    return hn::PromoteTo(d, hn::LoadU(dn, p));
+  }
+}
+
+template <typename T>
+HWY_INLINE float ToF32(T v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else {
+    uint16_t bits;
+    std::memcpy(&bits, &v, 2);
+    return std::is_same_v<T, hwy::float16_t> ? F16ToF32(bits) : Bf16ToF32(bits);
+  }
+}
+
+// Two accumulators hide FMA latency; the tail is summed in scalar order.
+template <typename T>
+HWY_INLINE float DotRow(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto acc0 = hn::Zero(d);
+  auto acc1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    acc0 = hn::MulAdd(LoadF32(d, w + i), hn::LoadU(d, x + i), acc0);
+    acc1 = hn::MulAdd(LoadF32(d, w + i + lanes), hn::LoadU(d, x + i + lanes), acc1);
+  }
+  for (; i + lanes <= n; i += lanes) acc0 = hn::MulAdd(LoadF32(d, w + i), hn::LoadU(d, x + i), acc0);
+  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+  for (; i < n; ++i) sum += ToF32(w[i]) * x[i];
+  return sum;
+}
+
+template <typename T>
+void RowsT(const uint8_t* w, int64_t rows, int64_t cols, const float* x, int64_t n_tokens, int64_t r0, int64_t r1,
+           float* y) {
+  const T* wt = reinterpret_cast<const T*>(w);
+  for (int64_t o = r0; o < r1; ++o) {
+    const T* row = wt + o * cols;
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + o] = DotRow(row, x + t * cols, cols);
+  }
+}
+
+void RowsF32(const uint8_t* w, int64_t rows, int64_t cols, const float* x, int64_t n_tokens, int64_t r0, int64_t r1,
+             float* y) {
+  RowsT<float>(w, rows, cols, x, n_tokens, r0, r1, y);
+}
+void RowsF16(const uint8_t* w, int64_t rows, int64_t cols, const float* x, int64_t n_tokens, int64_t r0, int64_t r1,
+             float* y) {
+  RowsT<hwy::float16_t>(w, rows, cols, x, n_tokens, r0, r1, y);
+}
+void RowsBF16(const uint8_t* w, int64_t rows, int64_t cols, const float* x, int64_t n_tokens, int64_t r0, int64_t r1,
+              float* y) {
+  RowsT<hwy::bfloat16_t>(w, rows, cols, x, n_tokens, r0, r1, y);
+}
+float DotF32(const float* a, const float* b, int64_t n) { return DotRow(a, b, n); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace gemma_local::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace gemma_local::cpu {
+HWY_EXPORT(RowsF32);
+HWY_EXPORT(RowsF16);
+HWY_EXPORT(RowsBF16);
+HWY_EXPORT(DotF32);
+}  // namespace gemma_local::cpu
+
+namespace gemma_local::ops {
+
+void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y) {
+  using RowsFn = void (*)(const uint8_t*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*);
+  RowsFn fn = nullptr;
+  switch (w.dtype) {
+    case DType::kF32: fn = HWY_DYNAMIC_DISPATCH(cpu::RowsF32); break;
+    case DType::kF16: fn = HWY_DYNAMIC_DISPATCH(cpu::RowsF16); break;
+    case DType::kBF16: fn = HWY_DYNAMIC_DISPATCH(cpu::RowsBF16); break;
+    default:
+      ref::MatMul(w, x, n_tokens, y);  // types without a kernel yet: the reference
+      return;
+  }
+  // Enough rows per chunk that a chunk is worth a thread hop (~32K multiply-adds).
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, w.cols * n_tokens));
+  ctx.pool->ParallelFor(w.rows, grain, [&](int64_t r0, int64_t r1) {
+    fn(w.data, w.rows, w.cols, x, n_tokens, r0, r1, y);
+  });
+}
+
+float Dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(cpu::DotF32)(a, b, n); }
+
+}  // namespace gemma_local::ops
+#endif  // HWY_ONCE

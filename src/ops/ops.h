@@ -1,0 +1,26 @@
+// The backend-neutral op API the model code calls. The CPU backend (src/backends/cpu) implements
+// it with SIMD kernels chosen at run time; every op has a scalar reference in ops/reference that
+// tests compare it with.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "ops/reference/ref_ops.h"
+
+namespace gemma_local::ops {
+
+// Execution context passed down from the engine (no global state).
+struct Context {
+  ThreadPool* pool = nullptr;  // required
+};
+
+// y[t][o] = sum_i w[o][i] * x[t][i]  (see ref::MatMul). f32 accumulation; results are identical
+// for any thread count on a given machine and SIMD target.
+void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y);
+
+// Dot product of a weight row with an f32 vector, as MatMul computes it (for attention-style
+// loops that need single dots).
+float Dot(const float* a, const float* b, int64_t n);
+
+}  // namespace gemma_local::ops
