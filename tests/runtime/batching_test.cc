@@ -85,3 +85,32 @@ TEST(Batching, BadBatchesAreRejected) {
 
 }  // namespace
 }  // namespace gemma_local
+
+namespace gemma_local {
+namespace {
+
+TEST(Determinism, LogitsIdenticalAcrossThreadCounts) {
+  testing::TempDir dir;
+  testgen::TestModelOptions opt;
+  opt.hparams = *testgen::PresetShape("4b-like");
+  opt.dtype = DType::kBF16;
+  opt.write_hf = false;
+  Result<testgen::WrittenModel> w = testgen::WriteTestModel(opt, dir.path());
+  ASSERT_TRUE(w.ok());
+  auto ck = std::make_shared<const Checkpoint>(std::move(*Checkpoint::Open(w->gguf_path)));
+  std::vector<float> reference;
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    Result<std::unique_ptr<Model>> m = LoadModel(ck, ops::Context{&pool});
+    ASSERT_TRUE(m.ok());
+    const std::vector<float> logits = Alone(**m, Tokens(70, 3), 16);
+    if (reference.empty()) {
+      reference = logits;
+    } else {
+      EXPECT_EQ(logits, reference) << threads << " threads";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gemma_local
