@@ -48,7 +48,7 @@ class Engine {
   static Result<std::unique_ptr<Engine>> Open(const std::string& model_path, const EngineOptions& options);
 
   virtual int64_t vocab_size() const = 0;
-  // Default stop ids for the model (<eos>, <end_of_turn> for Gemma 3).
+  // Default stop ids for the model's family (<eos>, end of turn, and Gemma 4's <|tool_response>).
   virtual std::vector<int32_t> default_stop_tokens() const = 0;
 
   // Teacher forcing: one entry per input token; entry i predicts token i+1. `top_k` >= 1.

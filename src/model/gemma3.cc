@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/half.h"
+#include "model/decoder_common.h"
 #include "ops/ops.h"
 
 namespace gemma_local {
@@ -27,10 +28,11 @@ class Gemma3 final : public Model {
   Status Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const override;
 
  private:
-  Result<ref::MatrixView> Matrix(const std::string& name) const;
-  Result<std::vector<float>> Gain(const std::string& name) const;
-  Status Validate(const Batch& batch, const KvCache& cache) const;
-  void Attention(int64_t layer, const Batch& batch, const float* q, const KvCache& cache, float* out) const;
+  Result<ref::MatrixView> Matrix(const std::string& name) const { return BindMatrix(*ck_, name); }
+  // HF stores w and the model uses 1 + w; llama.cpp's GGUF stores 1 + w already.
+  Result<std::vector<float>> Gain(const std::string& name) const {
+    return BindVector(*ck_, name, ck_->norm_weights_include_unit_offset() ? 0.0f : 1.0f);
+  }
 
   std::shared_ptr<const Checkpoint> ck_;
   HParams hp_;
@@ -40,34 +42,6 @@ class Gemma3 final : public Model {
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;
 };
-
-Result<ref::MatrixView> Gemma3::Matrix(const std::string& name) const {
-  const WeightTensor* t = ck_->FindTensor(name);
-  if (t == nullptr) return NotFoundError(ck_->path() + ": tensor '" + name + "' is missing");
-  return ref::MatrixView{t->dtype, t->data, t->ne[1], t->ne[0]};
-}
-
-Result<std::vector<float>> Gemma3::Gain(const std::string& name) const {
-  const WeightTensor* t = ck_->FindTensor(name);
-  if (t == nullptr) return NotFoundError(ck_->path() + ": tensor '" + name + "' is missing");
-  const int64_t n = static_cast<int64_t>(t->n_elements());
-  std::vector<float> out(static_cast<size_t>(n));
-  ref::DequantizeRow(ref::MatrixView{t->dtype, t->data, 1, n}, 0, out.data());
-  // HF stores w and the model uses 1 + w; llama.cpp's GGUF stores 1 + w already.
-  if (!ck_->norm_weights_include_unit_offset()) {
-    for (float& x : out) x += 1.0f;
-  }
-  return out;
-}
-
-std::vector<float> InverseFrequencies(const RopeParams& rope, int64_t head_dim) {
-  std::vector<float> inv(static_cast<size_t>(head_dim / 2));
-  for (int64_t i = 0; i < head_dim / 2; ++i) {
-    const double f = std::pow(static_cast<double>(rope.theta), -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
-    inv[i] = static_cast<float>(f / rope.linear_factor);
-  }
-  return inv;
-}
 
 Status Gemma3::Init() {
   GL_RETURN_IF_ERROR(ck_->RequireDTypes({DType::kF32, DType::kF16, DType::kBF16}));
@@ -94,72 +68,15 @@ Status Gemma3::Init() {
     GL_ASSIGN_OR_RETURN(w.ffn_norm, Gain(b + "ffn_norm.weight"));
     GL_ASSIGN_OR_RETURN(w.post_ffw_norm, Gain(b + "post_ffw_norm.weight"));
     // Linear RoPE scaling applies to global layers only (spec §2.2 step 4).
-    w.inv_freq = InverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
+    w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
     layers_.push_back(std::move(w));
   }
   return Status::Ok();
 }
 
-Status Gemma3::Validate(const Batch& batch, const KvCache& cache) const {
-  std::map<int32_t, int64_t> next;  // expected next position per sequence
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const BatchEntry& e = batch[i];
-    if (e.token < 0 || e.token >= hp_.vocab_size) {
-      return InvalidArgumentError("batch entry " + std::to_string(i) + ": token id " + std::to_string(e.token) +
-                                  " is outside the vocabulary [0, " + std::to_string(hp_.vocab_size) + ")");
-    }
-    auto it = next.find(e.seq);
-    if (it == next.end()) it = next.emplace(e.seq, cache.Length(e.seq)).first;
-    if (e.pos != it->second) {
-      return InvalidArgumentError("batch entry " + std::to_string(i) + ": sequence " + std::to_string(e.seq) +
-                                  " continues at position " + std::to_string(it->second) + ", got " +
-                                  std::to_string(e.pos));
-    }
-    ++it->second;
-  }
-  return Status::Ok();
-}
-
-// out[t] = concat over heads of softmax(scale * q_h . K^T + mask) V, GQA groups contiguous.
-// Parallel over (token, head) pairs; each pair's result is computed the same way whatever the
-// split.
-void Gemma3::Attention(int64_t l, const Batch& batch, const float* q, const KvCache& cache, float* out) const {
-  const int64_t d = hp_.head_dim[l];
-  const int64_t nh = hp_.n_heads;
-  const int64_t group = nh / hp_.n_kv_heads[l];
-  const int64_t src = hp_.kv_source[l];
-  const bool sliding = hp_.is_sliding(l) && hp_.sliding_window > 0;
-  const int64_t n_pairs = static_cast<int64_t>(batch.size()) * nh;
-  ctx_.pool->ParallelFor(n_pairs, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
-    for (int64_t pair = begin; pair < end; ++pair) {
-      const int64_t t = pair / nh;
-      const int64_t h = pair % nh;
-      const int64_t pos = batch[t].pos;
-      const int64_t lo = sliding ? std::max<int64_t>(0, pos - hp_.sliding_window + 1) : 0;
-      scores.resize(static_cast<size_t>(pos - lo + 1));
-      const float* qh = q + (t * nh + h) * d;
-      const int64_t kv_off = (h / group) * d;
-      for (int64_t j = lo; j <= pos; ++j) {
-        float s = ops::Dot(qh, cache.K(src, batch[t].seq, j) + kv_off, d) * hp_.attention_scale;
-        if (hp_.attn_logit_softcap) s = *hp_.attn_logit_softcap * std::tanh(s / *hp_.attn_logit_softcap);
-        scores[j - lo] = s;
-      }
-      ref::Softmax(scores.data(), static_cast<int64_t>(scores.size()));
-      float* oh = out + (t * nh + h) * d;
-      std::fill(oh, oh + d, 0.0f);
-      for (int64_t j = lo; j <= pos; ++j) {
-        const float* vj = cache.V(src, batch[t].seq, j) + kv_off;
-        const float p = scores[j - lo];
-        for (int64_t i = 0; i < d; ++i) oh[i] += p * vj[i];
-      }
-    }
-  });
-}
-
 Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const {
   logits->clear();
-  GL_RETURN_IF_ERROR(Validate(batch, cache));
+  GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, cache));
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const float eps = hp_.rms_norm_eps;
@@ -194,7 +111,7 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
       GL_RETURN_IF_ERROR(cache.Write(l, batch[t].seq, batch[t].pos, &k[t * nkv], &v[t * nkv]));
     }
     std::vector<float> attn(static_cast<size_t>(T * nq));
-    Attention(l, batch, q.data(), cache, attn.data());
+    CausalAttention(ctx_, hp_, l, batch, q.data(), cache, attn.data());
     ops::MatMul(ctx_, w.o, attn.data(), T, branch.data());
     for (int64_t t = 0; t < T; ++t) {
       ref::RmsNorm(&branch[t * H], w.post_attn_norm.data(), 0.0f, H, eps, &branch[t * H]);

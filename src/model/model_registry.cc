@@ -1,4 +1,5 @@
 #include "model/gemma3.h"
+#include "model/gemma4.h"
 #include "model/model.h"
 
 namespace gemma_local {
@@ -8,7 +9,7 @@ Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> check
     case ModelFamily::kGemma3:
       return LoadGemma3(std::move(checkpoint), ctx);
     case ModelFamily::kGemma4:
-      return UnsupportedError(checkpoint->path() + ": Gemma 4 inference is not implemented yet");
+      return LoadGemma4(std::move(checkpoint), ctx);
   }
   return InternalError("unknown model family");
 }

@@ -25,7 +25,12 @@ class LocalEngine final : public Engine {
       : pool_(std::move(pool)), model_(std::move(model)), options_(options) {}
 
   int64_t vocab_size() const override { return model_->hparams().vocab_size; }
-  std::vector<int32_t> default_stop_tokens() const override { return {1, 106}; }
+  // <eos> and the end-of-turn marker (Gemma 3 <end_of_turn>, Gemma 4 <turn|>, both id 106); Gemma 4
+  // also hands control back with <|tool_response> (50) after a tool call.
+  std::vector<int32_t> default_stop_tokens() const override {
+    if (model_->hparams().family == ModelFamily::kGemma4) return {1, 106, 50};
+    return {1, 106};
+  }
 
   Result<std::vector<PositionScores>> Score(const std::vector<int32_t>& tokens, int top_k) override {
     if (top_k < 1) return InvalidArgumentError("top_k must be >= 1, got " + std::to_string(top_k));

@@ -24,6 +24,10 @@ enum class Init {
   kMatrix,       // uniform, std 1/sqrt(fan_in) (fan_in = ne[0])
   kNormGemma3,   // stored w, zero-centred: uniform in [-0.2, 0.2] (the model uses 1 + w)
   kNormGemma4,   // used as is: uniform in [0.8, 1.2]
+  kQkNormGemma4, // Gemma 4 q/k norms: uniform in [0.25, 0.45]. With attention scale 1 these carry
+                 // the softmax temperature; gains near 1 make attention so sharp that float
+                 // rounding differences between engines (e.g. llama.cpp's f16 GELU table) get
+                 // amplified past any useful comparison tolerance.
   kPostNorm,     // branch output norms: gain 0.5*sqrt(hidden)*U[0.5, 1.5], so each layer's branches
                  // are as large as the embedding and the model does not just echo its input
   kLayerScalar,  // uniform in [0.5, 1.0]
@@ -71,6 +75,7 @@ std::vector<float> DrawValues(const TensorSpec& spec, uint64_t seed, bool gemma3
       }
       case Init::kNormGemma3: v[i] = uniform(-0.2f, 0.2f); break;
       case Init::kNormGemma4: v[i] = uniform(0.8f, 1.2f); break;
+      case Init::kQkNormGemma4: v[i] = uniform(0.25f, 0.45f); break;
       case Init::kPostNorm: v[i] = branch_gain * uniform(0.5f, 1.5f) - (gemma3_norm ? 1.0f : 0.0f); break;
       case Init::kLayerScalar: v[i] = uniform(0.5f, 1.0f); break;
       case Init::kPositive: v[i] = uniform(0.5f, 1.5f); break;
@@ -117,7 +122,11 @@ std::vector<TensorSpec> DecoderTensors(const HParams& hp) {
     switch (e.role) {
       case TensorRole::kEmbedding: init = Init::kEmbedding; break;
       case TensorRole::kMatrix: init = Init::kMatrix; break;
-      case TensorRole::kNorm: init = g4 ? Init::kNormGemma4 : Init::kNormGemma3; break;
+      case TensorRole::kNorm: {
+        const bool qk = e.name.find("attn_q_norm") != std::string::npos || e.name.find("attn_k_norm") != std::string::npos;
+        init = !g4 ? Init::kNormGemma3 : qk ? Init::kQkNormGemma4 : Init::kNormGemma4;
+        break;
+      }
       case TensorRole::kPostNorm: init = Init::kPostNorm; break;
       case TensorRole::kLayerScalar: init = Init::kLayerScalar; break;
       case TensorRole::kScale: init = Init::kPositive; break;

@@ -1,0 +1,92 @@
+#include "model/decoder_common.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace gemma_local {
+
+Result<ref::MatrixView> BindMatrix(const Checkpoint& ck, const std::string& name) {
+  const WeightTensor* t = ck.FindTensor(name);
+  if (t == nullptr) return NotFoundError(ck.path() + ": tensor '" + name + "' is missing");
+  if (t->ne.size() != 2) return CorruptDataError(ck.path() + ": tensor '" + name + "' must be 2-D");
+  return ref::MatrixView{t->dtype, t->data, t->ne[1], t->ne[0]};
+}
+
+Result<std::vector<float>> BindVector(const Checkpoint& ck, const std::string& name, float offset) {
+  const WeightTensor* t = ck.FindTensor(name);
+  if (t == nullptr) return NotFoundError(ck.path() + ": tensor '" + name + "' is missing");
+  const int64_t n = static_cast<int64_t>(t->n_elements());
+  std::vector<float> out(static_cast<size_t>(n));
+  ref::DequantizeRow(ref::MatrixView{t->dtype, t->data, 1, n}, 0, out.data());
+  for (float& x : out) x += offset;
+  return out;
+}
+
+Status ValidateBatch(const HParams& hp, const Batch& batch, const KvCache& cache) {
+  std::map<int32_t, int64_t> next;  // expected next position per sequence
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const BatchEntry& e = batch[i];
+    if (e.token < 0 || e.token >= hp.vocab_size) {
+      return InvalidArgumentError("batch entry " + std::to_string(i) + ": token id " + std::to_string(e.token) +
+                                  " is outside the vocabulary [0, " + std::to_string(hp.vocab_size) + ")");
+    }
+    auto it = next.find(e.seq);
+    if (it == next.end()) it = next.emplace(e.seq, cache.Length(e.seq)).first;
+    if (e.pos != it->second) {
+      return InvalidArgumentError("batch entry " + std::to_string(i) + ": sequence " + std::to_string(e.seq) +
+                                  " continues at position " + std::to_string(it->second) + ", got " +
+                                  std::to_string(e.pos));
+    }
+    ++it->second;
+  }
+  return Status::Ok();
+}
+
+std::vector<float> RopeInverseFrequencies(const RopeParams& rope, int64_t head_dim) {
+  const int64_t pairs = head_dim / 2;
+  const auto rotated = static_cast<int64_t>(std::llround(rope.partial_rotary_factor * static_cast<double>(pairs)));
+  std::vector<float> inv(static_cast<size_t>(pairs), 0.0f);
+  for (int64_t i = 0; i < std::min(rotated, pairs); ++i) {
+    const double f = std::pow(static_cast<double>(rope.theta), -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+    inv[i] = static_cast<float>(f / rope.linear_factor);
+  }
+  return inv;
+}
+
+void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, const Batch& batch,
+                     const float* q, const KvCache& cache, float* out) {
+  const int64_t d = hp.head_dim[layer];
+  const int64_t nh = hp.n_heads;
+  const int64_t group = nh / hp.n_kv_heads[layer];
+  const int64_t src = hp.kv_source[layer];
+  const bool sliding = hp.is_sliding(layer) && hp.sliding_window > 0;
+  const int64_t n_pairs = static_cast<int64_t>(batch.size()) * nh;
+  ctx.pool->ParallelFor(n_pairs, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores;
+    for (int64_t pair = begin; pair < end; ++pair) {
+      const int64_t t = pair / nh;
+      const int64_t h = pair % nh;
+      const int64_t pos = batch[t].pos;
+      const int64_t lo = sliding ? std::max<int64_t>(0, pos - hp.sliding_window + 1) : 0;
+      scores.resize(static_cast<size_t>(pos - lo + 1));
+      const float* qh = q + (t * nh + h) * d;
+      const int64_t kv_off = (h / group) * d;
+      for (int64_t j = lo; j <= pos; ++j) {
+        float s = ops::Dot(qh, cache.K(src, batch[t].seq, j) + kv_off, d) * hp.attention_scale;
+        if (hp.attn_logit_softcap) s = *hp.attn_logit_softcap * std::tanh(s / *hp.attn_logit_softcap);
+        scores[j - lo] = s;
+      }
+      ref::Softmax(scores.data(), static_cast<int64_t>(scores.size()));
+      float* oh = out + (t * nh + h) * d;
+      std::fill(oh, oh + d, 0.0f);
+      for (int64_t j = lo; j <= pos; ++j) {
+        const float* vj = cache.V(src, batch[t].seq, j) + kv_off;
+        const float p = scores[j - lo];
+        for (int64_t i = 0; i < d; ++i) oh[i] += p * vj[i];
+      }
+    }
+  });
+}
+
+}  // namespace gemma_local

@@ -1,0 +1,33 @@
+// Pieces shared by the Gemma decoder families: weight binding, batch validation, RoPE tables and
+// causal (optionally sliding-window) GQA attention over the KV cache.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/checkpoint.h"
+#include "ops/ops.h"
+#include "runtime/batch.h"
+#include "runtime/kv_cache.h"
+
+namespace gemma_local {
+
+// A 2-D weight as a matrix view (rows = ne[1] outputs, cols = ne[0] inputs).
+Result<ref::MatrixView> BindMatrix(const Checkpoint& ck, const std::string& name);
+// A 1-D weight as f32, plus `offset` per element (1 turns Gemma 3's stored w into 1 + w).
+Result<std::vector<float>> BindVector(const Checkpoint& ck, const std::string& name, float offset);
+
+// Every token id in range; within a sequence, positions continue the cache without gaps.
+Status ValidateBatch(const HParams& hp, const Batch& batch, const KvCache& cache);
+
+// NEOX inverse frequencies for a head of `head_dim`: theta^(-2i/d) / linear_factor for the first
+// partial_rotary_factor * d/2 pairs, 0 (no rotation) for the rest (Gemma 4 proportional RoPE).
+std::vector<float> RopeInverseFrequencies(const RopeParams& rope, int64_t head_dim);
+
+// out[t] (n_heads * head_dim) = concat_h softmax(scale * q_h . K_j + causal/window mask) V_j over
+// the cached positions of batch[t].seq in layer hp.kv_source[layer]. Parallel over (token, head).
+void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, const Batch& batch,
+                     const float* q, const KvCache& cache, float* out);
+
+}  // namespace gemma_local

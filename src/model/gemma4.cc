@@ -1,0 +1,339 @@
+#include "model/gemma4.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "model/decoder_common.h"
+#include "ops/ops.h"
+
+namespace gemma_local {
+namespace {
+
+// Routed experts of one MoE layer (26B-A4B). Expert e's fused gate/up matrix is rows
+// [e*2F, (e+1)*2F) of ffn_gate_up_exps (gate first, then up); its down matrix is rows [e*H,(e+1)*H)
+// of ffn_down_exps.
+struct MoeWeights {
+  ref::MatrixView router;            // [E, H]
+  std::vector<float> router_scale;   // [H]
+  std::vector<float> expert_scale;   // [E]
+  const WeightTensor* gate_up = nullptr;
+  const WeightTensor* gate = nullptr;  // split form (gate and up separately), when not fused
+  const WeightTensor* up = nullptr;
+  const WeightTensor* down = nullptr;
+  std::vector<float> post_norm_1, pre_norm_2, post_norm_2;
+};
+
+struct LayerWeights {
+  ref::MatrixView q, k, v, o, gate, up, down;
+  bool has_k = false, has_v = false;
+  std::vector<float> attn_norm, q_norm, k_norm, post_attn_norm, ffn_norm, post_ffw_norm;
+  std::vector<float> inv_freq;
+  float layer_scale = 1.0f;
+  // Per-layer embeddings.
+  ref::MatrixView ple_gate, ple_proj;
+  std::vector<float> ple_post_norm;
+  bool moe = false;
+  MoeWeights experts;
+};
+
+// Row r..r+n of a 3-D expert tensor {cols, rows_per_expert, E} as a matrix of `n` rows.
+ref::MatrixView ExpertRows(const WeightTensor* t, int64_t first_row, int64_t n_rows) {
+  const int64_t cols = t->ne[0];
+  const uint64_t row_bytes = *DTypeByteSize(t->dtype, static_cast<uint64_t>(cols));
+  return ref::MatrixView{t->dtype, t->data + static_cast<uint64_t>(first_row) * row_bytes, n_rows, cols};
+}
+
+class Gemma4 final : public Model {
+ public:
+  Gemma4(std::shared_ptr<const Checkpoint> ck, const ops::Context& ctx)
+      : ck_(std::move(ck)), hp_(ck_->hparams()), ctx_(ctx) {}
+
+  Status Init();
+  const HParams& hparams() const override { return hp_; }
+  Status Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const override;
+
+ private:
+  Result<ref::MatrixView> Matrix(const std::string& name) const { return BindMatrix(*ck_, name); }
+  Result<std::vector<float>> Gain(const std::string& name) const { return BindVector(*ck_, name, 0.0f); }
+  void PerLayerInputs(const Batch& batch, const float* x0, std::vector<float>* ple) const;
+  void Mlp(const ref::MatrixView& gate, const ref::MatrixView& up, const ref::MatrixView& down, const float* in,
+           int64_t n, float* out) const;
+  void Experts(const LayerWeights& w, const float* residual, int64_t T, float* out) const;
+
+  std::shared_ptr<const Checkpoint> ck_;
+  HParams hp_;
+  ops::Context ctx_;
+  ref::MatrixView embed_, lm_head_, ple_embed_, ple_model_proj_;
+  std::vector<float> output_norm_, ple_proj_norm_;
+  std::vector<LayerWeights> layers_;
+};
+
+Status Gemma4::Init() {
+  GL_RETURN_IF_ERROR(ck_->RequireDTypes({DType::kF32, DType::kF16, DType::kBF16}));
+  GL_ASSIGN_OR_RETURN(embed_, Matrix("token_embd.weight"));
+  lm_head_ = embed_;
+  if (ck_->FindTensor("output.weight") != nullptr) {
+    GL_ASSIGN_OR_RETURN(lm_head_, Matrix("output.weight"));
+  }
+  GL_ASSIGN_OR_RETURN(output_norm_, Gain("output_norm.weight"));
+  const int64_t P = hp_.per_layer_input_size;
+  if (P > 0) {
+    GL_ASSIGN_OR_RETURN(ple_embed_, Matrix("per_layer_token_embd.weight"));
+    GL_ASSIGN_OR_RETURN(ple_model_proj_, Matrix("per_layer_model_proj.weight"));
+    GL_ASSIGN_OR_RETURN(ple_proj_norm_, Gain("per_layer_proj_norm.weight"));
+  }
+  for (int64_t l = 0; l < hp_.n_layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    LayerWeights w;
+    GL_ASSIGN_OR_RETURN(w.q, Matrix(b + "attn_q.weight"));
+    GL_ASSIGN_OR_RETURN(w.o, Matrix(b + "attn_output.weight"));
+    GL_ASSIGN_OR_RETURN(w.q_norm, Gain(b + "attn_q_norm.weight"));
+    if (hp_.owns_kv(l)) {
+      GL_ASSIGN_OR_RETURN(w.k, Matrix(b + "attn_k.weight"));
+      GL_ASSIGN_OR_RETURN(w.k_norm, Gain(b + "attn_k_norm.weight"));
+      w.has_k = true;
+      if (hp_.has_v_proj[l]) {
+        GL_ASSIGN_OR_RETURN(w.v, Matrix(b + "attn_v.weight"));
+        w.has_v = true;
+      }
+    }
+    GL_ASSIGN_OR_RETURN(w.attn_norm, Gain(b + "attn_norm.weight"));
+    GL_ASSIGN_OR_RETURN(w.post_attn_norm, Gain(b + "post_attention_norm.weight"));
+    GL_ASSIGN_OR_RETURN(w.ffn_norm, Gain(b + "ffn_norm.weight"));
+    GL_ASSIGN_OR_RETURN(w.post_ffw_norm, Gain(b + "post_ffw_norm.weight"));
+    GL_ASSIGN_OR_RETURN(w.gate, Matrix(b + "ffn_gate.weight"));
+    GL_ASSIGN_OR_RETURN(w.up, Matrix(b + "ffn_up.weight"));
+    GL_ASSIGN_OR_RETURN(w.down, Matrix(b + "ffn_down.weight"));
+    if (ck_->FindTensor(b + "layer_output_scale.weight") != nullptr) {
+      GL_ASSIGN_OR_RETURN(std::vector<float> s, Gain(b + "layer_output_scale.weight"));
+      w.layer_scale = s[0];
+    }
+    if (P > 0) {
+      GL_ASSIGN_OR_RETURN(w.ple_gate, Matrix(b + "inp_gate.weight"));
+      GL_ASSIGN_OR_RETURN(w.ple_proj, Matrix(b + "proj.weight"));
+      GL_ASSIGN_OR_RETURN(w.ple_post_norm, Gain(b + "post_norm.weight"));
+    }
+    if (hp_.n_experts > 0) {
+      MoeWeights& m = w.experts;
+      w.moe = true;
+      GL_ASSIGN_OR_RETURN(m.router, Matrix(b + "ffn_gate_inp.weight"));
+      GL_ASSIGN_OR_RETURN(m.router_scale, Gain(b + "ffn_gate_inp.scale"));
+      GL_ASSIGN_OR_RETURN(m.expert_scale, Gain(b + "ffn_down_exps.scale"));
+      GL_ASSIGN_OR_RETURN(m.post_norm_1, Gain(b + "post_ffw_norm_1.weight"));
+      GL_ASSIGN_OR_RETURN(m.pre_norm_2, Gain(b + "pre_ffw_norm_2.weight"));
+      GL_ASSIGN_OR_RETURN(m.post_norm_2, Gain(b + "post_ffw_norm_2.weight"));
+      m.gate_up = ck_->FindTensor(b + "ffn_gate_up_exps.weight");
+      m.gate = ck_->FindTensor(b + "ffn_gate_exps.weight");
+      m.up = ck_->FindTensor(b + "ffn_up_exps.weight");
+      m.down = ck_->FindTensor(b + "ffn_down_exps.weight");
+      if (m.down == nullptr || (m.gate_up == nullptr && (m.gate == nullptr || m.up == nullptr))) {
+        return NotFoundError(ck_->path() + ": layer " + std::to_string(l) + " lacks its expert weights");
+      }
+    }
+    w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
+    layers_.push_back(std::move(w));
+  }
+  return Status::Ok();
+}
+
+// PLE (spec §2.3.2): ple[t] = (norm(W_proj x0 / sqrt(H)) + E_ple[token] * sqrt(P)) / sqrt(2), [L, P].
+void Gemma4::PerLayerInputs(const Batch& batch, const float* x0, std::vector<float>* ple) const {
+  const int64_t T = static_cast<int64_t>(batch.size());
+  const int64_t L = hp_.n_layers, P = hp_.per_layer_input_size, LP = L * P;
+  ple->assign(static_cast<size_t>(T * LP), 0.0f);
+  ops::MatMul(ctx_, ple_model_proj_, x0, T, ple->data());
+  std::vector<float> row(static_cast<size_t>(LP));
+  const float inv_sqrt_h = 1.0f / std::sqrt(static_cast<float>(hp_.hidden_size));
+  const float sqrt_p = std::sqrt(static_cast<float>(P));
+  const float inv_sqrt2 = 1.0f / std::sqrt(2.0f);
+  for (int64_t t = 0; t < T; ++t) {
+    float* c = ple->data() + t * LP;
+    ref::DequantizeRow(ple_embed_, batch[t].token, row.data());
+    for (int64_t l = 0; l < L; ++l) {
+      float* cl = c + l * P;
+      for (int64_t i = 0; i < P; ++i) cl[i] *= inv_sqrt_h;
+      ref::RmsNorm(cl, ple_proj_norm_.data(), 0.0f, P, hp_.rms_norm_eps, cl);
+      for (int64_t i = 0; i < P; ++i) cl[i] = (cl[i] + row[l * P + i] * sqrt_p) * inv_sqrt2;
+    }
+  }
+}
+
+// out = down(gelu_tanh(gate in) * up in) for n rows.
+void Gemma4::Mlp(const ref::MatrixView& gate, const ref::MatrixView& up, const ref::MatrixView& down, const float* in,
+                 int64_t n, float* out) const {
+  std::vector<float> g(static_cast<size_t>(n * gate.rows)), u(static_cast<size_t>(n * up.rows));
+  ops::MatMul(ctx_, gate, in, n, g.data());
+  ops::MatMul(ctx_, up, in, n, u.data());
+  for (size_t i = 0; i < g.size(); ++i) g[i] = ref::GeluTanh(g[i]) * u[i];
+  ops::MatMul(ctx_, down, g.data(), n, out);
+}
+
+// Routed experts (spec §2.3.4): router on the residual, softmax over all experts, top-k,
+// renormalise, per-expert scale; out[t] = post_norm_2(sum_e w_e * expert_e(pre_norm_2(r))).
+// Tokens are grouped per expert so each expert's weights are read once per batch.
+void Gemma4::Experts(const LayerWeights& w, const float* r, int64_t T, float* out) const {
+  const MoeWeights& m = w.experts;
+  const int64_t H = hp_.hidden_size, E = hp_.n_experts, K = hp_.n_experts_used, F = hp_.expert_ffn_size;
+  const float eps = hp_.rms_norm_eps;
+  std::vector<float> z(static_cast<size_t>(T * H)), h2(static_cast<size_t>(T * H)), logits(static_cast<size_t>(T * E));
+  const float inv_sqrt_h = 1.0f / std::sqrt(static_cast<float>(H));
+  for (int64_t t = 0; t < T; ++t) {
+    ref::RmsNorm(r + t * H, nullptr, 0.0f, H, eps, &z[t * H]);
+    for (int64_t i = 0; i < H; ++i) z[t * H + i] *= m.router_scale[i] * inv_sqrt_h;
+    ref::RmsNorm(r + t * H, m.pre_norm_2.data(), 0.0f, H, eps, &h2[t * H]);
+  }
+  ops::MatMul(ctx_, m.router, z.data(), T, logits.data());
+  // Per expert: the tokens routed to it and their weights.
+  std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));
+  std::vector<int64_t> ids(static_cast<size_t>(E));
+  for (int64_t t = 0; t < T; ++t) {
+    float* lt = &logits[t * E];
+    ref::Softmax(lt, E);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::partial_sort(ids.begin(), ids.begin() + K, ids.end(),
+                      [&](int64_t a, int64_t b) { return lt[a] != lt[b] ? lt[a] > lt[b] : a < b; });
+    double sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += lt[ids[k]];
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t e = ids[k];
+      routed[e].emplace_back(t, static_cast<float>(lt[e] / sum) * m.expert_scale[e]);
+    }
+  }
+  std::fill(out, out + T * H, 0.0f);
+  std::vector<float> xin, y;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& tokens = routed[e];
+    if (tokens.empty()) continue;
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    xin.resize(static_cast<size_t>(n * H));
+    for (int64_t i = 0; i < n; ++i) std::copy_n(&h2[tokens[i].first * H], H, &xin[i * H]);
+    const ref::MatrixView gate = m.gate_up != nullptr ? ExpertRows(m.gate_up, e * 2 * F, F) : ExpertRows(m.gate, e * F, F);
+    const ref::MatrixView up = m.gate_up != nullptr ? ExpertRows(m.gate_up, e * 2 * F + F, F) : ExpertRows(m.up, e * F, F);
+    const ref::MatrixView down = ExpertRows(m.down, e * H, H);
+    y.resize(static_cast<size_t>(n * H));
+    Mlp(gate, up, down, xin.data(), n, y.data());
+    for (int64_t i = 0; i < n; ++i) {
+      float* o = out + tokens[i].first * H;
+      for (int64_t j = 0; j < H; ++j) o[j] += tokens[i].second * y[i * H + j];
+    }
+  }
+  for (int64_t t = 0; t < T; ++t) ref::RmsNorm(out + t * H, m.post_norm_2.data(), 0.0f, H, eps, out + t * H);
+}
+
+Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const {
+  logits->clear();
+  GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, cache));
+  const int64_t T = static_cast<int64_t>(batch.size());
+  const int64_t H = hp_.hidden_size;
+  const int64_t P = hp_.per_layer_input_size;
+  const float eps = hp_.rms_norm_eps;
+  std::vector<float> x(static_cast<size_t>(T * H));
+  const float embed_scale = std::sqrt(static_cast<float>(H));
+  for (int64_t t = 0; t < T; ++t) {
+    ref::DequantizeRow(embed_, batch[t].token, x.data() + t * H);
+    for (int64_t i = 0; i < H; ++i) x[t * H + i] *= embed_scale;
+  }
+  std::vector<float> ple;
+  if (P > 0) PerLayerInputs(batch, x.data(), &ple);
+  std::vector<float> h(x.size()), branch(x.size()), branch2(x.size());
+  for (int64_t l = 0; l < hp_.n_layers; ++l) {
+    const LayerWeights& w = layers_[l];
+    const int64_t d = hp_.head_dim[l];
+    const int64_t nkv_heads = hp_.n_kv_heads[l];
+    const int64_t nq = hp_.n_heads * d;
+    const int64_t nkv = nkv_heads * d;
+    for (int64_t t = 0; t < T; ++t) ref::RmsNorm(&x[t * H], w.attn_norm.data(), 0.0f, H, eps, &h[t * H]);
+    std::vector<float> q(static_cast<size_t>(T * nq));
+    ops::MatMul(ctx_, w.q, h.data(), T, q.data());
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t hh = 0; hh < hp_.n_heads; ++hh) {
+        float* qh = &q[(t * hp_.n_heads + hh) * d];
+        ref::RmsNorm(qh, w.q_norm.data(), 0.0f, d, eps, qh);
+        ref::RopeNeox(qh, d, static_cast<double>(batch[t].pos), w.inv_freq.data());
+      }
+    }
+    if (w.has_k) {
+      // K = RoPE(norm_k(W_k h)); V = norm(W_v h), or of the raw K projection on K=V layers.
+      std::vector<float> k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
+      ops::MatMul(ctx_, w.k, h.data(), T, k.data());
+      if (w.has_v) {
+        ops::MatMul(ctx_, w.v, h.data(), T, v.data());
+      } else {
+        v = k;
+      }
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t hh = 0; hh < nkv_heads; ++hh) {
+          float* kh = &k[(t * nkv_heads + hh) * d];
+          float* vh = &v[(t * nkv_heads + hh) * d];
+          ref::RmsNorm(kh, w.k_norm.data(), 0.0f, d, eps, kh);
+          ref::RopeNeox(kh, d, static_cast<double>(batch[t].pos), w.inv_freq.data());
+          ref::RmsNorm(vh, nullptr, 0.0f, d, eps, vh);
+        }
+        GL_RETURN_IF_ERROR(cache.Write(l, batch[t].seq, batch[t].pos, &k[t * nkv], &v[t * nkv]));
+      }
+    }
+    std::vector<float> attn(static_cast<size_t>(T * nq));
+    CausalAttention(ctx_, hp_, l, batch, q.data(), cache, attn.data());
+    ops::MatMul(ctx_, w.o, attn.data(), T, branch.data());
+    for (int64_t t = 0; t < T; ++t) {
+      ref::RmsNorm(&branch[t * H], w.post_attn_norm.data(), 0.0f, H, eps, &branch[t * H]);
+      for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
+      ref::RmsNorm(&x[t * H], w.ffn_norm.data(), 0.0f, H, eps, &h[t * H]);
+    }
+    Mlp(w.gate, w.up, w.down, h.data(), T, branch.data());
+    if (w.moe) {
+      for (int64_t t = 0; t < T; ++t) {
+        ref::RmsNorm(&branch[t * H], w.experts.post_norm_1.data(), 0.0f, H, eps, &branch[t * H]);
+      }
+      Experts(w, x.data(), T, branch2.data());
+      for (size_t i = 0; i < branch.size(); ++i) branch[i] += branch2[i];
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      ref::RmsNorm(&branch[t * H], w.post_ffw_norm.data(), 0.0f, H, eps, &branch[t * H]);
+      for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
+    }
+    if (P > 0) {
+      // x += post_norm(W_proj (gelu(W_gate x) * ple_l))
+      std::vector<float> g(static_cast<size_t>(T * P));
+      ops::MatMul(ctx_, w.ple_gate, x.data(), T, g.data());
+      for (int64_t t = 0; t < T; ++t) {
+        const float* u = &ple[(t * hp_.n_layers + l) * P];
+        for (int64_t i = 0; i < P; ++i) g[t * P + i] = ref::GeluTanh(g[t * P + i]) * u[i];
+      }
+      ops::MatMul(ctx_, w.ple_proj, g.data(), T, branch.data());
+      for (int64_t t = 0; t < T; ++t) {
+        ref::RmsNorm(&branch[t * H], w.ple_post_norm.data(), 0.0f, H, eps, &branch[t * H]);
+        for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
+      }
+    }
+    if (w.layer_scale != 1.0f) {
+      for (float& v : x) v *= w.layer_scale;
+    }
+  }
+  const int64_t V = lm_head_.rows;
+  std::vector<float> y(static_cast<size_t>(H));
+  for (int64_t t = 0; t < T; ++t) {
+    if (!batch[t].want_logits) continue;
+    ref::RmsNorm(&x[t * H], output_norm_.data(), 0.0f, H, eps, y.data());
+    const size_t base = logits->size();
+    logits->resize(base + static_cast<size_t>(V));
+    ops::MatMul(ctx_, lm_head_, y.data(), 1, logits->data() + base);
+    if (hp_.final_logit_softcap) {
+      const float cap = *hp_.final_logit_softcap;
+      for (int64_t i = 0; i < V; ++i) (*logits)[base + i] = cap * std::tanh((*logits)[base + i] / cap);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> LoadGemma4(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
+  if (ctx.pool == nullptr) return InvalidArgumentError("LoadGemma4: the ops context has no thread pool");
+  auto model = std::make_unique<Gemma4>(std::move(checkpoint), ctx);
+  GL_RETURN_IF_ERROR(model->Init());
+  return std::unique_ptr<Model>(std::move(model));
+}
+
+}  // namespace gemma_local
