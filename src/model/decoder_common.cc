@@ -89,4 +89,53 @@ void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, 
   });
 }
 
+void EmbedTokens(const ref::MatrixView& embed, const Batch& batch, std::vector<float>* x) {
+  const int64_t H = embed.cols;
+  x->assign(batch.size() * static_cast<size_t>(H), 0.0f);
+  const float scale = std::sqrt(static_cast<float>(H));
+  for (size_t t = 0; t < batch.size(); ++t) {
+    float* row = x->data() + t * H;
+    ref::DequantizeRow(embed, batch[t].token, row);
+    for (int64_t i = 0; i < H; ++i) row[i] *= scale;
+  }
+}
+
+void AddNormedBranch(const float* gain, float eps, int64_t n_rows, int64_t width, float* branch, float* x) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* b = branch + r * width;
+    ref::RmsNorm(b, gain, 0.0f, width, eps, b);
+    for (int64_t i = 0; i < width; ++i) x[r * width + i] += b[i];
+  }
+}
+
+void NormRopeHeads(const Batch& batch, int64_t n_heads, int64_t head_dim, const float* gain,
+                   const std::vector<float>& inv_freq, float eps, float* x) {
+  for (size_t t = 0; t < batch.size(); ++t) {
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (static_cast<int64_t>(t) * n_heads + h) * head_dim;
+      ref::RmsNorm(v, gain, 0.0f, head_dim, eps, v);
+      ref::RopeNeox(v, head_dim, static_cast<double>(batch[t].pos), inv_freq.data());
+    }
+  }
+}
+
+void OutputLogits(const ops::Context& ctx, const HParams& hp, const ref::MatrixView& lm_head,
+                  const std::vector<float>& norm_gain, const Batch& batch, const float* x,
+                  std::vector<float>* logits) {
+  const int64_t H = hp.hidden_size;
+  const int64_t V = lm_head.rows;
+  std::vector<float> y(static_cast<size_t>(H));
+  for (size_t t = 0; t < batch.size(); ++t) {
+    if (!batch[t].want_logits) continue;
+    ref::RmsNorm(x + t * H, norm_gain.data(), 0.0f, H, hp.rms_norm_eps, y.data());
+    const size_t base = logits->size();
+    logits->resize(base + static_cast<size_t>(V));
+    ops::MatMul(ctx, lm_head, y.data(), 1, logits->data() + base);
+    if (hp.final_logit_softcap) {
+      const float cap = *hp.final_logit_softcap;
+      for (int64_t i = 0; i < V; ++i) (*logits)[base + i] = cap * std::tanh((*logits)[base + i] / cap);
+    }
+  }
+}
+
 }  // namespace gemma_local

@@ -30,4 +30,21 @@ std::vector<float> RopeInverseFrequencies(const RopeParams& rope, int64_t head_d
 void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, const Batch& batch,
                      const float* q, const KvCache& cache, float* out);
 
+// x[t] = embed[token_t] * sqrt(hidden) for every batch entry (x is resized to T * hidden).
+void EmbedTokens(const ref::MatrixView& embed, const Batch& batch, std::vector<float>* x);
+
+// x[t] += RMSNorm(branch[t]) * gain for every row (branch is normalized in place).
+void AddNormedBranch(const float* gain, float eps, int64_t n_rows, int64_t width, float* branch, float* x);
+
+// For each token t and head: head = RoPE(RMSNorm(head) * gain, batch[t].pos). `x` is
+// [T, n_heads * head_dim].
+void NormRopeHeads(const Batch& batch, int64_t n_heads, int64_t head_dim, const float* gain,
+                   const std::vector<float>& inv_freq, float eps, float* x);
+
+// Appends one row of logits per entry with want_logits: lm_head . RMSNorm(x[t]) * norm_gain,
+// soft-capped when hp.final_logit_softcap is set.
+void OutputLogits(const ops::Context& ctx, const HParams& hp, const ref::MatrixView& lm_head,
+                  const std::vector<float>& norm_gain, const Batch& batch, const float* x,
+                  std::vector<float>* logits);
+
 }  // namespace gemma_local

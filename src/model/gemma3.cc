@@ -80,12 +80,8 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const float eps = hp_.rms_norm_eps;
-  std::vector<float> x(static_cast<size_t>(T * H));
-  const float embed_scale = std::sqrt(static_cast<float>(H));
-  for (int64_t t = 0; t < T; ++t) {
-    ref::DequantizeRow(embed_, batch[t].token, x.data() + t * H);
-    for (int64_t i = 0; i < H; ++i) x[t * H + i] *= embed_scale;
-  }
+  std::vector<float> x;
+  EmbedTokens(embed_, batch, &x);
   std::vector<float> h(x.size()), branch(x.size());
   for (int64_t l = 0; l < hp_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
@@ -97,17 +93,9 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     ops::MatMul(ctx_, w.q, h.data(), T, q.data());
     ops::MatMul(ctx_, w.k, h.data(), T, k.data());
     ops::MatMul(ctx_, w.v, h.data(), T, v.data());
+    NormRopeHeads(batch, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
+    NormRopeHeads(batch, hp_.n_kv_heads[l], d, w.k_norm.data(), w.inv_freq, eps, k.data());
     for (int64_t t = 0; t < T; ++t) {
-      for (int64_t hh = 0; hh < hp_.n_heads; ++hh) {
-        float* qh = &q[(t * hp_.n_heads + hh) * d];
-        ref::RmsNorm(qh, w.q_norm.data(), 0.0f, d, eps, qh);
-        ref::RopeNeox(qh, d, static_cast<double>(batch[t].pos), w.inv_freq.data());
-      }
-      for (int64_t hh = 0; hh < hp_.n_kv_heads[l]; ++hh) {
-        float* kh = &k[(t * hp_.n_kv_heads[l] + hh) * d];
-        ref::RmsNorm(kh, w.k_norm.data(), 0.0f, d, eps, kh);
-        ref::RopeNeox(kh, d, static_cast<double>(batch[t].pos), w.inv_freq.data());
-      }
       GL_RETURN_IF_ERROR(cache.Write(l, batch[t].seq, batch[t].pos, &k[t * nkv], &v[t * nkv]));
     }
     std::vector<float> attn(static_cast<size_t>(T * nq));
@@ -124,24 +112,9 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     ops::MatMul(ctx_, w.up, h.data(), T, up.data());
     for (size_t i = 0; i < gate.size(); ++i) gate[i] = ref::GeluTanh(gate[i]) * up[i];
     ops::MatMul(ctx_, w.down, gate.data(), T, branch.data());
-    for (int64_t t = 0; t < T; ++t) {
-      ref::RmsNorm(&branch[t * H], w.post_ffw_norm.data(), 0.0f, H, eps, &branch[t * H]);
-      for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
-    }
+    AddNormedBranch(w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
   }
-  const int64_t V = lm_head_.rows;
-  std::vector<float> y(static_cast<size_t>(H));
-  for (int64_t t = 0; t < T; ++t) {
-    if (!batch[t].want_logits) continue;
-    ref::RmsNorm(&x[t * H], output_norm_.data(), 0.0f, H, eps, y.data());
-    const size_t base = logits->size();
-    logits->resize(base + static_cast<size_t>(V));
-    ops::MatMul(ctx_, lm_head_, y.data(), 1, logits->data() + base);
-    if (hp_.final_logit_softcap) {
-      const float cap = *hp_.final_logit_softcap;
-      for (int64_t i = 0; i < V; ++i) (*logits)[base + i] = cap * std::tanh((*logits)[base + i] / cap);
-    }
-  }
+  OutputLogits(ctx_, hp_, lm_head_, output_norm_, batch, x.data(), logits);
   return Status::Ok();
 }
 

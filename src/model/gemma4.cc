@@ -228,12 +228,8 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
   const int64_t H = hp_.hidden_size;
   const int64_t P = hp_.per_layer_input_size;
   const float eps = hp_.rms_norm_eps;
-  std::vector<float> x(static_cast<size_t>(T * H));
-  const float embed_scale = std::sqrt(static_cast<float>(H));
-  for (int64_t t = 0; t < T; ++t) {
-    ref::DequantizeRow(embed_, batch[t].token, x.data() + t * H);
-    for (int64_t i = 0; i < H; ++i) x[t * H + i] *= embed_scale;
-  }
+  std::vector<float> x;
+  EmbedTokens(embed_, batch, &x);
   std::vector<float> ple;
   if (P > 0) PerLayerInputs(batch, x.data(), &ple);
   std::vector<float> h(x.size()), branch(x.size()), branch2(x.size());
@@ -246,13 +242,7 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     for (int64_t t = 0; t < T; ++t) ref::RmsNorm(&x[t * H], w.attn_norm.data(), 0.0f, H, eps, &h[t * H]);
     std::vector<float> q(static_cast<size_t>(T * nq));
     ops::MatMul(ctx_, w.q, h.data(), T, q.data());
-    for (int64_t t = 0; t < T; ++t) {
-      for (int64_t hh = 0; hh < hp_.n_heads; ++hh) {
-        float* qh = &q[(t * hp_.n_heads + hh) * d];
-        ref::RmsNorm(qh, w.q_norm.data(), 0.0f, d, eps, qh);
-        ref::RopeNeox(qh, d, static_cast<double>(batch[t].pos), w.inv_freq.data());
-      }
-    }
+    NormRopeHeads(batch, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
     if (w.has_k) {
       // K = RoPE(norm_k(W_k h)); V = norm(W_v h), or of the raw K projection on K=V layers.
       std::vector<float> k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
@@ -262,14 +252,9 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
       } else {
         v = k;
       }
+      NormRopeHeads(batch, nkv_heads, d, w.k_norm.data(), w.inv_freq, eps, k.data());
+      for (int64_t r = 0; r < T * nkv_heads; ++r) ref::RmsNorm(&v[r * d], nullptr, 0.0f, d, eps, &v[r * d]);
       for (int64_t t = 0; t < T; ++t) {
-        for (int64_t hh = 0; hh < nkv_heads; ++hh) {
-          float* kh = &k[(t * nkv_heads + hh) * d];
-          float* vh = &v[(t * nkv_heads + hh) * d];
-          ref::RmsNorm(kh, w.k_norm.data(), 0.0f, d, eps, kh);
-          ref::RopeNeox(kh, d, static_cast<double>(batch[t].pos), w.inv_freq.data());
-          ref::RmsNorm(vh, nullptr, 0.0f, d, eps, vh);
-        }
         GL_RETURN_IF_ERROR(cache.Write(l, batch[t].seq, batch[t].pos, &k[t * nkv], &v[t * nkv]));
       }
     }
@@ -289,10 +274,7 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
       Experts(w, x.data(), T, branch2.data());
       for (size_t i = 0; i < branch.size(); ++i) branch[i] += branch2[i];
     }
-    for (int64_t t = 0; t < T; ++t) {
-      ref::RmsNorm(&branch[t * H], w.post_ffw_norm.data(), 0.0f, H, eps, &branch[t * H]);
-      for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
-    }
+    AddNormedBranch(w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
     if (P > 0) {
       // x += post_norm(W_proj (gelu(W_gate x) * ple_l))
       std::vector<float> g(static_cast<size_t>(T * P));
@@ -311,19 +293,7 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
       for (float& v : x) v *= w.layer_scale;
     }
   }
-  const int64_t V = lm_head_.rows;
-  std::vector<float> y(static_cast<size_t>(H));
-  for (int64_t t = 0; t < T; ++t) {
-    if (!batch[t].want_logits) continue;
-    ref::RmsNorm(&x[t * H], output_norm_.data(), 0.0f, H, eps, y.data());
-    const size_t base = logits->size();
-    logits->resize(base + static_cast<size_t>(V));
-    ops::MatMul(ctx_, lm_head_, y.data(), 1, logits->data() + base);
-    if (hp_.final_logit_softcap) {
-      const float cap = *hp_.final_logit_softcap;
-      for (int64_t i = 0; i < V; ++i) (*logits)[base + i] = cap * std::tanh((*logits)[base + i] / cap);
-    }
-  }
+  OutputLogits(ctx_, hp_, lm_head_, output_norm_, batch, x.data(), logits);
   return Status::Ok();
 }
 
