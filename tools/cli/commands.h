@@ -14,6 +14,8 @@ CommandRunner RegisterInspect(CLI::App& app);
 CommandRunner RegisterDev(CLI::App& app);
 CommandRunner RegisterScore(CLI::App& app);
 CommandRunner RegisterRun(CLI::App& app);
+CommandRunner RegisterTokenize(CLI::App& app);
+CommandRunner RegisterDetokenize(CLI::App& app);
 
 // Exit codes shared by all subcommands.
 inline constexpr int kExitOk = 0;

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   CommandRunner dev = RegisterDev(app);
   CommandRunner score = RegisterScore(app);
   CommandRunner run = RegisterRun(app);
+  CommandRunner tokenize = RegisterTokenize(app);
+  CommandRunner detokenize = RegisterDetokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("dev")) return dev();
     if (app.got_subcommand("score")) return score();
     if (app.got_subcommand("run")) return run();
+    if (app.got_subcommand("tokenize")) return tokenize();
+    if (app.got_subcommand("detokenize")) return detokenize();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitError;

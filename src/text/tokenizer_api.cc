@@ -1,0 +1,145 @@
+// The public Tokenizer facade (include/gemma_local/tokenizer.h) over text::TokenizerModel.
+#include <sys/stat.h>
+
+#include "core/mapped_file.h"
+#include "formats/gguf.h"
+#include "gemma_local/tokenizer.h"
+#include "text/tokenizer.h"
+
+namespace gemma_local {
+namespace {
+
+constexpr uint64_t kMaxTokenizerJsonBytes = 512ull << 20;
+constexpr uint64_t kMaxConfigJsonBytes = 64ull << 20;
+
+Result<std::string> ReadWhole(const std::string& path, uint64_t max_bytes) {
+  GL_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
+  if (file->size() > max_bytes) {
+    return ResourceExhaustedError(path + ": " + std::to_string(file->size()) +
+                                  " bytes exceeds the " + std::to_string(max_bytes) +
+                                  "-byte limit for this file");
+  }
+  return std::string(file->bytes());
+}
+
+bool IsFile(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Result<std::shared_ptr<const Tokenizer>> Wrap(Result<text::VocabSpec> spec) {
+  if (!spec.ok()) return spec.status();
+  GL_ASSIGN_OR_RETURN(auto model, text::TokenizerModel::Build(std::move(spec).value()));
+  return std::make_shared<const Tokenizer>(std::move(model));
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer(std::shared_ptr<const text::TokenizerModel> model)
+    : model_(std::move(model)) {}
+
+Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromHfJson(std::string_view tokenizer_json,
+                                                               std::string_view config_json,
+                                                               const std::string& source) {
+  return Wrap(text::VocabSpecFromHfJson(tokenizer_json, config_json, source));
+}
+
+Result<std::shared_ptr<const Tokenizer>> Tokenizer::Load(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return NotFoundError(path + ": no such file or directory");
+  std::string json_path = path;
+  if (S_ISDIR(st.st_mode)) {
+    json_path = path + "/tokenizer.json";
+    if (!IsFile(json_path)) {
+      return NotFoundError(path + ": directory has no tokenizer.json (pass a .gguf file instead?)");
+    }
+  } else {
+    GL_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
+    if (file->size() >= 4 && file->bytes().substr(0, 4) == "GGUF") {
+      GL_ASSIGN_OR_RETURN(auto gguf_file, gguf::GgufFile::Open(path));
+      return Wrap(text::VocabSpecFromGguf(gguf_file));
+    }
+  }
+  GL_ASSIGN_OR_RETURN(std::string tokenizer_json, ReadWhole(json_path, kMaxTokenizerJsonBytes));
+  const size_t slash = json_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : json_path.substr(0, slash);
+  std::string config_json;
+  if (IsFile(dir + "/tokenizer_config.json")) {
+    GL_ASSIGN_OR_RETURN(config_json,
+                        ReadWhole(dir + "/tokenizer_config.json", kMaxConfigJsonBytes));
+  }
+  return FromHfJson(tokenizer_json, config_json, json_path);
+}
+
+Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
+                                               const EncodeOptions& options) const {
+  text::EncodeFlags flags;
+  flags.add_bos = options.add_bos.value_or(model_->add_bos());
+  // EOS is the model's rule only when the caller takes the model's BOS rule too.
+  flags.add_eos = !options.add_bos.has_value() && model_->add_eos();
+  flags.parse_special = options.parse_special;
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 2);
+  GL_RETURN_IF_ERROR(model_->Encode(text, flags, ids));
+  return ids;
+}
+
+Result<std::string> Tokenizer::Decode(std::span<const int32_t> ids,
+                                      const DecodeOptions& options) const {
+  return model_->Decode(ids, options.skip_special);
+}
+
+int32_t Tokenizer::vocab_size() const { return model_->vocab_size(); }
+int32_t Tokenizer::bos_id() const { return model_->bos_id(); }
+int32_t Tokenizer::eos_id() const { return model_->eos_id(); }
+bool Tokenizer::adds_bos() const { return model_->add_bos(); }
+
+std::optional<int32_t> Tokenizer::PieceToId(std::string_view piece) const {
+  const int32_t id = model_->PieceToId(piece);
+  if (id < 0) return std::nullopt;
+  return id;
+}
+
+Result<std::string> Tokenizer::IdToPiece(int32_t id) const {
+  if (id < 0 || id >= model_->vocab_size()) {
+    return InvalidArgumentError("token id " + std::to_string(id) + " outside the vocabulary of " +
+                                std::to_string(model_->vocab_size()));
+  }
+  return model_->Piece(id);
+}
+
+bool Tokenizer::IsSpecial(int32_t id) const {
+  return id >= 0 && id < model_->vocab_size() && model_->IsSpecial(id);
+}
+
+TokenStreamDecoder::TokenStreamDecoder(std::shared_ptr<const Tokenizer> tokenizer,
+                                       DecodeOptions options)
+    : tokenizer_(std::move(tokenizer)), options_(options) {}
+
+Result<std::string> TokenStreamDecoder::Push(int32_t id) {
+  const text::TokenizerModel& m = tokenizer_->model();
+  std::string bytes;
+  GL_RETURN_IF_ERROR(m.AppendTokenBytes(id, options_.skip_special, bytes));
+  std::string out;
+  if (m.ByteValue(id) < 0) {
+    // A normal piece ends any run of byte pieces: what is held back can no longer complete.
+    if (options_.skip_special && m.IsSpecial(id)) return out;
+    out = Finish();
+    out.append(bytes);
+    return out;
+  }
+  pending_.append(bytes);
+  const size_t hold = text::IncompleteUtf8Tail(pending_);
+  text::AppendUtf8Sanitized(std::string_view(pending_).substr(0, pending_.size() - hold), out);
+  pending_.erase(0, pending_.size() - hold);
+  return out;
+}
+
+std::string TokenStreamDecoder::Finish() {
+  std::string out;
+  text::AppendUtf8Sanitized(pending_, out);
+  pending_.clear();
+  return out;
+}
+
+}  // namespace gemma_local
