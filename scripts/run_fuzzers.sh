@@ -22,6 +22,8 @@ for t in "${targets[@]}"; do
   [ -f "$root/tests/fuzz/${t%_fuzz}.dict" ] && args+=(-dict="$root/tests/fuzz/${t%_fuzz}.dict")
   seeds=()
   [ -d "$root/tests/fuzz/seeds/$t" ] && seeds+=("$root/tests/fuzz/seeds/$t")
+  # The official chat templates are test data in ../shared (never copied into the repo).
+  [ "$t" = jinja_fuzz ] && [ -d "$root/../shared/testdata/chat-templates" ] && seeds+=("$root/../shared/testdata/chat-templates")
   echo "run_fuzzers: $t for ${seconds}s"
   # Crash reproducers land in $out (the working directory).
   if ! (cd "$out" && "./$t" "${args[@]}" "$corpus" "${seeds[@]}" > "$t.log" 2>&1); then

@@ -12,8 +12,10 @@ using CommandRunner = std::function<int()>;
 
 CommandRunner RegisterInspect(CLI::App& app);
 CommandRunner RegisterDev(CLI::App& app);
+CommandRunner RegisterTemplate(CLI::App& app);
 CommandRunner RegisterScore(CLI::App& app);
 CommandRunner RegisterRun(CLI::App& app);
+CommandRunner RegisterChat(CLI::App& app);
 CommandRunner RegisterTokenize(CLI::App& app);
 CommandRunner RegisterDetokenize(CLI::App& app);
 

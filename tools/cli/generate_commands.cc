@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -11,7 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "gemma_local/chat_template.h"
 #include "gemma_local/engine.h"
+#include "gemma_local/tokenizer.h"
 
 namespace gemma_local::cli {
 namespace {
@@ -39,6 +42,9 @@ struct CommonOptions {
   std::string model;
   std::string tokens;
   std::string prompt;
+  bool chat = false;
+  std::string system;
+  bool think = false;
   int threads = 0;
   int64_t context = 4096;
   bool json = false;
@@ -49,6 +55,9 @@ void AddCommon(CLI::App* cmd, CommonOptions& o) {
   auto* tokens = cmd->add_option("--tokens", o.tokens, "comma-separated token ids, used exactly as given");
   auto* prompt = cmd->add_option("--prompt", o.prompt, "raw text prompt (needs the model's tokenizer)");
   tokens->excludes(prompt);
+  cmd->add_flag("--chat", o.chat, "wrap --prompt in the model's chat template as one user turn");
+  cmd->add_option("--system", o.system, "system message (with --chat)");
+  cmd->add_flag("--think", o.think, "Gemma 4: enable the thinking channel (with --chat)");
   cmd->add_option("--threads", o.threads, "worker threads (0 = all cores)");
   cmd->add_option("--context", o.context, "context size in tokens (KV cache capacity)");
   cmd->add_flag("--json", o.json, "print one JSON object");
@@ -66,13 +75,71 @@ int Fail(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
 }
 
+// The prompt's token ids: --tokens as given; --prompt as raw text (BOS per the model, special-token
+// text parsed as Hugging Face's encode does) or, with --chat, rendered through the model's chat
+// template (which writes <bos> itself; no second one is added).
 Result<std::vector<int32_t>> InputTokens(const CommonOptions& o) {
-  if (!o.prompt.empty()) {
-    return UnsupportedError("--prompt needs the tokenizer, which is not wired into this command yet; use --tokens");
+  if (o.prompt.empty()) {
+    if (o.chat) return InvalidArgumentError("--chat needs --prompt");
+    if (o.tokens.empty()) return InvalidArgumentError("give --tokens or --prompt");
+    return ParseTokenList(o.tokens);
   }
-  if (o.tokens.empty()) return InvalidArgumentError("give --tokens (or --prompt)");
-  return ParseTokenList(o.tokens);
+  GL_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer, Tokenizer::Load(o.model));
+  if (!o.chat) return tokenizer->Encode(o.prompt);
+  GL_ASSIGN_OR_RETURN(ChatTemplate tmpl, ChatTemplate::Load(o.model));
+  ChatTemplateInputs in;
+  if (!o.system.empty()) in.messages.push_back({{"role", "system"}, {"content", o.system}});
+  in.messages.push_back({{"role", "user"}, {"content", o.prompt}});
+  in.add_generation_prompt = true;
+  if (o.think) in.enable_thinking = true;
+  GL_ASSIGN_OR_RETURN(std::string rendered, tmpl.Render(in));
+  return tokenizer->Encode(rendered, EncodeOptions{std::nullopt, /*parse_special=*/true});
 }
+
+// Streams generated ids to text (special tokens skipped, stop tokens dropped) and ends generation
+// when the text contains one of `stop_strings` (the text is cut before it). Without a tokenizer
+// the text stays empty and stop strings cannot match.
+class TextStream {
+ public:
+  TextStream(const std::string& model, std::vector<int32_t> stop_tokens, std::vector<std::string> stop_strings)
+      : stop_tokens_(std::move(stop_tokens)), stop_strings_(std::move(stop_strings)) {
+    Result<std::shared_ptr<const Tokenizer>> tokenizer = Tokenizer::Load(model);
+    if (tokenizer.ok()) decoder_.emplace(*tokenizer, DecodeOptions{/*skip_special=*/true});
+  }
+  // False when a stop string completed (generation should end).
+  bool Push(int32_t id) {
+    if (!decoder_ || std::find(stop_tokens_.begin(), stop_tokens_.end(), id) != stop_tokens_.end()) return true;
+    Result<std::string> piece = decoder_->Push(id);
+    if (piece.ok()) text_ += *piece;
+    return !CutAtStopString();
+  }
+  std::string Finish() {
+    if (decoder_ && !stopped_) {
+      text_ += decoder_->Finish();
+      CutAtStopString();
+    }
+    return text_;
+  }
+  bool stopped() const { return stopped_; }
+
+ private:
+  bool CutAtStopString() {
+    for (const std::string& stop : stop_strings_) {
+      const size_t at = stop.empty() ? std::string::npos : text_.find(stop);
+      if (at != std::string::npos) {
+        text_.resize(at);
+        stopped_ = true;
+        return true;
+      }
+    }
+    return false;
+  }
+  std::optional<TokenStreamDecoder> decoder_;
+  std::vector<int32_t> stop_tokens_;
+  std::vector<std::string> stop_strings_;
+  std::string text_;
+  bool stopped_ = false;
+};
 
 }  // namespace
 
@@ -110,6 +177,7 @@ CommandRunner RegisterRun(CLI::App& app) {
   auto o = std::make_shared<CommonOptions>();
   auto max_tokens = std::make_shared<int64_t>(32);
   auto sp = std::make_shared<SamplingParams>();
+  auto stops = std::make_shared<std::vector<std::string>>();
   CLI::App* cmd = app.add_subcommand("run", "Generate a continuation (greedy unless --temperature > 0)");
   AddCommon(cmd, *o);
   cmd->add_option("--max-tokens", *max_tokens, "tokens to generate at most");
@@ -121,7 +189,8 @@ CommandRunner RegisterRun(CLI::App& app) {
   cmd->add_option("--presence-penalty", sp->presence_penalty, "OpenAI presence penalty over output tokens");
   cmd->add_option("--frequency-penalty", sp->frequency_penalty, "OpenAI frequency penalty over output tokens");
   cmd->add_option("--seed", sp->seed, "sampling seed");
-  return [o, max_tokens, sp]() {
+  cmd->add_option("--stop", *stops, "stop when the generated text contains this string (repeatable; cut from the text)");
+  return [o, max_tokens, sp, stops]() {
     Result<std::vector<int32_t>> tokens = InputTokens(*o);
     if (!tokens.ok()) return Fail(tokens.status());
     EngineOptions eo;
@@ -133,17 +202,24 @@ CommandRunner RegisterRun(CLI::App& app) {
     go.max_tokens = *max_tokens;
     go.sampling = *sp;
     go.stop_tokens = (*engine)->default_stop_tokens();
-    Result<GenerateResult> r = (*engine)->Generate(*tokens, go, nullptr);
+    TextStream stream(o->model, go.stop_tokens, *stops);
+    Result<GenerateResult> r = (*engine)->Generate(*tokens, go, [&](int32_t id) { return stream.Push(id); });
     if (!r.ok()) return Fail(r.status());
+    const std::string text = stream.Finish();
+    if (stream.stopped()) r->finish_reason = "stop";
     if (!o->json) {
-      for (size_t i = 0; i < r->tokens.size(); ++i) std::printf("%s%d", i ? "," : "", r->tokens[i]);
-      std::printf("\n");
+      if (!o->prompt.empty()) {
+        std::printf("%s\n", text.c_str());
+      } else {
+        for (size_t i = 0; i < r->tokens.size(); ++i) std::printf("%s%d", i ? "," : "", r->tokens[i]);
+        std::printf("\n");
+      }
       return kExitOk;
     }
     nlohmann::json out;
     out["prompt_tokens"] = *tokens;
     out["tokens"] = r->tokens;
-    out["text"] = "";
+    out["text"] = text;
     out["finish_reason"] = r->finish_reason;
     const double n_prompt = static_cast<double>(tokens->size());
     const double n_gen = static_cast<double>(r->tokens.size());

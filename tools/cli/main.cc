@@ -13,8 +13,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "gemma-local 0.1.0");
   CommandRunner inspect = RegisterInspect(app);
   CommandRunner dev = RegisterDev(app);
+  CommandRunner chat_template = RegisterTemplate(app);
   CommandRunner score = RegisterScore(app);
   CommandRunner run = RegisterRun(app);
+  CommandRunner chat = RegisterChat(app);
   CommandRunner tokenize = RegisterTokenize(app);
   CommandRunner detokenize = RegisterDetokenize(app);
   try {
@@ -26,8 +28,10 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("inspect")) return inspect();
     if (app.got_subcommand("dev")) return dev();
+    if (app.got_subcommand("template")) return chat_template();
     if (app.got_subcommand("score")) return score();
     if (app.got_subcommand("run")) return run();
+    if (app.got_subcommand("chat")) return chat();
     if (app.got_subcommand("tokenize")) return tokenize();
     if (app.got_subcommand("detokenize")) return detokenize();
   } catch (const std::exception& e) {
