@@ -38,6 +38,22 @@ size_t FirstInvalidUtf8Offset(std::string_view text) {
   return n;
 }
 
+Utf8Lead ClassifyUtf8Lead(unsigned char c) {
+  Utf8Lead lead;
+  if (c >= 0xC2 && c <= 0xDF) {
+    lead.len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    lead.len = 3;
+    if (c == 0xE0) lead.second_lo = 0xA0;
+    if (c == 0xED) lead.second_hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    lead.len = 4;
+    if (c == 0xF0) lead.second_lo = 0x90;
+    if (c == 0xF4) lead.second_hi = 0x8F;
+  }
+  return lead;
+}
+
 bool IsValidUtf8(std::string_view text) { return FirstInvalidUtf8Offset(text) == text.size(); }
 
 std::string EscapeForMessage(std::string_view bytes, size_t max_chars) {

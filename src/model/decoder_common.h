@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/checkpoint.h"
+#include "model/model.h"
 #include "ops/ops.h"
 #include "runtime/batch.h"
 #include "runtime/kv_cache.h"
@@ -46,5 +47,14 @@ void NormRopeHeads(const Batch& batch, int64_t n_heads, int64_t head_dim, const 
 void OutputLogits(const ops::Context& ctx, const HParams& hp, const ref::MatrixView& lm_head,
                   const std::vector<float>& norm_gain, const Batch& batch, const float* x,
                   std::vector<float>* logits);
+
+// Constructs family `M` (constructor (checkpoint, ctx), Status Init()) and binds its weights.
+template <typename M>
+Result<std::unique_ptr<Model>> LoadFamily(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
+  if (ctx.pool == nullptr) return InvalidArgumentError("loading a model: the ops context has no thread pool");
+  auto model = std::make_unique<M>(std::move(checkpoint), ctx);
+  GL_RETURN_IF_ERROR(model->Init());
+  return std::unique_ptr<Model>(std::move(model));
+}
 
 }  // namespace gemma_local

@@ -121,10 +121,7 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
 }  // namespace
 
 Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
-  if (ctx.pool == nullptr) return InvalidArgumentError("LoadGemma3: the ops context has no thread pool");
-  auto model = std::make_unique<Gemma3>(std::move(checkpoint), ctx);
-  GL_RETURN_IF_ERROR(model->Init());
-  return std::unique_ptr<Model>(std::move(model));
+  return LoadFamily<Gemma3>(std::move(checkpoint), ctx);
 }
 
 }  // namespace gemma_local

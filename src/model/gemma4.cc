@@ -300,10 +300,7 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
 }  // namespace
 
 Result<std::unique_ptr<Model>> LoadGemma4(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
-  if (ctx.pool == nullptr) return InvalidArgumentError("LoadGemma4: the ops context has no thread pool");
-  auto model = std::make_unique<Gemma4>(std::move(checkpoint), ctx);
-  GL_RETURN_IF_ERROR(model->Init());
-  return std::unique_ptr<Model>(std::move(model));
+  return LoadFamily<Gemma4>(std::move(checkpoint), ctx);
 }
 
 }  // namespace gemma_local

@@ -27,21 +27,10 @@ size_t ValidCharAt(std::string_view s) {
   if (s.empty()) return 0;
   const auto c0 = static_cast<unsigned char>(s[0]);
   if (c0 < 0x80) return 1;
-  size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c0 >= 0xC2 && c0 <= 0xDF) {
-    len = 2;
-  } else if (c0 >= 0xE0 && c0 <= 0xEF) {
-    len = 3;
-    if (c0 == 0xE0) lo = 0xA0;
-    if (c0 == 0xED) hi = 0x9F;
-  } else if (c0 >= 0xF0 && c0 <= 0xF4) {
-    len = 4;
-    if (c0 == 0xF0) lo = 0x90;
-    if (c0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
+  const Utf8Lead lead = ClassifyUtf8Lead(c0);
+  const size_t len = lead.len;
+  const unsigned char lo = lead.second_lo, hi = lead.second_hi;
+  if (len == 0) return 0;
   if (s.size() < len) return 0;
   const auto c1 = static_cast<unsigned char>(s[1]);
   if (c1 < lo || c1 > hi) return 0;
@@ -60,21 +49,10 @@ size_t IncompleteUtf8Tail(std::string_view bytes) {
   for (size_t back = 1; back <= 3 && back <= n; ++back) {
     const auto c0 = static_cast<unsigned char>(bytes[n - back]);
     if (c0 >= 0x80 && c0 <= 0xBF) continue;  // continuation byte; keep looking for the lead
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c0 >= 0xC2 && c0 <= 0xDF) {
-      len = 2;
-    } else if (c0 >= 0xE0 && c0 <= 0xEF) {
-      len = 3;
-      if (c0 == 0xE0) lo = 0xA0;
-      if (c0 == 0xED) hi = 0x9F;
-    } else if (c0 >= 0xF0 && c0 <= 0xF4) {
-      len = 4;
-      if (c0 == 0xF0) lo = 0x90;
-      if (c0 == 0xF4) hi = 0x8F;
-    } else {
-      return 0;
-    }
+    const Utf8Lead lead = ClassifyUtf8Lead(c0);
+    const size_t len = lead.len;
+    const unsigned char lo = lead.second_lo, hi = lead.second_hi;
+    if (len == 0) return 0;
     if (back >= len) return 0;  // complete (or over-long run): nothing pending
     for (size_t i = 1; i < back; ++i) {
       const auto c = static_cast<unsigned char>(bytes[n - back + i]);
