@@ -5,28 +5,17 @@
 #include <vector>
 
 #include "core/half.h"
+#include "ops/reference/quant_ref.h"
 
 namespace gemma_local::ref {
 
 void DequantizeRow(const MatrixView& w, int64_t r, float* out) {
-  const int64_t n = w.cols;
-  switch (w.dtype) {
-    case DType::kF32:
-      std::memcpy(out, w.data + r * n * 4, static_cast<size_t>(n) * 4);
-      return;
-    case DType::kF16:
-    case DType::kBF16: {
-      const uint8_t* row = w.data + r * n * 2;
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, row + 2 * i, 2);
-        out[i] = w.dtype == DType::kF16 ? F16ToF32(h) : Bf16ToF32(h);
-      }
-      return;
-    }
-    default:
-      for (int64_t i = 0; i < n; ++i) out[i] = NAN;  // callers check dtypes at load time
+  const Result<uint64_t> row_bytes = DTypeByteSize(w.dtype, static_cast<uint64_t>(w.cols));
+  if (!row_bytes.ok() || !CanDequantize(w.dtype)) {
+    for (int64_t i = 0; i < w.cols; ++i) out[i] = NAN;  // callers check dtypes at load time
+    return;
   }
+  DequantizeBlocks(w.dtype, w.data + static_cast<uint64_t>(r) * *row_bytes, w.cols, out);
 }
 
 void MatMul(const MatrixView& w, const float* x, int64_t n_tokens, float* y) {

@@ -13,7 +13,9 @@
 
 namespace gemma_local::ref {
 
-// A read-only view of a 2-D weight matrix in any plain float dtype (f32, f16, bf16).
+// A read-only view of a 2-D weight matrix in any dtype ref::CanDequantize accepts (f32, f16, bf16
+// and the GGML block formats of quant_ref.h). Rows are contiguous and start at
+// r * DTypeByteSize(dtype, cols) bytes, so for a block format cols is a whole number of blocks.
 struct MatrixView {
   DType dtype = DType::kF32;
   const uint8_t* data = nullptr;
@@ -21,7 +23,9 @@ struct MatrixView {
   int64_t cols = 0;  // input features (contiguous)
 };
 
-// Row `r` of `w` as f32 into out[0..cols).
+// Row `r` of `w` as f32 into out[0..cols), bit-identical to ref::DequantizeBlocks of that row.
+// A dtype that cannot be dequantized, or cols not a whole number of blocks, yields NaNs (callers
+// validate dtypes and shapes at load time).
 void DequantizeRow(const MatrixView& w, int64_t r, float* out);
 
 // y[t][o] = sum_i w[o][i] * x[t][i]   for t < n_tokens, o < w.rows   (x: [n_tokens, w.cols])
