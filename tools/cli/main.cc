@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   CommandRunner chat = RegisterChat(app);
   CommandRunner tokenize = RegisterTokenize(app);
   CommandRunner detokenize = RegisterDetokenize(app);
+  CommandRunner bench = RegisterBench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("chat")) return chat();
     if (app.got_subcommand("tokenize")) return tokenize();
     if (app.got_subcommand("detokenize")) return detokenize();
+    if (app.got_subcommand("bench")) return bench();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitError;
