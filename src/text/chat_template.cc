@@ -1,5 +1,8 @@
 #include "text/chat_template.h"
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 
 #include "formats/gguf.h"
@@ -53,6 +56,15 @@ Result<ChatTemplateSource> FromGguf(const std::string& path) {
     if (auto s = GgufTokenString(f, key)) out.special_tokens[name] = *s;
   }
   return out;
+}
+
+// The default spdlog logger writes to stdout, which carries machine-readable output (--json,
+// --jsonl); this warning goes to stderr through a logger of its own (no global registration).
+void WarnBuiltinTemplate(const std::string& model_path, const std::string& family) {
+  spdlog::logger log("gemma_local", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  log.warn("{}: no chat template in the checkpoint; using the built-in {} format for plain text "
+           "conversations (pass --template FILE for the model's own)",
+           model_path, family == "gemma4" ? "Gemma 4" : "Gemma 3");
 }
 
 }  // namespace
@@ -165,6 +177,15 @@ Result<ChatTemplateSource> FindChatTemplate(const std::string& model_path,
     out.origin = template_path;
   }
   if (out.source.empty()) {
+    const std::string family = ModelFamilyForTemplate(model_path);
+    if (std::optional<std::string> builtin = BuiltinChatTemplate(family)) {
+      out.source = std::move(*builtin);
+      out.origin = "built-in " + family + " chat format (fallback)";
+      out.builtin = true;
+      if (!out.special_tokens.contains("bos_token")) out.special_tokens["bos_token"] = "<bos>";
+      WarnBuiltinTemplate(model_path, family);
+      return out;
+    }
     std::string where;
     for (const auto& l : looked) where += (where.empty() ? "" : ", ") + l;
     return NotFoundError(model_path + ": no chat template found (looked in " + where +

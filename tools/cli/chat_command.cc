@@ -1,7 +1,14 @@
 // `gemma-local chat --model PATH`: an interactive terminal chat. Keeps the conversation, streams
 // each reply as it is generated, and understands /reset, /system TEXT and /exit. Ctrl-C cancels
 // the reply being generated and returns to the prompt; Ctrl-D (end of input) leaves.
+//
+// Gemma 4 replies are parsed while they stream (chat_output.h): thinking is shown prefixed with
+// "[thinking] " (dimmed on a terminal), each tool call as one JSON line, and the answer as is.
+// The history keeps only the answer as the assistant's content: the official template drops
+// thinking from earlier turns anyway, and tool calls stay out because no tool results can follow
+// them here (a tool call without responses would leave the model's turn open).
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -9,8 +16,10 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "gemma_local/chat_output.h"
 #include "gemma_local/chat_template.h"
 #include "gemma_local/engine.h"
+#include "gemma_local/model_info.h"
 #include "gemma_local/tokenizer.h"
 
 namespace gemma_local::cli {
@@ -24,6 +33,56 @@ int ChatFail(const Status& s) {
   std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
   return kExitError;
 }
+
+// Prints a parsed Gemma 4 reply as it streams: reasoning runs start with "[thinking] " (dimmed
+// when stdout is a terminal) and end with a newline before the answer; tool calls are JSON lines.
+class ReplyPrinter {
+ public:
+  explicit ReplyPrinter(bool tty) : tty_(tty) {}
+  void Print(const std::vector<ReplyEvent>& events) {
+    for (const ReplyEvent& e : events) {
+      switch (e.kind) {
+        case ReplyEvent::Kind::kReasoning:
+          if (last_ != Last::kReasoning) {
+            NewLine();
+            Write(tty_ ? "\x1b[2m[thinking] " : "[thinking] ");
+          } else if (tty_) {
+            Write("\x1b[2m");
+          }
+          Write(e.text);
+          if (tty_) Write("\x1b[0m");
+          last_ = Last::kReasoning;
+          break;
+        case ReplyEvent::Kind::kContent:
+          if (last_ == Last::kReasoning) NewLine();
+          Write(e.text);
+          last_ = Last::kContent;
+          break;
+        case ReplyEvent::Kind::kToolCall:
+          NewLine();
+          Write(e.tool_call.ToJson().dump());
+          Write("\n");
+          last_ = Last::kToolCall;
+          break;
+      }
+    }
+    std::fflush(stdout);
+  }
+
+ private:
+  enum class Last { kNone, kReasoning, kContent, kToolCall };
+  void Write(const std::string& s) {
+    if (s.empty()) return;
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    at_line_start_ = s.back() == '\n';
+  }
+  void NewLine() {
+    if (!at_line_start_) Write("\n");
+  }
+  bool tty_;
+  Last last_ = Last::kNone;
+  bool at_line_start_ = true;
+};
 
 }  // namespace
 
@@ -61,6 +120,9 @@ CommandRunner RegisterChat(CLI::App& app) {
     eo.max_context = o->context;
     Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
     if (!engine.ok()) return ChatFail(engine.status());
+    Result<ModelInfo> info = InspectModel(o->model);
+    const bool gemma4 = info.ok() && info->architecture == "gemma4";
+    const bool tty = isatty(fileno(stdout)) != 0;
     struct sigaction sa {};
     sa.sa_handler = OnSigint;
     sigemptyset(&sa.sa_mask);
@@ -117,23 +179,42 @@ CommandRunner RegisterChat(CLI::App& app) {
         std::fprintf(stderr, "error: %s\n", ids.status().ToString().c_str());
         continue;
       }
-      TokenStreamDecoder stream(*tokenizer, DecodeOptions{/*skip_special=*/true});
+      // Gemma 4: special tokens are skipped except the markers the reply parser reads.
+      TokenStreamDecoder stream(*tokenizer, DecodeOptions{/*skip_special=*/!gemma4});
+      Gemma4OutputParser parser;
+      ReplyPrinter printer(tty);
       std::string reply;
+      auto show = [&](const std::string& piece) {
+        if (gemma4) {
+          printer.Print(parser.Feed(piece));
+          return;
+        }
+        reply += piece;
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      };
       const std::vector<int32_t>& stops = go.stop_tokens;
       Result<GenerateResult> r = (*engine)->Generate(*ids, go, [&](int32_t id) {
         if (g_interrupted.load()) return false;
         if (std::find(stops.begin(), stops.end(), id) != stops.end()) return true;
-        Result<std::string> piece = stream.Push(id);
-        if (piece.ok()) {
-          reply += *piece;
-          std::fwrite(piece->data(), 1, piece->size(), stdout);
-          std::fflush(stdout);
+        if (gemma4 && (*tokenizer)->IsSpecial(id)) {
+          Result<std::string> marker = (*tokenizer)->IdToPiece(id);
+          if (!marker.ok() || !IsGemma4OutputMarker(*marker)) return true;
         }
+        Result<std::string> piece = stream.Push(id);
+        if (piece.ok()) show(*piece);
         return true;
       });
-      const std::string tail = stream.Finish();
-      reply += tail;
-      std::fprintf(stdout, "%s%s\n", tail.c_str(), g_interrupted.load() ? " [stopped]" : "");
+      show(stream.Finish());
+      if (gemma4) {
+        printer.Print(parser.Finish());
+        reply = parser.reply().content;
+      }
+      std::fprintf(stdout, "%s\n", g_interrupted.load() ? " [stopped]" : "");
+      std::fflush(stdout);
+      if (gemma4 && parser.reply().malformed) {
+        std::fprintf(stderr, "(reply not fully parsed: %s)\n", parser.reply().malformed_reason.c_str());
+      }
       if (!r.ok()) {
         std::fprintf(stderr, "error: %s\n", r.status().ToString().c_str());
         continue;

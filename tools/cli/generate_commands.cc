@@ -12,8 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "gemma_local/chat_output.h"
 #include "gemma_local/chat_template.h"
 #include "gemma_local/engine.h"
+#include "gemma_local/model_info.h"
 #include "gemma_local/tokenizer.h"
 
 namespace gemma_local::cli {
@@ -98,17 +100,27 @@ Result<std::vector<int32_t>> InputTokens(const CommonOptions& o) {
 
 // Streams generated ids to text (special tokens skipped, stop tokens dropped) and ends generation
 // when the text contains one of `stop_strings` (the text is cut before it). Without a tokenizer
-// the text stays empty and stop strings cannot match.
+// the text stays empty and stop strings cannot match. With `keep_gemma4_markers` the special
+// tokens the Gemma 4 reply parser reads (<|channel>, <|tool_call>, ...) are kept as text.
 class TextStream {
  public:
-  TextStream(const std::string& model, std::vector<int32_t> stop_tokens, std::vector<std::string> stop_strings)
-      : stop_tokens_(std::move(stop_tokens)), stop_strings_(std::move(stop_strings)) {
+  TextStream(const std::string& model, std::vector<int32_t> stop_tokens, std::vector<std::string> stop_strings,
+             bool keep_gemma4_markers = false)
+      : stop_tokens_(std::move(stop_tokens)), stop_strings_(std::move(stop_strings)),
+        keep_markers_(keep_gemma4_markers) {
     Result<std::shared_ptr<const Tokenizer>> tokenizer = Tokenizer::Load(model);
-    if (tokenizer.ok()) decoder_.emplace(*tokenizer, DecodeOptions{/*skip_special=*/true});
+    if (tokenizer.ok()) {
+      tokenizer_ = *tokenizer;
+      decoder_.emplace(*tokenizer, DecodeOptions{/*skip_special=*/!keep_markers_});
+    }
   }
   // False when a stop string completed (generation should end).
   bool Push(int32_t id) {
     if (!decoder_ || std::find(stop_tokens_.begin(), stop_tokens_.end(), id) != stop_tokens_.end()) return true;
+    if (keep_markers_ && tokenizer_->IsSpecial(id)) {
+      Result<std::string> marker = tokenizer_->IdToPiece(id);
+      if (!marker.ok() || !IsGemma4OutputMarker(*marker)) return true;  // skipped like skip_special
+    }
     Result<std::string> piece = decoder_->Push(id);
     if (piece.ok()) text_ += *piece;
     return !CutAtStopString();
@@ -134,12 +146,21 @@ class TextStream {
     }
     return false;
   }
+  std::shared_ptr<const Tokenizer> tokenizer_;
   std::optional<TokenStreamDecoder> decoder_;
   std::vector<int32_t> stop_tokens_;
   std::vector<std::string> stop_strings_;
+  bool keep_markers_ = false;
   std::string text_;
   bool stopped_ = false;
 };
+
+// Gemma 4 replies carry thinking and tool-call markup that `run --chat` parses; Gemma 3 output is
+// used as is. Reads metadata only.
+bool IsGemma4(const std::string& model) {
+  Result<ModelInfo> info = InspectModel(model);
+  return info.ok() && info->architecture == "gemma4";
+}
 
 }  // namespace
 
@@ -202,17 +223,33 @@ CommandRunner RegisterRun(CLI::App& app) {
     go.max_tokens = *max_tokens;
     go.sampling = *sp;
     go.stop_tokens = (*engine)->default_stop_tokens();
-    TextStream stream(o->model, go.stop_tokens, *stops);
+    // A Gemma 4 chat reply is split into answer, thinking and tool calls (chat_output.h).
+    const bool parse_reply = o->chat && IsGemma4(o->model);
+    TextStream stream(o->model, go.stop_tokens, *stops, parse_reply);
     Result<GenerateResult> r = (*engine)->Generate(*tokens, go, [&](int32_t id) { return stream.Push(id); });
     if (!r.ok()) return Fail(r.status());
-    const std::string text = stream.Finish();
+    std::string text = stream.Finish();
     if (stream.stopped()) r->finish_reason = "stop";
+    std::optional<ParsedReply> reply;
+    if (parse_reply) {
+      reply = ParseGemma4Output(text);
+      text = reply->content;
+    }
     if (!o->json) {
+      if (reply && !reply->reasoning.empty()) {
+        std::fprintf(stderr, "[thinking] %s\n", reply->reasoning.c_str());
+      }
       if (!o->prompt.empty()) {
         std::printf("%s\n", text.c_str());
       } else {
         for (size_t i = 0; i < r->tokens.size(); ++i) std::printf("%s%d", i ? "," : "", r->tokens[i]);
         std::printf("\n");
+      }
+      if (reply) {
+        for (const ToolCall& call : reply->tool_calls) {
+          std::printf("[tool_call] %s\n", call.ToJson().dump().c_str());
+        }
+        if (reply->malformed) std::fprintf(stderr, "warning: %s\n", reply->malformed_reason.c_str());
       }
       return kExitOk;
     }
@@ -220,6 +257,16 @@ CommandRunner RegisterRun(CLI::App& app) {
     out["prompt_tokens"] = *tokens;
     out["tokens"] = r->tokens;
     out["text"] = text;
+    if (reply) {
+      const nlohmann::ordered_json parsed = reply->ToJson();
+      out["text"] = parsed["content"];
+      out["reasoning"] = parsed["reasoning"];
+      out["tool_calls"] = parsed["tool_calls"];
+      if (reply->malformed) {
+        out["malformed"] = true;
+        out["malformed_reason"] = parsed["malformed_reason"];
+      }
+    }
     out["finish_reason"] = r->finish_reason;
     const double n_prompt = static_cast<double>(tokens->size());
     const double n_gen = static_cast<double>(r->tokens.size());
