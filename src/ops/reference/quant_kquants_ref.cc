@@ -8,7 +8,8 @@
 //     solve the least-squares scale (and min) for those integer codes, re-round with the solved
 //     parameters a couple of times, and keep the candidate with the smallest squared error.
 //  2. The super-block stores f16 d (and dmin) = largest sub-block scale (min) / the integer range
-//     of the stored scales; each sub-block scale (min) is rounded to that grid.
+//     of the stored scales, tried at the nearest f16 and the next larger one; each sub-block
+//     scale (min) is rounded to that grid, and the candidate with the least total error wins.
 //  3. Per sub-block, the rounded scale (and min) is tried at +-1 step, codes re-rounded against
 //     the exact decoded parameters, and the combination with the smallest error is kept.
 // All searches are deterministic (fixed grids, strict-improvement ties keep the earlier choice).
@@ -30,9 +31,6 @@ int RoundClamp(float v, int lo, int hi) {
   if (v >= static_cast<float>(hi)) return hi;
   return static_cast<int>(std::nearbyint(v));
 }
-
-// The f32 value an f16 field will decode to.
-float RoundToF16(float f) { return F16ToF32(F32ToF16(f)); }
 
 void StoreF16(uint8_t* p, float f) {
   const uint16_t h = F32ToF16(f);
@@ -168,10 +166,13 @@ float FitSymmetric(const float* x, int n, int nmax) {
 
 // ---- Steps 2 and 3. ----
 
-// Affine formats: quantize sub-block scales/mins to [0, smax] on grids d / dmin (already f16),
-// then refine each sub-block's pair by +-1 and fill its codes. sub = elements per sub-block.
-void QuantizeAffineSubblocks(const float* x, int nsub, int sub, int nmax, int smax,
-                             const AffineFit* fits, float d, float dmin, int* ls, int* lm, int* L) {
+// Affine formats: quantize sub-block scales/mins to [0, smax] on grids d / dmin (f16 values),
+// refine each sub-block's pair by +-1 and fill its codes. sub = elements per sub-block (<= 32).
+// Returns the total squared error of the decoded values.
+double QuantizeAffineSubblocks(const float* x, int nsub, int sub, int nmax, int smax,
+                               const AffineFit* fits, float d, float dmin, int* ls, int* lm,
+                               int* L) {
+  double total = 0;
   for (int j = 0; j < nsub; ++j) {
     const float* xs = x + j * sub;
     const int s0 = d > 0 ? RoundClamp(fits[j].scale / d, 0, smax) : 0;
@@ -201,12 +202,16 @@ void QuantizeAffineSubblocks(const float* x, int nsub, int sub, int nmax, int sm
         }
       }
     }
+    total += best_err;
   }
+  return total;
 }
 
 // Symmetric formats: scales to [-smax - 1, smax] on grid d (f16), refined by +-1, codes filled.
-void QuantizeSymmetricSubblocks(const float* x, int nsub, int sub, int nmax, int smax,
-                                const float* scales, float d, int* sc, int* L) {
+// sub <= 16. Returns the total squared error.
+double QuantizeSymmetricSubblocks(const float* x, int nsub, int sub, int nmax, int smax,
+                                  const float* scales, float d, int* sc, int* L) {
+  double total = 0;
   for (int j = 0; j < nsub; ++j) {
     const float* xs = x + j * sub;
     const int s0 = d != 0.0f ? RoundClamp(scales[j] / d, -smax - 1, smax) : 0;
@@ -228,23 +233,63 @@ void QuantizeSymmetricSubblocks(const float* x, int nsub, int sub, int nmax, int
         std::memcpy(L + j * sub, Lc, sizeof(int) * sub);
       }
     }
+    total += best_err;
   }
+  return total;
 }
 
-// Super-block scales for the affine formats: d = max scale / smax, dmin = max min / smax (f16).
-void AffineSuperScales(const AffineFit* fits, int nsub, int smax, float* d, float* dmin) {
+// Candidate f16 super-block scales for the ideal value v: the nearest f16 and the next one away
+// from zero. The second matters when the nearest is smaller than v, which would make the largest
+// sub-block scale overflow the stored range (most visible when v is an f16 subnormal and the
+// grid is coarse). Returns how many candidates (1 when v is 0 or the next one is not finite).
+int F16Candidates(float v, float out[2]) {
+  if (v == 0.0f) {
+    out[0] = 0.0f;  // +0 also when v is -0
+    return 1;
+  }
+  const uint16_t h = F32ToF16(v);
+  out[0] = F16ToF32(h);
+  const float up = F16ToF32(static_cast<uint16_t>(h + 1));  // sign-magnitude: +1 grows |value|
+  if (!std::isfinite(up)) return 1;
+  out[1] = up;
+  return 2;
+}
+
+// Affine formats: d = max scale / smax and dmin = max min / smax, each tried at its f16
+// candidates; the combination with the least total error wins. Fills ls, lm, L.
+void ChooseAffineSuperScales(const float* x, int nsub, int sub, int nmax, int smax,
+                             const AffineFit* fits, float* d, float* dmin, int* ls, int* lm,
+                             int* L) {
   float max_scale = 0.0f, max_min = 0.0f;
   for (int j = 0; j < nsub; ++j) {
     max_scale = std::max(max_scale, fits[j].scale);
     max_min = std::max(max_min, fits[j].min);
   }
-  *d = RoundToF16(max_scale / static_cast<float>(smax));
-  *dmin = RoundToF16(max_min / static_cast<float>(smax));
+  float dc[2], mc[2];
+  const int nd = F16Candidates(max_scale / static_cast<float>(smax), dc);
+  const int nm = F16Candidates(max_min / static_cast<float>(smax), mc);
+  double best = std::numeric_limits<double>::infinity();
+  for (int a = 0; a < nd; ++a) {
+    for (int b = 0; b < nm; ++b) {
+      int ls_c[16], lm_c[16], L_c[256];
+      const double err =
+          QuantizeAffineSubblocks(x, nsub, sub, nmax, smax, fits, dc[a], mc[b], ls_c, lm_c, L_c);
+      if (err < best) {
+        best = err;
+        *d = dc[a];
+        *dmin = mc[b];
+        std::memcpy(ls, ls_c, sizeof(int) * nsub);
+        std::memcpy(lm, lm_c, sizeof(int) * nsub);
+        std::memcpy(L, L_c, sizeof(int) * nsub * sub);
+      }
+    }
+  }
 }
 
-// Super-block scale for the symmetric formats: the largest-magnitude sub-block scale maps to
-// -(smax + 1), the long end of the signed range. Returns the f16-representable d.
-float SymmetricSuperScale(const float* scales, int nsub, int smax) {
+// Symmetric formats: the largest-magnitude sub-block scale maps to -(smax + 1), the long end of
+// the signed range; d is tried at its f16 candidates. Returns d; fills sc and L.
+float ChooseSymmetricSuperScale(const float* x, int nsub, int sub, int nmax, int smax,
+                                const float* scales, int* sc, int* L) {
   float amax = 0.0f, max = 0.0f;
   for (int j = 0; j < nsub; ++j) {
     if (std::fabs(scales[j]) > amax) {
@@ -252,7 +297,22 @@ float SymmetricSuperScale(const float* scales, int nsub, int smax) {
       max = scales[j];
     }
   }
-  return RoundToF16(max / -static_cast<float>(smax + 1));
+  float dc[2];
+  const int nd = F16Candidates(max / -static_cast<float>(smax + 1), dc);
+  double best = std::numeric_limits<double>::infinity();
+  float d = 0.0f;
+  for (int a = 0; a < nd; ++a) {
+    int sc_c[16], L_c[256];
+    const double err =
+        QuantizeSymmetricSubblocks(x, nsub, sub, nmax, smax, scales, dc[a], sc_c, L_c);
+    if (err < best) {
+      best = err;
+      d = dc[a];
+      std::memcpy(sc, sc_c, sizeof(int) * nsub);
+      std::memcpy(L, L_c, sizeof(int) * nsub * sub);
+    }
+  }
+  return d;
 }
 
 // q4_K / q5_K scale packing (see ScaleMinK4 in quant_ref.cc).
@@ -274,10 +334,9 @@ void PackScaleMinK4(const int* ls, const int* lm, uint8_t* s) {
 void QuantizeQ45K(const float* x, int nmax, int nstep, float rmin, uint8_t* header, int* L) {
   AffineFit fits[8];
   for (int j = 0; j < 8; ++j) fits[j] = FitAffine(x + 32 * j, 32, nmax, rmin, 0.1f, nstep);
-  float d, dmin;
-  AffineSuperScales(fits, 8, 63, &d, &dmin);
+  float d = 0.0f, dmin = 0.0f;
   int ls[8], lm[8];
-  QuantizeAffineSubblocks(x, 8, 32, nmax, 63, fits, d, dmin, ls, lm, L);
+  ChooseAffineSuperScales(x, 8, 32, nmax, 63, fits, &d, &dmin, ls, lm, L);
   StoreF16(header, d);
   StoreF16(header + 2, dmin);
   PackScaleMinK4(ls, lm, header + 4);
@@ -290,10 +349,9 @@ void QuantizeQ2KBlock(const float* x, uint8_t* dst) {
   std::memset(dst, 0, 84);
   AffineFit fits[16];
   for (int j = 0; j < 16; ++j) fits[j] = FitAffine(x + 16 * j, 16, 3, -0.5f, 0.1f, 15);
-  float d, dmin;
-  AffineSuperScales(fits, 16, 15, &d, &dmin);
+  float d = 0.0f, dmin = 0.0f;
   int ls[16], lm[16], L[256];
-  QuantizeAffineSubblocks(x, 16, 16, 3, 15, fits, d, dmin, ls, lm, L);
+  ChooseAffineSuperScales(x, 16, 16, 3, 15, fits, &d, &dmin, ls, lm, L);
   for (int j = 0; j < 16; ++j) dst[j] = static_cast<uint8_t>(ls[j] | (lm[j] << 4));
   uint8_t* qs = dst + 16;
   for (int e = 0; e < 256; ++e)
@@ -307,9 +365,8 @@ void QuantizeQ3KBlock(const float* x, uint8_t* dst) {
   std::memset(dst, 0, 110);
   float scales[16];
   for (int j = 0; j < 16; ++j) scales[j] = FitSymmetric(x + 16 * j, 16, 4);
-  const float d = SymmetricSuperScale(scales, 16, 31);
   int sc[16], L[256];
-  QuantizeSymmetricSubblocks(x, 16, 16, 4, 31, scales, d, sc, L);
+  const float d = ChooseSymmetricSuperScale(x, 16, 16, 4, 31, scales, sc, L);
   uint8_t* hmask = dst;
   uint8_t* qs = dst + 32;
   uint8_t* s = dst + 96;
@@ -359,9 +416,8 @@ void QuantizeQ6KBlock(const float* x, uint8_t* dst) {
   std::memset(dst, 0, 210);
   float scales[16];
   for (int j = 0; j < 16; ++j) scales[j] = FitSymmetric(x + 16 * j, 16, 32);
-  const float d = SymmetricSuperScale(scales, 16, 127);
   int sc[16], L[256];
-  QuantizeSymmetricSubblocks(x, 16, 16, 32, 127, scales, d, sc, L);
+  const float d = ChooseSymmetricSuperScale(x, 16, 16, 32, 127, scales, sc, L);
   uint8_t* ql = dst;
   uint8_t* qh = dst + 128;
   for (int e = 0; e < 256; ++e) {
