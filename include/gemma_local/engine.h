@@ -21,6 +21,9 @@ struct EngineOptions {
   int threads = 0;             // worker threads; 0 = one per hardware thread
   int64_t max_context = 4096;  // positions per sequence the KV cache holds
   int64_t max_batch = 256;     // prompt tokens per forward call (prefill chunk)
+  // Quantize the weights in memory at load time: "" (keep the file's types), "q8_0", "q4_0",
+  // "q4_k" (= "q4_k_m", also "4bit"), "8bit", or any other `gemma-local quantize` type.
+  std::string quantize;
 };
 
 // One teacher-forced position: the distribution that predicts the next token.

@@ -122,6 +122,22 @@ Status Checkpoint::RequireDTypes(const std::vector<DType>& supported) const {
   return Status::Ok();
 }
 
+Status Checkpoint::ReplaceTensorData(const std::string& canonical_name, DType dtype,
+                                     std::shared_ptr<const std::vector<uint8_t>> data) {
+  auto it = index_.find(canonical_name);
+  if (it == index_.end()) return NotFoundError(path_ + ": tensor '" + canonical_name + "' is missing");
+  WeightTensor& t = tensors_[it->second];
+  GL_ASSIGN_OR_RETURN(uint64_t want, DTypeByteSize(dtype, t.n_elements()));
+  if (data == nullptr || data->size() != want) {
+    return InvalidArgumentError(path_ + ": replacement data for '" + canonical_name + "' has the wrong size");
+  }
+  t.dtype = dtype;
+  t.data = data->data();
+  t.n_bytes = want;
+  owned_.push_back(std::move(data));
+  return Status::Ok();
+}
+
 namespace {
 
 // chat_template.jinja, chat_template.json, or "chat_template" in tokenizer_config.json.

@@ -55,6 +55,11 @@ class Checkpoint {
   // this with what its kernels can compute; loading itself accepts every known type).
   Status RequireDTypes(const std::vector<DType>& supported) const;
 
+  // Load-time quantization (model/quantize.h): `canonical_name` now holds `data` in `dtype` (same
+  // dims), owned by the checkpoint. Only while the checkpoint is not yet shared.
+  Status ReplaceTensorData(const std::string& canonical_name, DType dtype,
+                           std::shared_ptr<const std::vector<uint8_t>> data);
+
   // Only for GGUF checkpoints (tokenizer metadata lives there); null otherwise.
   const gguf::GgufFile* gguf() const { return gguf_.get(); }
 
@@ -71,6 +76,7 @@ class Checkpoint {
   bool norm_unit_offset_ = false;
   std::shared_ptr<gguf::GgufFile> gguf_;
   std::shared_ptr<safetensors::SafetensorsCheckpoint> safetensors_;
+  std::vector<std::shared_ptr<const std::vector<uint8_t>>> owned_;  // replaced tensor data
 
   static Result<Checkpoint> OpenGguf(const std::string& path);
   static Result<Checkpoint> OpenHf(const std::string& dir);

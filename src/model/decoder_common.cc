@@ -4,12 +4,29 @@
 #include <cmath>
 #include <map>
 
+#include "ops/reference/quant_ref.h"
+
 namespace gemma_local {
+
+std::vector<DType> ComputableWeightDTypes() {
+  std::vector<DType> out;
+  for (int i = 0; i < static_cast<int>(DType::kCount); ++i) {
+    const auto t = static_cast<DType>(i);
+    if (ref::CanDequantize(t)) out.push_back(t);
+  }
+  return out;
+}
 
 Result<ref::MatrixView> BindMatrix(const Checkpoint& ck, const std::string& name) {
   const WeightTensor* t = ck.FindTensor(name);
   if (t == nullptr) return NotFoundError(ck.path() + ": tensor '" + name + "' is missing");
   if (t->ne.size() != 2) return CorruptDataError(ck.path() + ": tensor '" + name + "' must be 2-D");
+  const uint32_t block = Traits(t->dtype).block_elems;
+  if (block > 1 && t->ne[0] % block != 0) {
+    return CorruptDataError(ck.path() + ": tensor '" + name + "' (" + DTypeName(t->dtype) + ") has rows of " +
+                            std::to_string(t->ne[0]) + " elements, not a multiple of the " +
+                            std::to_string(block) + "-element block");
+  }
   return ref::MatrixView{t->dtype, t->data, t->ne[1], t->ne[0]};
 }
 

@@ -14,7 +14,12 @@
 
 namespace gemma_local {
 
-// A 2-D weight as a matrix view (rows = ne[1] outputs, cols = ne[0] inputs).
+// Weight dtypes the forward pass computes with (plain floats and the GGML block formats the
+// kernels and the dequantization reference support).
+std::vector<DType> ComputableWeightDTypes();
+
+// A 2-D weight as a matrix view (rows = ne[1] outputs, cols = ne[0] inputs). Rows must be whole
+// quantization blocks.
 Result<ref::MatrixView> BindMatrix(const Checkpoint& ck, const std::string& name);
 // A 1-D weight as f32, plus `offset` per element (1 turns Gemma 3's stored w into 1 + w).
 Result<std::vector<float>> BindVector(const Checkpoint& ck, const std::string& name, float offset);

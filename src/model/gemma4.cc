@@ -70,7 +70,7 @@ class Gemma4 final : public Model {
 };
 
 Status Gemma4::Init() {
-  GL_RETURN_IF_ERROR(ck_->RequireDTypes({DType::kF32, DType::kF16, DType::kBF16}));
+  GL_RETURN_IF_ERROR(ck_->RequireDTypes(ComputableWeightDTypes()));
   GL_ASSIGN_OR_RETURN(embed_, Matrix("token_embd.weight"));
   lm_head_ = embed_;
   if (ck_->FindTensor("output.weight") != nullptr) {

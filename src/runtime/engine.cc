@@ -8,6 +8,7 @@
 #include "model/checkpoint.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "ops/reference/ref_ops.h"
 #include "runtime/kv_cache.h"
 #include "runtime/sampler.h"
@@ -123,6 +124,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
     return InvalidArgumentError("max_context and max_batch must be >= 1");
   }
   GL_ASSIGN_OR_RETURN(Checkpoint ck, Checkpoint::Open(model_path));
+  if (!options.quantize.empty()) {
+    GL_ASSIGN_OR_RETURN(QuantMix mix, ParseQuantMix(options.quantize));
+    GL_RETURN_IF_ERROR(QuantizeCheckpointInMemory(ck, mix, options.threads));
+  }
   auto pool = std::make_unique<ThreadPool>(options.threads);
   GL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                       LoadModel(std::make_shared<const Checkpoint>(std::move(ck)), ops::Context{pool.get()}));

@@ -2,6 +2,14 @@
 // random-weight models that keep each variant's structure, with the inference issues' criteria: the same argmax wherever llama.cpp's top-2 gap
 // exceeds 1e-3, mean |delta log-prob| over llama.cpp's top-10 below 0.02 (f32), identical greedy
 // continuations, and the HF layout scoring the same as the GGUF (|delta| < 1e-4 in f32).
+// Quantized cases (issue 5): the f32 GGUF is quantized with `gemma-local quantize`; llama.cpp
+// quantizes activations to 8 bits too, but per 256 elements where we use 32 for some types, so
+// log-probs differ more. On these random models (sharp logits) 8-bit activations alone move
+// log-probs by ~0.15-0.2 on average, for llama.cpp as for us (each measured against the exact f32
+// product with the same dequantized weights), so: argmax must agree where llama.cpp's top-2 gap
+// exceeds 0.2, mean |delta| below 0.35 (a misread block format gives > 1), and the HF checkpoint
+// quantized at load time (--quantize) must score like the quantized GGUF. The SIMD kernels are
+// checked tightly against the scalar reference in tests/backends.
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -30,6 +38,7 @@ struct Case {
   std::string make_args;  // for `dev make-model`
   int n_tokens;           // prompt length (longer than the sliding window)
   std::string dtype;
+  std::string quantize = "";  // a `gemma-local quantize --type` mix, or empty
 };
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
@@ -49,21 +58,40 @@ std::string TokenList(int n, int vocab, uint32_t seed) {
   return s;
 }
 
+// Every projection 256 wide or a multiple (whole K-quant super-blocks, no fallback types).
+constexpr char kK256[] = "--preset tiny --hidden 256 --ffn 512 --heads 2 --kv-heads 1 --head-dim 128 --layers 4 --seed 36";
+
 class DecoderVsLlamaCpp : public ::testing::TestWithParam<Case> {};
 
 TEST_P(DecoderVsLlamaCpp, LogitsAndGreedyMatch) {
   if (!HarnessInstalled()) GTEST_SKIP() << "llama.cpp reference harness not installed (run scripts/setup.sh)";
   const Case& c = GetParam();
+#if defined(__SANITIZE_ADDRESS__)
+  // Under the sanitizers every run is ~5x slower; two quantized cases cover the code there.
+  if (!c.quantize.empty() && c.name != "k256_q4_k_m" && c.name != "1b_like_q4_0") {
+    GTEST_SKIP() << "quantized case covered by the Release build (sanitizer build runs two)";
+  }
+#endif
   TempDir dir;
   const std::string bin = testing::BinaryPath();
   testing::CommandResult made =
       RunCommand(bin + " dev make-model --out " + dir.path() + " --dtype " + c.dtype + " " + c.make_args);
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const std::string tokens = TokenList(c.n_tokens, 512, 12345);
-  const std::string gguf = dir.File("model.gguf");
+  std::string gguf = dir.File("model.gguf");
+  std::string hf = dir.File("hf");
+  const bool quantized = !c.quantize.empty();
+  if (quantized) {
+    testing::CommandResult q =
+        RunCommand(bin + " quantize " + gguf + " " + dir.File("q.gguf") + " --type " + c.quantize);
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    gguf = dir.File("q.gguf");
+    hf += " --quantize " + c.quantize;
+  }
+  const double clear_gap = quantized ? 0.2 : 1e-3;
   const int vocab = 512;
   json ours = RunJson(bin + " score --json --top-k " + std::to_string(vocab) + " --model " + gguf + " --tokens " + tokens);
-  json ours_hf = RunJson(bin + " score --json --top-k " + std::to_string(vocab) + " --model " + dir.File("hf") + " --tokens " + tokens);
+  json ours_hf = RunJson(bin + " score --json --top-k " + std::to_string(vocab) + " --model " + hf + " --tokens " + tokens);
   json ref = RunJson("node " + Harness() + " --model " + gguf + " --top-k 10 --tokens " + tokens);
   ASSERT_FALSE(ours.is_null() || ours_hf.is_null() || ref.is_null());
   ASSERT_EQ(ours["positions"].size(), ref["positions"].size());
@@ -79,22 +107,32 @@ TEST_P(DecoderVsLlamaCpp, LogitsAndGreedyMatch) {
       sum_abs += std::fabs(mine.at(e[0].get<int>()) - e[1].get<double>());
       ++n_terms;
     }
-    if (top[0][1].get<double>() - top[1][1].get<double>() > 1e-3) {
+    if (top[0][1].get<double>() - top[1][1].get<double>() > clear_gap) {
       ++clear;
       argmax_ok += ours["positions"][i]["top"][0][0] == top[0][0];
     }
     // HF layout == GGUF layout.
-    const double tol = c.dtype == "f32" ? 1e-4 : 2e-3;
+    const double tol = c.dtype == "f32" && !quantized ? 1e-4 : 2e-3;
     for (size_t k = 0; k < 10; ++k) {
       EXPECT_EQ(ours["positions"][i]["top"][k][0], ours_hf["positions"][i]["top"][k][0]) << "position " << i;
       EXPECT_NEAR(ours["positions"][i]["top"][k][1].get<double>(), ours_hf["positions"][i]["top"][k][1].get<double>(), tol)
           << "position " << i;
     }
   }
-  EXPECT_EQ(argmax_ok, clear) << "argmax differs at positions with a clear top-2 gap";
+  const bool moe_quantized = quantized && c.name.find("26b") != std::string::npos;
+  if (moe_quantized) {
+    // MoE + 8-bit activations: whenever the 8th and 9th router logits are closer than the
+    // activation noise, llama.cpp and we may pick different experts for one token, and that token's
+    // K/V then shifts every later position (llama.cpp's own q8_0 run parts from its f32 run the
+    // same way). Most positions must still agree.
+    EXPECT_GE(argmax_ok, clear * 85 / 100) << "argmax differs at too many clear-gap positions";
+  } else {
+    EXPECT_EQ(argmax_ok, clear) << "argmax differs at positions with a clear top-2 gap";
+  }
   EXPECT_GT(clear, c.n_tokens / 2);
   const double mean_abs = sum_abs / n_terms;
-  EXPECT_LT(mean_abs, c.dtype == "f32" ? 0.02 : 0.05) << "mean |delta log-prob| over llama.cpp's top-10";
+  EXPECT_LT(mean_abs, quantized ? 0.35 : c.dtype == "f32" ? 0.02 : 0.05)
+      << "mean |delta log-prob| over llama.cpp's top-10";
   RecordProperty("mean_abs_delta_logprob", std::to_string(mean_abs));
 
   // Greedy continuation of a short prompt.
@@ -115,7 +153,7 @@ TEST_P(DecoderVsLlamaCpp, LogitsAndGreedyMatch) {
     json at = RunJson("node " + Harness() + " --model " + gguf + " --top-k 2 --tokens " + prefix);
     const json& top = at["positions"].back()["top"];
     const double gap = top[0][1].get<double>() - top[1][1].get<double>();
-    EXPECT_LT(gap, 5e-3) << "greedy continuations differ at step " << same << " where llama.cpp's top-2 gap is "
+    if (!moe_quantized) EXPECT_LT(gap, quantized ? clear_gap : 5e-3) << "greedy continuations differ at step " << same << " where llama.cpp's top-2 gap is "
                          << gap;
     RecordProperty("greedy_divergence_step", static_cast<int>(same));
   }
@@ -132,7 +170,20 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"g4_e2b_like_f32", "--preset g4-e2b-like --seed 21", 40, "f32"},
                       Case{"g4_31b_like_f32", "--preset g4-31b-like --seed 22", 40, "f32"},
                       Case{"g4_26b_like_f32", "--preset g4-26b-like --seed 23", 40, "f32"},
-                      Case{"g4_e2b_like_f16", "--preset g4-e2b-like --seed 24", 40, "f16"}),
+                      Case{"g4_e2b_like_f16", "--preset g4-e2b-like --seed 24", 40, "f16"},
+                      // Quantized: 1152-wide rows exercise the K-quant fallbacks (q5_0, q8_0),
+                      // the 256-multiple shape every K-quant kernel.
+                      Case{"1b_like_q4_0", "--preset 1b-like --layers 4 --ffn 2304 --seed 31", 64, "f32", "q4_0"},
+                      Case{"1b_like_q8_0", "--preset 1b-like --layers 4 --ffn 2304 --seed 32", 64, "f32", "q8_0"},
+                      Case{"1b_like_q4_k_m", "--preset 1b-like --layers 4 --ffn 2304 --seed 33", 64, "f32", "q4_k_m"},
+                      Case{"k256_q4_k_m", kK256, 40, "f32", "q4_k_m"},
+                      Case{"k256_q5_k_m", kK256, 40, "f32", "q5_k_m"},
+                      Case{"k256_q6_k", kK256, 40, "f32", "q6_k"},
+                      Case{"k256_q3_k_m", kK256, 40, "f32", "q3_k_m"},
+                      Case{"k256_q2_k", kK256, 40, "f32", "q2_k"},
+                      Case{"k256_q4_1", kK256, 40, "f32", "q4_1"},
+                      Case{"g4_e2b_like_q4_0", "--preset g4-e2b-like --seed 34", 40, "f32", "q4_0"},
+                      Case{"g4_26b_like_q8_0", "--preset g4-26b-like --seed 35", 40, "f32", "q8_0"}),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace

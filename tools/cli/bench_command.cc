@@ -57,6 +57,7 @@ struct BenchOptions {
   int64_t prompt_tokens = 512;
   int64_t gen_tokens = 128;
   int threads = 0;
+  std::string quantize;  // load-time quantization (EngineOptions::quantize)
   int repetitions = 3;
   uint32_t seed = 1;
   int64_t bandwidth_bytes = kGiB;
@@ -218,6 +219,7 @@ int RunBench(const BenchOptions& o) {
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   EngineOptions eo;
   eo.threads = threads;
+  eo.quantize = o.quantize;
   eo.max_context = o.prompt_tokens + o.gen_tokens;
   eo.max_batch = o.prompt_tokens;  // the whole prompt in one forward call
   Result<std::unique_ptr<Engine>> engine = Engine::Open(o.model, eo);
@@ -321,6 +323,9 @@ CommandRunner RegisterBench(CLI::App& app) {
   cmd->add_option("--threads", o->threads,
                   "worker threads, also for the bandwidth probe (0 = all cores)")
       ->check(CLI::Range(0, 4096));
+  cmd->add_option("--quantize", o->quantize,
+                  "quantize weights at load (q8_0, q4_0, q4_k, ...); bytes per token still "
+                  "counts the file's tensors");
   cmd->add_option("--repetitions", o->repetitions, "timed runs; medians are reported")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--seed", o->seed, "prompt generator seed");

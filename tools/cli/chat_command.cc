@@ -94,6 +94,7 @@ CommandRunner RegisterChat(CLI::App& app) {
     int64_t max_tokens = 1024;
     int64_t context = 8192;
     int threads = 0;
+    std::string quantize;
     bool think = false;
     SamplingParams sampling;
   };
@@ -105,6 +106,7 @@ CommandRunner RegisterChat(CLI::App& app) {
   cmd->add_option("--max-tokens", o->max_tokens, "reply length limit");
   cmd->add_option("--context", o->context, "context size in tokens");
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)");
+  cmd->add_option("--quantize", o->quantize, "quantize weights at load: q8_0, q4_0, q4_k (= q4_k_m), ...");
   cmd->add_flag("--think", o->think, "Gemma 4: enable the thinking channel");
   cmd->add_option("--temperature", o->sampling.temperature, "0 = greedy (default)");
   cmd->add_option("--top-k", o->sampling.top_k, "top-k (0 = off)");
@@ -117,6 +119,7 @@ CommandRunner RegisterChat(CLI::App& app) {
     if (!tmpl.ok()) return ChatFail(tmpl.status());
     EngineOptions eo;
     eo.threads = o->threads;
+    eo.quantize = o->quantize;
     eo.max_context = o->context;
     Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
     if (!engine.ok()) return ChatFail(engine.status());

@@ -18,6 +18,7 @@ CommandRunner RegisterRun(CLI::App& app);
 CommandRunner RegisterChat(CLI::App& app);
 CommandRunner RegisterTokenize(CLI::App& app);
 CommandRunner RegisterDetokenize(CLI::App& app);
+CommandRunner RegisterQuantize(CLI::App& app);
 CommandRunner RegisterBench(CLI::App& app);
 
 // Exit codes shared by all subcommands.

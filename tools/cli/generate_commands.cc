@@ -49,6 +49,7 @@ struct CommonOptions {
   bool think = false;
   int threads = 0;
   int64_t context = 4096;
+  std::string quantize;
   bool json = false;
 };
 
@@ -62,6 +63,7 @@ void AddCommon(CLI::App* cmd, CommonOptions& o) {
   cmd->add_flag("--think", o.think, "Gemma 4: enable the thinking channel (with --chat)");
   cmd->add_option("--threads", o.threads, "worker threads (0 = all cores)");
   cmd->add_option("--context", o.context, "context size in tokens (KV cache capacity)");
+  cmd->add_option("--quantize", o.quantize, "quantize weights at load: q8_0, q4_0, q4_k (= q4_k_m), ...");
   cmd->add_flag("--json", o.json, "print one JSON object");
 }
 
@@ -175,6 +177,7 @@ CommandRunner RegisterScore(CLI::App& app) {
     if (!tokens.ok()) return Fail(tokens.status());
     EngineOptions eo;
     eo.threads = o->threads;
+    eo.quantize = o->quantize;
     eo.max_context = std::max<int64_t>(o->context, static_cast<int64_t>(tokens->size()));
     Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
     if (!engine.ok()) return Fail(engine.status());
@@ -216,6 +219,7 @@ CommandRunner RegisterRun(CLI::App& app) {
     if (!tokens.ok()) return Fail(tokens.status());
     EngineOptions eo;
     eo.threads = o->threads;
+    eo.quantize = o->quantize;
     eo.max_context = std::max<int64_t>(o->context, static_cast<int64_t>(tokens->size()) + *max_tokens);
     Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
     if (!engine.ok()) return Fail(engine.status());

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   CommandRunner tokenize = RegisterTokenize(app);
   CommandRunner detokenize = RegisterDetokenize(app);
   CommandRunner bench = RegisterBench(app);
+  CommandRunner quantize = RegisterQuantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("tokenize")) return tokenize();
     if (app.got_subcommand("detokenize")) return detokenize();
     if (app.got_subcommand("bench")) return bench();
+    if (app.got_subcommand("quantize")) return quantize();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitError;

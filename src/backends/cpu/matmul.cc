@@ -9,11 +9,15 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <type_traits>
 
+#include "backends/cpu/quant_matmul.h"
 #include "core/half.h"
 #include "ops/ops.h"
+#include "ops/reference/quant_ref.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace gemma_local::cpu {
@@ -97,6 +101,38 @@ HWY_EXPORT(DotF32);
 }  // namespace gemma_local::cpu
 
 namespace gemma_local::ops {
+namespace {
+
+// Block-quantized weights: the integer kernels over 8-bit activations where one exists, else a
+// row is dequantized (scalar reference) and dotted in f32 with every token.
+void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens,
+                     float* y) {
+  const int64_t block = cpu::ActivationBlock(w.dtype);
+  if (block != 0 && w.cols % block == 0) {
+    cpu::QuantizedActivations a;
+    cpu::QuantizeActivations(x, n_tokens, w.cols, block, &a);
+    const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, w.cols * n_tokens));
+    ctx.pool->ParallelFor(w.rows, grain, [&](int64_t r0, int64_t r1) {
+      cpu::QuantRows(w.dtype, w.data, w.rows, w.cols, a, r0, r1, y);
+    });
+    return;
+  }
+  if (!ref::CanDequantize(w.dtype)) {
+    ref::MatMul(w, x, n_tokens, y);  // NaN rows: load-time checks keep such types out
+    return;
+  }
+  const auto dot = HWY_DYNAMIC_DISPATCH(cpu::DotF32);
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, w.cols * n_tokens));
+  ctx.pool->ParallelFor(w.rows, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(static_cast<size_t>(w.cols));
+    for (int64_t o = r0; o < r1; ++o) {
+      ref::DequantizeRow(w, o, row.data());
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * w.rows + o] = dot(row.data(), x + t * w.cols, w.cols);
+    }
+  });
+}
+
+}  // namespace
 
 void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y) {
   using RowsFn = void (*)(const uint8_t*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*);
@@ -106,7 +142,7 @@ void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_
     case DType::kF16: fn = HWY_DYNAMIC_DISPATCH(cpu::RowsF16); break;
     case DType::kBF16: fn = HWY_DYNAMIC_DISPATCH(cpu::RowsBF16); break;
     default:
-      ref::MatMul(w, x, n_tokens, y);  // types without a kernel yet: the reference
+      QuantizedMatMul(ctx, w, x, n_tokens, y);
       return;
   }
   // Enough rows per chunk that a chunk is worth a thread hop (~32K multiply-adds).

@@ -1,0 +1,257 @@
+// Activation quantization, the portable integer kernels and the per-CPU dispatch for quantized
+// matrix products (see quant_matmul.h).
+#include "backends/cpu/quant_matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string_view>
+
+#include "core/half.h"
+
+namespace gemma_local::cpu {
+namespace {
+
+float F16At(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return F16ToF32(h);
+}
+
+// q4_K / q5_K: 8 six-bit scales and mins packed into 12 bytes.
+void UnpackScalesMins(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      sc[j] = s[j] & 63;
+      m[j] = s[j + 4] & 63;
+    } else {
+      sc[j] = static_cast<uint8_t>((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+      m[j] = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+  }
+}
+
+// Unsigned quant of element i of a 32-element block (q4_0 / q5_0 / q8_0 as stored).
+int32_t Q4_0At(const uint8_t* blk, int i) {
+  const uint8_t b = blk[2 + (i & 15)];
+  return i < 16 ? (b & 0x0F) : (b >> 4);
+}
+int32_t Q5_0At(const uint8_t* blk, int i) {
+  uint32_t qh;
+  std::memcpy(&qh, blk + 2, 4);
+  const uint8_t b = blk[6 + (i & 15)];
+  const int32_t lo = i < 16 ? (b & 0x0F) : (b >> 4);
+  return lo | static_cast<int32_t>(((qh >> i) & 1u) << 4);
+}
+
+// One row times one token, 32-element block types: sum_b dw * (dx * sum(w*x) - offset * dsum).
+float RowDot32(DType dtype, const uint8_t* row, int64_t nb, const int8_t* xq, const float* xd,
+               const float* xs) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t dot = 0;
+    float dw = 0.0f;
+    int offset = 0;
+    if (dtype == DType::kQ4_0) {
+      const uint8_t* blk = row + b * 18;
+      dw = F16At(blk);
+      offset = 8;
+      for (int i = 0; i < 32; ++i) dot += Q4_0At(blk, i) * xq[32 * b + i];
+    } else if (dtype == DType::kQ5_0) {
+      const uint8_t* blk = row + b * 22;
+      dw = F16At(blk);
+      offset = 16;
+      for (int i = 0; i < 32; ++i) dot += Q5_0At(blk, i) * xq[32 * b + i];
+    } else {  // q8_0
+      const uint8_t* blk = row + b * 34;
+      dw = F16At(blk);
+      for (int i = 0; i < 32; ++i) dot += static_cast<int8_t>(blk[2 + i]) * xq[32 * b + i];
+    }
+    acc += dw * (xd[b] * static_cast<float>(dot) - static_cast<float>(offset) * xs[b]);
+  }
+  return acc;
+}
+
+// One row times one token, K-quants (256-element super-blocks, per-256 activation scale).
+float RowDotK(DType dtype, const uint8_t* row, int64_t nsb, const int8_t* xq, const float* xd,
+              const int16_t* bs) {
+  float acc = 0.0f;
+  for (int64_t s = 0; s < nsb; ++s) {
+    const int8_t* x = xq + 256 * s;
+    const int16_t* b16 = bs + 16 * s;
+    if (dtype == DType::kQ4_K || dtype == DType::kQ5_K) {
+      const bool five = dtype == DType::kQ5_K;
+      const uint8_t* blk = row + s * (five ? 176 : 144);
+      uint8_t sc[8], m[8];
+      UnpackScalesMins(blk + 4, sc, m);
+      const uint8_t* qh = blk + 16;
+      const uint8_t* qs = blk + (five ? 48 : 16);
+      int32_t isum = 0, msum = 0;
+      for (int c = 0; c < 4; ++c) {
+        int32_t lo = 0, hi = 0;
+        for (int l = 0; l < 32; ++l) {
+          int32_t ql = qs[32 * c + l] & 0x0F, qhv = qs[32 * c + l] >> 4;
+          if (five) {
+            ql |= ((qh[l] >> (2 * c)) & 1) << 4;
+            qhv |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+          }
+          lo += ql * x[64 * c + l];
+          hi += qhv * x[64 * c + 32 + l];
+        }
+        isum += sc[2 * c] * lo + sc[2 * c + 1] * hi;
+      }
+      for (int j = 0; j < 8; ++j) msum += m[j] * (b16[2 * j] + b16[2 * j + 1]);
+      const float d = F16At(blk) * xd[s], dmin = F16At(blk + 2) * xd[s];
+      acc += d * static_cast<float>(isum) - dmin * static_cast<float>(msum);
+    } else {  // q6_K
+      const uint8_t* blk = row + s * 210;
+      const uint8_t* ql = blk;
+      const uint8_t* qh = blk + 128;
+      const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+      int32_t isum = 0, corr = 0;
+      for (int n = 0; n < 2; ++n) {
+        for (int g = 0; g < 4; ++g) {
+          for (int l = 0; l < 32; ++l) {
+            const uint8_t lq = ql[64 * n + (g & 1) * 32 + l];
+            const int32_t low = g < 2 ? (lq & 0x0F) : (lq >> 4);
+            const int32_t u = low | (((qh[32 * n + l] >> (2 * g)) & 3) << 4);
+            isum += sc[8 * n + 2 * g + (l >= 16)] * u * x[128 * n + 32 * g + l];
+          }
+        }
+      }
+      for (int k = 0; k < 16; ++k) corr += 32 * sc[k] * b16[k];
+      acc += F16At(blk + 208) * xd[s] * static_cast<float>(isum - corr);
+    }
+  }
+  return acc;
+}
+
+QuantRowsFn BestKernels(std::string_view* name) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  // Every AVX2 CPU also has F16C (which not every compiler's builtin can name).
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw")) {
+    *name = "avx512vnni";
+    return QuantRowsVnniFn();
+  }
+  if (avx2) {
+    *name = "avx2";
+    return QuantRowsAvx2Fn();
+  }
+#endif
+  *name = "portable";
+  return nullptr;
+}
+
+struct KernelChoice {
+  std::string_view name;
+  QuantRowsFn fn;
+};
+
+// Decided once per process from CPUID; immutable afterwards.
+const KernelChoice& Chosen() {
+  static const KernelChoice choice = [] {
+    KernelChoice c;
+    c.fn = BestKernels(&c.name);
+    return c;
+  }();
+  return choice;
+}
+
+}  // namespace
+
+int64_t ActivationBlock(DType weight) {
+  switch (weight) {
+    case DType::kQ4_0:
+    case DType::kQ5_0:
+    case DType::kQ8_0:
+      return 32;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return 256;
+    default:
+      return 0;
+  }
+}
+
+void QuantizeActivations(const float* x, int64_t n_tokens, int64_t cols, int64_t block,
+                         QuantizedActivations* out) {
+  const int64_t nb = cols / block;
+  out->n_tokens = n_tokens;
+  out->cols = cols;
+  out->block = block;
+  out->q.resize(static_cast<size_t>(n_tokens * cols));
+  out->d.resize(static_cast<size_t>(n_tokens * nb));
+  out->dsum.assign(block == 32 ? static_cast<size_t>(n_tokens * nb) : 0, 0.0f);
+  out->bsums.assign(block == 256 ? static_cast<size_t>(n_tokens * cols / 16) : 0, 0);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* src = x + t * cols + b * block;
+      int8_t* q = out->q.data() + t * cols + b * block;
+      float amax = 0.0f;
+      for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(src[i]));
+      const float d = amax / 127.0f;
+      const float inv = d > 0.0f ? 1.0f / d : 0.0f;
+      int32_t sum = 0;
+      for (int64_t i = 0; i < block; ++i) {
+        q[i] = static_cast<int8_t>(std::nearbyint(src[i] * inv));
+        sum += q[i];
+      }
+      out->d[static_cast<size_t>(t * nb + b)] = d;
+      if (block == 32) {
+        out->dsum[static_cast<size_t>(t * nb + b)] = d * static_cast<float>(sum);
+      } else {
+        for (int64_t k = 0; k < block / 16; ++k) {
+          int32_t s16 = 0;
+          for (int64_t i = 0; i < 16; ++i) s16 += q[16 * k + i];
+          out->bsums[static_cast<size_t>((t * cols + b * block) / 16 + k)] = static_cast<int16_t>(s16);
+        }
+      }
+    }
+  }
+}
+
+const char* QuantKernelIsa() { return Chosen().name.data(); }
+
+void QuantRowsPortable(DType dtype, const uint8_t* w, int64_t rows, int64_t cols,
+                       const QuantizedActivations& a, int64_t r0, int64_t r1, float* y) {
+  const int64_t block = ActivationBlock(dtype);
+  const int64_t nb = cols / block;
+  const uint64_t row_bytes = static_cast<uint64_t>(nb) * Traits(dtype).block_bytes;
+  for (int64_t o = r0; o < r1; ++o) {
+    const uint8_t* row = w + static_cast<uint64_t>(o) * row_bytes;
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const int8_t* xq = a.q.data() + t * cols;
+      y[t * rows + o] =
+          block == 32 ? RowDot32(dtype, row, nb, xq, a.d.data() + t * nb, a.dsum.data() + t * nb)
+                      : RowDotK(dtype, row, nb, xq, a.d.data() + t * nb,
+                                a.bsums.data() + t * cols / 16);
+    }
+  }
+}
+
+void QuantRows(DType dtype, const uint8_t* w, int64_t rows, int64_t cols,
+               const QuantizedActivations& a, int64_t r0, int64_t r1, float* y,
+               const char* isa_override) {
+  QuantRowsFn fn = Chosen().fn;
+  if (isa_override != nullptr) {
+    const std::string_view want(isa_override);
+    fn = nullptr;
+#if defined(__x86_64__)
+    if (want == "avx2") fn = QuantRowsAvx2Fn();
+    if (want == "avx512vnni") fn = QuantRowsVnniFn();
+#endif
+  }
+  if (fn != nullptr && fn(dtype, w, rows, cols, a.view(), r0, r1, y)) return;
+  QuantRowsPortable(dtype, w, rows, cols, a, r0, r1, y);
+}
+
+#if !defined(__x86_64__)
+QuantRowsFn QuantRowsAvx2Fn() { return nullptr; }
+QuantRowsFn QuantRowsVnniFn() { return nullptr; }
+#endif
+
+}  // namespace gemma_local::cpu

@@ -1,0 +1,84 @@
+// Matrix products with block-quantized weights (GGML formats) on the CPU.
+//
+// Integer path (q4_0, q5_0, q8_0, q4_K, q5_K, q6_K): the activations are quantized to 8 bits
+// first (as llama.cpp does): per 32 elements for the 32-element block types, per 256 elements
+// (with per-16 sums) for the K-quants, so whole super-blocks accumulate in integers. The weights
+// are read straight from the (memory-mapped) file blocks; a weight block is unpacked once and
+// multiplied with up to kTokenTile tokens, which is what makes prefill compute-bound rather than
+// unpack-bound. Kernels exist for AVX2 and for AVX-512 VNNI (256-bit vectors); which one runs is
+// decided once from CPUID. Other types and other CPUs use the portable path: a weight row is
+// dequantized (scalar reference) and dotted in f32.
+//
+// Every kernel is tested against the scalar reference applied to the same 8-bit activations
+// (tests/backends/quant_matmul_test.cc), so the only difference to ref::MatMul is activation
+// rounding, which is bounded.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace gemma_local::cpu {
+
+inline constexpr int kTokenTile = 4;
+
+// A plain view of quantized activations (what the ISA-specific kernel files receive: they see no
+// standard-library types, so no inline library code is compiled with wider instruction sets).
+struct ActivationView {
+  const int8_t* q;
+  const float* d;
+  const float* dsum;
+  const int16_t* bsums;
+  int64_t n_tokens;
+  int64_t cols;
+};
+
+// x[t][i] ~= d[t][b] * q[t][i] for the block b holding i. Layout: q is [n_tokens][cols]; d is
+// [n_tokens][cols / block]; for 32-blocks dsum holds d * sum(q) per block; for 256-blocks bsums
+// holds sum(q) per 16 elements.
+struct QuantizedActivations {
+  int64_t n_tokens = 0;
+  int64_t cols = 0;
+  int64_t block = 0;            // 32 or 256
+  std::vector<int8_t> q;        // n_tokens * cols
+  std::vector<float> d;         // n_tokens * cols / block
+  std::vector<float> dsum;      // block 32: d * sum(q) per block
+  std::vector<int16_t> bsums;   // block 256: sum(q) per 16 elements
+  ActivationView view() const {
+    return {q.data(), d.data(), dsum.data(), bsums.data(), n_tokens, cols};
+  }
+};
+
+// The activation block size the integer kernel of `weight` needs, or 0 when it has none.
+int64_t ActivationBlock(DType weight);
+
+// Quantizes x [n_tokens][cols] (cols a multiple of block) with round-to-nearest, scale
+// amax / 127 per block (all-zero blocks get scale 0).
+void QuantizeActivations(const float* x, int64_t n_tokens, int64_t cols, int64_t block,
+                         QuantizedActivations* out);
+
+// The name of the instruction set the integer kernels use on this CPU ("avx512vnni", "avx2" or
+// "portable").
+const char* QuantKernelIsa();
+
+// y[t * rows + o] for o in [r0, r1), all tokens: rows of `w` (dtype with ActivationBlock != 0)
+// times the quantized activations. `isa_override` forces a kernel set for tests ("avx2",
+// "avx512vnni", "portable"); null = the best this CPU runs.
+void QuantRows(DType dtype, const uint8_t* w, int64_t rows, int64_t cols,
+               const QuantizedActivations& a, int64_t r0, int64_t r1, float* y,
+               const char* isa_override = nullptr);
+
+// The portable integer reference of QuantRows (scalar loops over the same 8-bit activations); the
+// SIMD kernels must match it up to f32 summation order.
+void QuantRowsPortable(DType dtype, const uint8_t* w, int64_t rows, int64_t cols,
+                       const QuantizedActivations& a, int64_t r0, int64_t r1, float* y);
+
+// Kernel entry points per ISA (defined only on x86-64 builds; the dispatcher checks CPUID).
+// Returns false when the ISA has no kernel for `dtype`.
+using QuantRowsFn = bool (*)(DType, const uint8_t*, int64_t, int64_t, const ActivationView&,
+                             int64_t, int64_t, float*);
+QuantRowsFn QuantRowsAvx2Fn();
+QuantRowsFn QuantRowsVnniFn();
+
+}  // namespace gemma_local::cpu
