@@ -109,7 +109,6 @@ Result<std::shared_ptr<const TokenizerModel>> TokenizerModel::Build(VocabSpec sp
   m->source_ = std::move(spec.source);
   m->algorithm_ = spec.algorithm;
   m->split_newline_runs_ = spec.split_newline_runs;
-  m->pieces_ = std::move(spec.pieces);
   m->scores_ = std::move(spec.scores);
   if (m->scores_.empty()) m->scores_.assign(n, 0.0f);
   m->kinds_ = std::move(spec.kinds);
@@ -120,19 +119,26 @@ Result<std::shared_ptr<const TokenizerModel>> TokenizerModel::Build(VocabSpec sp
   m->add_bos_ = spec.add_bos;
   m->add_eos_ = spec.add_eos;
 
-  m->piece_index_.Build(m->pieces_);
+  size_t total = 0;
+  for (std::string_view p : spec.pieces) total += p.size();
+  if (total >= (uint64_t{1} << 32)) return CorruptDataError(m->source_ + ": pieces too large");
+  m->piece_bytes_.reserve(total);
+  m->piece_offsets_.reserve(n + 1);
+  m->piece_offsets_.push_back(0);
   m->byte_value_.assign(n, -1);
   std::fill(std::begin(m->byte_to_id_), std::end(m->byte_to_id_), -1);
   for (size_t i = 0; i < n; ++i) {
-    const std::string& p = m->pieces_[i];
+    const std::string_view p = spec.pieces[i];
     if (!IsValidUtf8(p)) {
       return CorruptDataError(m->source_ + ": piece " + std::to_string(i) +
                               " is not valid UTF-8: " + EscapeForMessage(p));
     }
-    if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' &&
+    m->piece_bytes_.append(p);
+    m->piece_offsets_.push_back(static_cast<uint32_t>(m->piece_bytes_.size()));
+    if (p.size() == 6 && p.substr(0, 3) == "<0x" && p[5] == '>' &&
         std::isxdigit(static_cast<unsigned char>(p[3])) &&
         std::isxdigit(static_cast<unsigned char>(p[4]))) {
-      const int v = std::stoi(p.substr(3, 2), nullptr, 16);
+      const int v = std::stoi(std::string(p.substr(3, 2)), nullptr, 16);
       // Only pieces typed BYTE (GGUF) or any "<0xNN>" piece (HF ByteFallback) decode as bytes.
       if (m->kinds_[i] == PieceKind::kByte || m->kinds_[i] == PieceKind::kNormal) {
         m->byte_value_[i] = static_cast<int16_t>(v);
@@ -140,9 +146,27 @@ Result<std::shared_ptr<const TokenizerModel>> TokenizerModel::Build(VocabSpec sp
       }
     }
   }
+  std::vector<std::pair<int32_t, int32_t>> duplicates;
+  m->piece_index_.Build(m->piece_bytes_, m->piece_offsets_, &duplicates);
+  if (!spec.distinct.empty()) {
+    for (const auto& [a, b] : duplicates) {
+      if (spec.distinct[static_cast<size_t>(a)] && spec.distinct[static_cast<size_t>(b)]) {
+        return CorruptDataError(m->source_ + ": model.vocab has the key " +
+                                EscapeForMessage(m->Piece(a)) + " twice");
+      }
+    }
+  }
 
   for (int c = 0; c < 128; ++c)
     m->ascii_id_[c] = m->PieceToId(std::string(1, static_cast<char>(c)));
+  m->split_at_space_ = m->PieceToId(kSpaceMarker) >= 0;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string_view p = m->Piece(static_cast<int32_t>(i));
+    for (size_t at = p.find(kSpaceMarker, 1); at != std::string_view::npos;
+         at = p.find(kSpaceMarker, at + 1)) {
+      m->piece_before_space_[static_cast<unsigned char>(p[at - 1])] = true;
+    }
+  }
   m->is_special_.assign(n, 0);
   for (int32_t id : spec.special_ids) {
     GL_RETURN_IF_ERROR(check_id(id, "special token"));
@@ -151,24 +175,52 @@ Result<std::shared_ptr<const TokenizerModel>> TokenizerModel::Build(VocabSpec sp
 
   // Merges: (left id, right id) -> (rank, result id). The first occurrence of a pair keeps its
   // rank.
+  // Merges: (left id, right id) -> (rank, result id). The first occurrence of a pair keeps its
+  // rank. Lookups go in batches (PieceIndex::FindBatch): this loop is most of the load time.
   m->merges_.Reserve(spec.merges.size());
-  for (size_t r = 0; r < spec.merges.size(); ++r) {
-    const auto& [a, b] = spec.merges[r];
-    const int32_t ia = m->PieceToId(a), ib = m->PieceToId(b);
-    const int32_t ir = m->PieceToId(a + b);
-    if (ia < 0 || ib < 0 || ir < 0) {
-      return CorruptDataError(m->source_ + ": merge " + std::to_string(r) + " (" +
-                              EscapeForMessage(a) + " " + EscapeForMessage(b) +
-                              ") uses a piece that is not in the vocabulary");
+  constexpr size_t kBatch = 32;
+  std::string joined;
+  std::string_view keys[3 * kBatch];
+  uint64_t hashes[3 * kBatch];
+  int32_t ids[3 * kBatch];
+  for (size_t base = 0; base < spec.merges.size(); base += kBatch) {
+    const size_t count = std::min(kBatch, spec.merges.size() - base);
+    joined.clear();
+    for (size_t k = 0; k < count; ++k) {
+      const MergeSpec& ms = spec.merges[base + k];
+      joined.append(ms.a);
+      joined.append(ms.b);
     }
-    m->merges_.Insert(ia, ib, static_cast<int32_t>(r), ir);
+    size_t off = 0;
+    for (size_t k = 0; k < count; ++k) {
+      const MergeSpec& ms = spec.merges[base + k];
+      keys[3 * k] = ms.a;
+      keys[3 * k + 1] = ms.b;
+      keys[3 * k + 2] = std::string_view(joined).substr(off, ms.a.size() + ms.b.size());
+      off += ms.a.size() + ms.b.size();
+    }
+    m->piece_index_.FindBatch(keys, 3 * count, hashes, ids);
+    for (size_t k = 0; k < count; ++k) {
+      if (ids[3 * k] >= 0 && ids[3 * k + 1] >= 0) m->merges_.Prefetch(ids[3 * k], ids[3 * k + 1]);
+    }
+    for (size_t k = 0; k < count; ++k) {
+      const size_t r = base + k;
+      const int32_t ia = ids[3 * k], ib = ids[3 * k + 1], ir = ids[3 * k + 2];
+      if (ia < 0 || ib < 0 || ir < 0) {
+        const auto& [a, b] = spec.merges[r];
+        return CorruptDataError(m->source_ + ": merge " + std::to_string(r) + " (" +
+                                EscapeForMessage(a) + " " + EscapeForMessage(b) +
+                                ") uses a piece that is not in the vocabulary");
+      }
+      m->merges_.Insert(ia, ib, static_cast<int32_t>(r), ir);
+    }
   }
 
   // Added-token trie.
   m->trie_.emplace_back();
   for (const auto& [id, special] : spec.added) {
     GL_RETURN_IF_ERROR(check_id(id, "added token"));
-    const std::string& p = m->pieces_[static_cast<size_t>(id)];
+    const std::string_view p = m->Piece(id);
     if (p.empty()) continue;
     int32_t node = 0;
     for (unsigned char c : p) {
@@ -211,6 +263,97 @@ TokenizerModel::AddedMatch TokenizerModel::MatchAdded(std::string_view text, siz
   return best;
 }
 
+// Per-call encoding state: reused buffers (no allocation per word) and a cache of the ids of
+// words already encoded in this call. The cache lives only for one Encode call, so the model
+// stays immutable and shareable; results never depend on it (a word's ids are a function of the
+// word alone once words are cut where no piece can cross, see SplitsBefore).
+struct TokenizerModel::EncodeState {
+  struct BpeSymbol {
+    int32_t id;
+    int32_t prev;
+    int32_t next;
+  };
+  struct BpeCand {
+    int32_t rank;
+    int32_t pos;
+    int32_t left;
+    int32_t right;
+    int32_t result;
+  };
+  struct SpmSymbol {
+    uint32_t start;
+    uint32_t len;  // 0 once merged into its left neighbour
+    int32_t prev;
+    int32_t next;
+  };
+  struct SpmCand {
+    float score;
+    int32_t left;
+    int32_t right;
+    uint32_t size;
+  };
+
+  // word -> ids, open addressing; keys and values live in flat arrays.
+  class WordCache {
+   public:
+    static constexpr size_t kMaxWordBytes = 64;
+    static constexpr size_t kMaxEntries = size_t{1} << 16;
+
+    bool Lookup(std::string_view word, uint64_t h, std::vector<int32_t>& out) const {
+      if (slots_.empty()) return false;
+      for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+        const Entry& e = slots_[i];
+        if (e.key_len == 0) return false;
+        if (e.hash == h && std::string_view(keys_).substr(e.key_off, e.key_len) == word) {
+          out.insert(out.end(), ids_.begin() + e.ids_off, ids_.begin() + e.ids_off + e.ids_len);
+          return true;
+        }
+      }
+    }
+
+    void Insert(std::string_view word, uint64_t h, const int32_t* ids, size_t n) {
+      if (word.empty() || count_ >= kMaxEntries) return;
+      if (2 * (count_ + 1) > slots_.size()) Grow();
+      const Entry e{h, static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(word.size()),
+                    static_cast<uint32_t>(ids_.size()), static_cast<uint32_t>(n)};
+      keys_.append(word);
+      ids_.insert(ids_.end(), ids, ids + n);
+      Place(e);
+      ++count_;
+    }
+
+   private:
+    struct Entry {
+      uint64_t hash;
+      uint32_t key_off, key_len, ids_off, ids_len;
+    };
+    void Place(const Entry& e) {
+      size_t i = e.hash & (slots_.size() - 1);
+      while (slots_[i].key_len != 0) i = (i + 1) & (slots_.size() - 1);
+      slots_[i] = e;
+    }
+    void Grow() {
+      std::vector<Entry> old = std::move(slots_);
+      slots_.assign(old.empty() ? 1024 : old.size() * 2, Entry{0, 0, 0, 0, 0});
+      for (const Entry& e : old) {
+        if (e.key_len != 0) Place(e);
+      }
+    }
+    std::vector<Entry> slots_;
+    std::string keys_;
+    std::vector<int32_t> ids_;
+    size_t count_ = 0;
+  };
+
+  std::string escaped;
+  std::vector<BpeSymbol> bpe_sym;
+  std::vector<BpeCand> bpe_heap;
+  std::vector<SpmSymbol> spm_sym;
+  std::vector<SpmCand> spm_heap;
+  bool use_cache = false;
+  WordCache cache;
+};
+
 Status TokenizerModel::Encode(std::string_view text, const EncodeFlags& flags,
                               std::vector<int32_t>& out) const {
   // Symbol positions are 32-bit (half the scratch memory of size_t); the "▁" escape can triple
@@ -224,13 +367,15 @@ Status TokenizerModel::Encode(std::string_view text, const EncodeFlags& flags,
                                 std::to_string(bad));
   }
   const size_t start = out.size();
-  std::string scratch;
+  EncodeState st;
+  // Short texts rarely repeat a word; the cache only pays off on long inputs.
+  st.use_cache = text.size() >= 4096;
   size_t seg = 0, i = 0;
   while (i < text.size()) {
     if (added_first_byte_[static_cast<unsigned char>(text[i])]) {
       const AddedMatch m = MatchAdded(text, i, flags.parse_special);
       if (m.id >= 0) {
-        if (i > seg) EncodeSegment(text.substr(seg, i - seg), scratch, out);
+        if (i > seg) EncodeSegment(text.substr(seg, i - seg), st, out);
         out.push_back(m.id);
         i += m.length;
         seg = i;
@@ -239,7 +384,7 @@ Status TokenizerModel::Encode(std::string_view text, const EncodeFlags& flags,
     }
     ++i;
   }
-  if (text.size() > seg) EncodeSegment(text.substr(seg), scratch, out);
+  if (text.size() > seg) EncodeSegment(text.substr(seg), st, out);
   // BOS goes first unless the text itself already produced it (a rendered chat template that
   // starts with "<bos>"): a second BOS degrades Gemma's output.
   if (flags.add_bos && bos_id_ >= 0 && (out.size() == start || out[start] != bos_id_)) {
@@ -249,8 +394,9 @@ Status TokenizerModel::Encode(std::string_view text, const EncodeFlags& flags,
   return Status::Ok();
 }
 
-void TokenizerModel::EncodeSegment(std::string_view raw, std::string& scratch,
+void TokenizerModel::EncodeSegment(std::string_view raw, EncodeState& st,
                                    std::vector<int32_t>& out) const {
+  std::string& scratch = st.escaped;
   scratch.clear();
   scratch.reserve(raw.size() + raw.size() / 4);
   for (char c : raw) {
@@ -261,12 +407,8 @@ void TokenizerModel::EncodeSegment(std::string_view raw, std::string& scratch,
     }
   }
   const std::string_view text = scratch;
-  if (algorithm_ == Algorithm::kSpmScores) {
-    EncodeSpm(text, out);
-    return;
-  }
   if (!split_newline_runs_) {
-    EncodeBpe(text, out);
+    EncodeWords(text, st, out);
     return;
   }
   // Gemma 4 GGUF: newline runs and the text between them are merged separately.
@@ -280,10 +422,52 @@ void TokenizerModel::EncodeSegment(std::string_view raw, std::string& scratch,
     if (whole >= 0) {
       out.push_back(whole);
     } else {
-      EncodeBpe(chunk, out);
+      EncodeWords(chunk, st, out);
     }
     i = j;
   }
+}
+
+bool TokenizerModel::SplitsBefore(std::string_view text, size_t pos) const {
+  const auto c = static_cast<unsigned char>(text[pos - 1]);
+  if (piece_before_space_[c]) return false;
+  if (algorithm_ == Algorithm::kSpmScores || !piece_before_space_['>']) return true;
+  // BPE: a character missing from the vocabulary becomes <0xNN> pieces, whose strings end in '>'.
+  if (c < 0x80) return ascii_id_[c] >= 0;
+  size_t j = pos - 1;
+  while (j > 0 && (static_cast<unsigned char>(text[j]) & 0xC0) == 0x80) --j;
+  return PieceToId(text.substr(j, pos - j)) >= 0;
+}
+
+void TokenizerModel::EncodeWords(std::string_view text, EncodeState& st,
+                                 std::vector<int32_t>& out) const {
+  auto word = [&](std::string_view w) {
+    const bool cacheable = st.use_cache && w.size() <= EncodeState::WordCache::kMaxWordBytes;
+    const uint64_t h = cacheable ? HashBytes(w) : 0;
+    if (cacheable && st.cache.Lookup(w, h, out)) return;
+    const size_t before = out.size();
+    if (algorithm_ == Algorithm::kSpmScores) {
+      EncodeSpm(w, st, out);
+    } else {
+      EncodeBpe(w, st, out);
+    }
+    if (cacheable) st.cache.Insert(w, h, out.data() + before, out.size() - before);
+  };
+  if (!split_at_space_) {
+    word(text);
+    return;
+  }
+  size_t start = 0;
+  for (size_t i = 1; i < text.size();) {
+    const size_t pos = text.find(kSpaceMarker, i);
+    if (pos == std::string_view::npos) break;
+    if (SplitsBefore(text, pos)) {
+      word(text.substr(start, pos - start));
+      start = pos;
+    }
+    i = pos + kSpaceMarker.size();
+  }
+  word(text.substr(start));
 }
 
 void TokenizerModel::PushBytes(std::string_view bytes, std::vector<int32_t>& out) const {
@@ -297,14 +481,11 @@ void TokenizerModel::PushBytes(std::string_view bytes, std::vector<int32_t>& out
   }
 }
 
-void TokenizerModel::EncodeBpe(std::string_view word, std::vector<int32_t>& out) const {
-  struct Symbol {
-    int32_t id;
-    int32_t prev;
-    int32_t next;
-  };
-  std::vector<Symbol> sym;
-  sym.reserve(word.size());
+void TokenizerModel::EncodeBpe(std::string_view word, EncodeState& st,
+                               std::vector<int32_t>& out) const {
+  using Symbol = EncodeState::BpeSymbol;
+  std::vector<Symbol>& sym = st.bpe_sym;
+  sym.clear();
   for (size_t i = 0; i < word.size();) {
     const size_t len = std::min(Utf8Len(static_cast<unsigned char>(word[i])), word.size() - i);
     const std::string_view ch = word.substr(i, len);
@@ -326,18 +507,13 @@ void TokenizerModel::EncodeBpe(std::string_view word, std::vector<int32_t>& out)
     sym[static_cast<size_t>(i)].prev = i - 1;
     sym[static_cast<size_t>(i)].next = i + 1 < n ? i + 1 : -1;
   }
-  struct Cand {
-    int32_t rank;
-    int32_t pos;
-    int32_t left;
-    int32_t right;
-  };
+  using Cand = EncodeState::BpeCand;
   // Min-heap on (rank, pos): lowest rank first, leftmost on ties.
   auto worse = [](const Cand& a, const Cand& b) {
     return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
   };
-  std::vector<Cand> heap;
-  heap.reserve(static_cast<size_t>(n));
+  std::vector<Cand>& heap = st.bpe_heap;
+  heap.clear();
   auto consider = [&](int32_t pos) {
     if (pos < 0) return;
     const Symbol& s = sym[static_cast<size_t>(pos)];
@@ -345,7 +521,7 @@ void TokenizerModel::EncodeBpe(std::string_view word, std::vector<int32_t>& out)
     const int32_t right = sym[static_cast<size_t>(s.next)].id;
     const MergeTable::Entry* e = merges_.Find(s.id, right);
     if (e == nullptr) return;
-    heap.push_back({e->rank, pos, s.id, right});
+    heap.push_back({e->rank, pos, s.id, right, e->result});
     std::push_heap(heap.begin(), heap.end(), worse);
   };
   for (int32_t i = 0; i + 1 < n; ++i) consider(i);
@@ -358,7 +534,7 @@ void TokenizerModel::EncodeBpe(std::string_view word, std::vector<int32_t>& out)
     if (s.id != c.left || s.next < 0) continue;
     Symbol& r = sym[static_cast<size_t>(s.next)];
     if (r.id != c.right) continue;
-    s.id = merges_.Find(c.left, c.right)->result;
+    s.id = c.result;
     r.id = -1;
     s.next = r.next;
     if (s.next >= 0) sym[static_cast<size_t>(s.next)].prev = c.pos;
@@ -370,15 +546,11 @@ void TokenizerModel::EncodeBpe(std::string_view word, std::vector<int32_t>& out)
   }
 }
 
-void TokenizerModel::EncodeSpm(std::string_view word, std::vector<int32_t>& out) const {
-  struct Symbol {
-    uint32_t start;
-    uint32_t len;  // 0 once merged into its left neighbour
-    int32_t prev;
-    int32_t next;
-  };
-  std::vector<Symbol> sym;
-  sym.reserve(word.size());
+void TokenizerModel::EncodeSpm(std::string_view word, EncodeState& st,
+                               std::vector<int32_t>& out) const {
+  using Symbol = EncodeState::SpmSymbol;
+  std::vector<Symbol>& sym = st.spm_sym;
+  sym.clear();
   for (size_t i = 0; i < word.size();) {
     const size_t len = std::min(Utf8Len(static_cast<unsigned char>(word[i])), word.size() - i);
     const int32_t idx = static_cast<int32_t>(sym.size());
@@ -386,18 +558,13 @@ void TokenizerModel::EncodeSpm(std::string_view word, std::vector<int32_t>& out)
                    i + len < word.size() ? idx + 1 : -1});
     i += len;
   }
-  struct Cand {
-    float score;
-    int32_t left;
-    int32_t right;
-    uint32_t size;
-  };
+  using Cand = EncodeState::SpmCand;
   // Max-heap on score, leftmost on ties (llama.cpp's llm_bigram_spm comparator).
   auto worse = [](const Cand& a, const Cand& b) {
     return a.score < b.score || (a.score == b.score && a.left > b.left);
   };
-  std::vector<Cand> heap;
-  heap.reserve(sym.size());
+  std::vector<Cand>& heap = st.spm_heap;
+  heap.clear();
   auto consider = [&](int32_t left, int32_t right) {
     if (left < 0 || right < 0) return;
     const Symbol& l = sym[static_cast<size_t>(left)];
@@ -446,15 +613,15 @@ Status TokenizerModel::AppendTokenBytes(int32_t id, bool skip_special, std::stri
     out.push_back(static_cast<char>(b));
     return Status::Ok();
   }
-  const std::string& p = Piece(id);
+  const std::string_view p = Piece(id);
   size_t i = 0;
   while (i < p.size()) {
     const size_t hit = p.find(kSpaceMarker, i);
-    if (hit == std::string::npos) {
-      out.append(p, i, std::string::npos);
+    if (hit == std::string_view::npos) {
+      out.append(p.substr(i));
       break;
     }
-    out.append(p, i, hit - i);
+    out.append(p.substr(i, hit - i));
     out.push_back(' ');
     i = hit + kSpaceMarker.size();
   }

@@ -13,6 +13,9 @@
 //      - kSpmScores (GGUF "llama"): llama.cpp's SentencePiece-BPE. Any adjacent pair whose
 //        concatenation is a vocabulary piece is a candidate; the highest piece score wins (leftmost
 //        on ties); leftover characters that are not pieces become <0xNN> bytes.
+//   Before merging, a segment is cut into words before each "▁" that no piece can span (see
+//   split_at_space_); each word merges alone, and within one Encode call a repeated word reuses
+//   its ids. This changes no result, only the cost: merge heaps stay small and hot.
 //   Gemma 4 GGUF vocabularies additionally pre-split each segment into newline runs and the text
 //   between them (llama.cpp's `[^\n]+|[\n]+`), and a newline run that is itself a piece is kept
 //   whole.
@@ -26,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -49,22 +53,35 @@ enum class Algorithm { kBpeMerges, kSpmScores };
 enum class PieceKind : uint8_t { kNormal, kUnknown, kControl, kUserDefined, kUnused, kByte };
 
 // Everything a loader extracts from a tokenizer file; TokenizerModel::Build validates it.
+//
+// Strings are views (no per-entry allocation while loading 262k pieces and 514k merges): they
+// point into `owned` / `owned_lists`, or into the caller's source text, which must outlive
+// Build().
+struct MergeSpec {
+  std::string_view a, b;
+};
 struct VocabSpec {
   std::string source;  // file name, for error messages
   Algorithm algorithm = Algorithm::kBpeMerges;
-  bool split_newline_runs = false;  // Gemma 4 GGUF pre-split
-  std::vector<std::string> pieces;  // by id; must be valid UTF-8
-  std::vector<float> scores;        // by id (kSpmScores); empty means all 0
-  std::vector<PieceKind> kinds;     // by id
+  bool split_newline_runs = false;       // Gemma 4 GGUF pre-split
+  std::vector<std::string_view> pieces;  // by id; must be valid UTF-8
+  std::vector<float> scores;             // by id (kSpmScores); empty means all 0
+  std::vector<PieceKind> kinds;          // by id
   // BPE merges in rank order (kBpeMerges). A merge whose parts or result are not pieces is an
   // error, as in Hugging Face tokenizers.
-  std::vector<std::pair<std::string, std::string>> merges;
+  std::vector<MergeSpec> merges;
+  // Ids whose piece strings must be pairwise distinct (Hugging Face model.vocab keys; a JSON
+  // object with a repeated key is rejected), as a flag per id; empty: no such check.
+  std::vector<uint8_t> distinct;
   // Ids matched in raw text before the model runs, and whether each needs parse_special.
   std::vector<std::pair<int32_t, bool>> added;  // (id, is_special)
   // Ids reported by IsSpecial() and dropped by Decode(skip_special).
   std::vector<int32_t> special_ids;
   int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
   bool add_bos = false, add_eos = false;
+  // Storage behind the views (a deque and moved vectors never relocate their strings).
+  std::deque<std::string> owned;
+  std::vector<std::vector<std::string>> owned_lists;
 };
 
 struct EncodeFlags {
@@ -86,7 +103,7 @@ class TokenizerModel {
   // joined, and a run that is not valid UTF-8 becomes one U+FFFD per byte.
   Result<std::string> Decode(std::span<const int32_t> ids, bool skip_special) const;
 
-  int32_t vocab_size() const { return static_cast<int32_t>(pieces_.size()); }
+  int32_t vocab_size() const { return static_cast<int32_t>(kinds_.size()); }
   int32_t bos_id() const { return bos_id_; }
   int32_t eos_id() const { return eos_id_; }
   int32_t unk_id() const { return unk_id_; }
@@ -97,7 +114,11 @@ class TokenizerModel {
   const std::string& source() const { return source_; }
   // -1 when absent. For duplicate piece strings the highest id wins (llama.cpp's rule).
   int32_t PieceToId(std::string_view piece) const;
-  const std::string& Piece(int32_t id) const { return pieces_[static_cast<size_t>(id)]; }
+  std::string_view Piece(int32_t id) const {
+    const auto i = static_cast<size_t>(id);
+    return std::string_view(piece_bytes_)
+        .substr(piece_offsets_[i], piece_offsets_[i + 1] - piece_offsets_[i]);
+  }
   PieceKind Kind(int32_t id) const { return kinds_[static_cast<size_t>(id)]; }
   bool IsSpecial(int32_t id) const { return is_special_[static_cast<size_t>(id)] != 0; }
   // 0..255 for byte pieces, -1 otherwise.
@@ -113,23 +134,36 @@ class TokenizerModel {
     size_t length = 0;
   };
   AddedMatch MatchAdded(std::string_view text, size_t pos, bool parse_special) const;
-  void EncodeSegment(std::string_view raw, std::string& scratch, std::vector<int32_t>& out) const;
-  void EncodeBpe(std::string_view word, std::vector<int32_t>& out) const;
-  void EncodeSpm(std::string_view word, std::vector<int32_t>& out) const;
+  struct EncodeState;  // per-call buffers and word cache (tokenizer.cc)
+  void EncodeSegment(std::string_view raw, EncodeState& st, std::vector<int32_t>& out) const;
+  // Cuts `text` into words at the "▁" positions SplitsBefore allows and merges each word alone.
+  void EncodeWords(std::string_view text, EncodeState& st, std::vector<int32_t>& out) const;
+  bool SplitsBefore(std::string_view text, size_t pos) const;
+  void EncodeBpe(std::string_view word, EncodeState& st, std::vector<int32_t>& out) const;
+  void EncodeSpm(std::string_view word, EncodeState& st, std::vector<int32_t>& out) const;
   void PushBytes(std::string_view bytes, std::vector<int32_t>& out) const;
 
   std::string source_;
   Algorithm algorithm_ = Algorithm::kBpeMerges;
   bool split_newline_runs_ = false;
-  std::vector<std::string> pieces_;
+  // Piece strings by id, back to back: piece i is piece_bytes_[piece_offsets_[i], [i + 1]).
+  std::string piece_bytes_;
+  std::vector<uint32_t> piece_offsets_;
   std::vector<float> scores_;
   std::vector<PieceKind> kinds_;
   std::vector<uint8_t> is_special_;
   std::vector<int16_t> byte_value_;
   int32_t byte_to_id_[256];
-  PieceIndex piece_index_;  // points into pieces_ (so the model is neither copied nor moved)
+  PieceIndex piece_index_;  // points into piece_bytes_ (so the model is neither copied nor moved)
   int32_t ascii_id_[128];   // single-byte pieces, the commonest per-character lookup
   MergeTable merges_;
+  // Word cutting (EncodeWords). Every symbol the merge loops build is a vocabulary piece whose
+  // string is the concatenation of its initial symbols' strings, so no symbol can span a
+  // boundary "c|▁" when no piece contains the byte c followed by "▁": the text on each side then
+  // merges exactly as it would alone (and the heaps' tie-breaks keep each side's order). Exact for
+  // every vocabulary; how often it cuts depends on it (Gemma: before nearly every space).
+  bool split_at_space_ = false;        // "▁" is itself a piece
+  bool piece_before_space_[256] = {};  // some piece contains this byte followed by "▁"
 
   // Added-token trie over bytes: node 0 is the root; edges keyed (node << 8) | byte.
   struct TrieNode {

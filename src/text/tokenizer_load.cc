@@ -7,6 +7,7 @@
 
 #include "formats/gguf.h"
 #include "text/tokenizer.h"
+#include "text/tokenizer_json.h"
 
 namespace gemma_local::text {
 namespace {
@@ -15,8 +16,8 @@ using nlohmann::json;
 
 constexpr const char* kSpaceMarker = "\xE2\x96\x81";
 
-bool IsBytePiece(const std::string& p) {
-  return p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' &&
+bool IsBytePiece(std::string_view p) {
+  return p.size() == 6 && p.substr(0, 3) == "<0x" && p[5] == '>' &&
          std::isxdigit(static_cast<unsigned char>(p[3])) &&
          std::isxdigit(static_cast<unsigned char>(p[4]));
 }
@@ -45,8 +46,10 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
   if (tokenizer_json.find('\0') != std::string_view::npos) {
     return CorruptDataError(source + ": contains a NUL byte");
   }
-  const json j = json::parse(tokenizer_json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return CorruptDataError(source + ": not a JSON object");
+  // model.vocab and model.merges are scanned into views; the rest is an ordinary json document.
+  HfTokenizerJson parsed;
+  GL_RETURN_IF_ERROR(ParseHfTokenizerJson(tokenizer_json, source, parsed));
+  const json& j = parsed.doc;
   json config = json::object();
   if (!config_json.empty()) {
     if (config_json.find('\0') != std::string_view::npos) {
@@ -95,20 +98,20 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
                             pre.dump().substr(0, 200));
   }
 
-  const json* vocab = model->contains("vocab") ? &(*model)["vocab"] : nullptr;
-  if (!vocab || !vocab->is_object()) return CorruptDataError(source + ": no model.vocab object");
+  if (!parsed.has_vocab) return CorruptDataError(source + ": no model.vocab object");
   const json& added = j.contains("added_tokens") ? j["added_tokens"] : json::array();
   if (!added.is_array()) return CorruptDataError(source + ": added_tokens is not an array");
 
   // The id space covers the vocabulary and the added tokens (Gemma 3's <image_soft_token> is
   // 262144, one past the 262,144 BPE pieces).
-  int64_t max_id = -1;
-  for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-    if (!it.value().is_number_integer()) {
-      return CorruptDataError(source + ": model.vocab[" + it.key() + "] is not an integer");
-    }
-    max_id = std::max(max_id, it.value().get<int64_t>());
+  if (!parsed.vocab_not_integer.empty()) {
+    // The first offender in key order, as iterating the JSON object would find it.
+    const std::string_view key =
+        *std::min_element(parsed.vocab_not_integer.begin(), parsed.vocab_not_integer.end());
+    return CorruptDataError(source + ": model.vocab[" + std::string(key) + "] is not an integer");
   }
+  int64_t max_id = -1;
+  for (const auto& [key, id] : parsed.vocab) max_id = std::max(max_id, id);
   for (const json& a : added) {
     if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
         !a.contains("content") || !a["content"].is_string()) {
@@ -126,16 +129,17 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
   const size_t n = static_cast<size_t>(max_id) + 1;
   spec.pieces.resize(n);
   spec.kinds.assign(n, PieceKind::kNormal);
+  spec.distinct.assign(n, 0);
   std::vector<uint8_t> have(n, 0);
-  for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-    const int64_t id = it.value().get<int64_t>();
-    if (id < 0) return CorruptDataError(source + ": negative id for " + it.key());
+  for (const auto& [key, id] : parsed.vocab) {
+    if (id < 0) return CorruptDataError(source + ": negative id for " + std::string(key));
     if (have[static_cast<size_t>(id)]) {
       return CorruptDataError(source + ": id " + std::to_string(id) + " used twice in model.vocab");
     }
     have[static_cast<size_t>(id)] = 1;
-    spec.pieces[static_cast<size_t>(id)] = it.key();
-    if (IsBytePiece(it.key())) spec.kinds[static_cast<size_t>(id)] = PieceKind::kByte;
+    spec.distinct[static_cast<size_t>(id)] = 1;
+    spec.pieces[static_cast<size_t>(id)] = key;
+    if (IsBytePiece(key)) spec.kinds[static_cast<size_t>(id)] = PieceKind::kByte;
   }
   const std::string unk_name = model->contains("unk_token") && (*model)["unk_token"].is_string()
                                    ? (*model)["unk_token"].get<std::string>()
@@ -143,7 +147,7 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
   for (const json& a : added) {
     const int64_t id = a["id"].get<int64_t>();
     if (id < 0) return CorruptDataError(source + ": negative added token id");
-    const std::string content = a["content"].get<std::string>();
+    const std::string& content = a["content"].get_ref<const std::string&>();
     for (const char* flag : {"lstrip", "rstrip", "single_word"}) {
       if (a.value(flag, false)) {
         return UnsupportedError(source + ": added token \"" + content + "\" has " + flag +
@@ -158,10 +162,10 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
     const size_t i = static_cast<size_t>(id);
     if (have[i] && spec.pieces[i] != content) {
       return CorruptDataError(source + ": added token " + std::to_string(id) + " \"" + content +
-                              "\" contradicts model.vocab \"" + spec.pieces[i] + "\"");
+                              "\" contradicts model.vocab \"" + std::string(spec.pieces[i]) + "\"");
     }
+    if (!have[i]) spec.pieces[i] = parsed.owned.emplace_back(content);
     have[i] = 1;
-    spec.pieces[i] = content;
     const bool special = a.value("special", false);
     spec.kinds[i] = content == unk_name ? PieceKind::kUnknown
                     : special           ? PieceKind::kControl
@@ -173,25 +177,26 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
     if (!have[i]) return CorruptDataError(source + ": no piece for id " + std::to_string(i));
   }
 
-  const json* merges = model->contains("merges") ? &(*model)["merges"] : nullptr;
-  if (!merges || !merges->is_array()) return CorruptDataError(source + ": no model.merges array");
-  spec.merges.reserve(merges->size());
-  for (const json& m : *merges) {
-    if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      spec.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
-    } else if (m.is_string()) {
-      const std::string s = m.get<std::string>();
+  if (!parsed.has_merges) return CorruptDataError(source + ": no model.merges array");
+  spec.merges.reserve(parsed.merges.size());
+  for (const HfJsonMerge& m : parsed.merges) {
+    if (m.kind == HfJsonMerge::kPair) {
+      spec.merges.push_back({m.a, m.b});
+    } else if (m.kind == HfJsonMerge::kJoined) {
+      const std::string_view s = m.a;
       const size_t sp = s.find(' ');
-      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-        return CorruptDataError(source + ": merge \"" + s + "\" is not two space-separated parts");
+      if (sp == std::string_view::npos || s.find(' ', sp + 1) != std::string_view::npos) {
+        return CorruptDataError(source + ": merge \"" + std::string(s) +
+                                "\" is not two space-separated parts");
       }
-      spec.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+      spec.merges.push_back({s.substr(0, sp), s.substr(sp + 1)});
     } else {
       return CorruptDataError(source + ": a merge is neither [a, b] nor \"a b\"");
     }
   }
+  spec.owned = std::move(parsed.owned);
 
-  auto find_id = [&](const std::string& name) -> int32_t {
+  auto find_id = [&](std::string_view name) -> int32_t {
     if (name.empty()) return -1;
     for (size_t i = 0; i < n; ++i) {
       if (spec.pieces[i] == name) return static_cast<int32_t>(i);
@@ -242,7 +247,10 @@ Result<VocabSpec> VocabSpecFromGguf(const gguf::GgufFile& file) {
     return UnsupportedError(src + ": tokenizer.ggml.model \"" + model +
                             "\" (supported: \"llama\", \"gemma4\")");
   }
-  GL_ASSIGN_OR_RETURN(spec.pieces, file.GetStringArray("tokenizer.ggml.tokens"));
+  GL_ASSIGN_OR_RETURN(std::vector<std::string> tokens,
+                      file.GetStringArray("tokenizer.ggml.tokens"));
+  const std::vector<std::string>& owned_tokens = spec.owned_lists.emplace_back(std::move(tokens));
+  spec.pieces.assign(owned_tokens.begin(), owned_tokens.end());
   const size_t n = spec.pieces.size();
   if (file.Find("tokenizer.ggml.scores")) {
     GL_ASSIGN_OR_RETURN(std::vector<double> scores, file.GetFloatArray("tokenizer.ggml.scores"));
@@ -282,17 +290,19 @@ Result<VocabSpec> VocabSpecFromGguf(const gguf::GgufFile& file) {
     }
   }
   if (spec.algorithm == Algorithm::kBpeMerges) {
-    GL_ASSIGN_OR_RETURN(std::vector<std::string> merges,
+    GL_ASSIGN_OR_RETURN(std::vector<std::string> merge_list,
                         file.GetStringArray("tokenizer.ggml.merges"));
+    const std::vector<std::string>& merges = spec.owned_lists.emplace_back(std::move(merge_list));
     spec.merges.reserve(merges.size());
     for (size_t r = 0; r < merges.size(); ++r) {
       // llama.cpp splits at the first space after position 0 (a part may itself be " ").
-      const size_t sp = merges[r].find(' ', 1);
-      if (sp == std::string::npos) {
+      const std::string_view m = merges[r];
+      const size_t sp = m.find(' ', 1);
+      if (sp == std::string_view::npos) {
         return CorruptDataError(src + ": tokenizer.ggml.merges[" + std::to_string(r) +
                                 "] has no separating space");
       }
-      spec.merges.emplace_back(merges[r].substr(0, sp), merges[r].substr(sp + 1));
+      spec.merges.push_back({m.substr(0, sp), m.substr(sp + 1)});
     }
   }
   auto get_id = [&](const char* key, int32_t& out) -> Status {

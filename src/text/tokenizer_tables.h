@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace gemma_local::text {
@@ -43,37 +44,92 @@ inline size_t TableCapacity(size_t n) {
   return cap;
 }
 
-// piece string -> id; the strings live in the caller's piece vector (by id).
+// piece string -> id over a piece arena (piece i is bytes[offsets[i], offsets[i + 1])), owned by
+// the caller. Each slot keeps 32 bits of the hash beside the id, so a probe compares piece bytes
+// (a second cache miss) only when the tags agree.
 class PieceIndex {
  public:
-  // Later ids win for duplicate strings (llama.cpp's rule), so the result is deterministic.
-  void Build(const std::vector<std::string>& pieces) {
-    pieces_ = &pieces;
-    slots_.assign(TableCapacity(pieces.size()), -1);
+  // Later ids win for duplicate strings (llama.cpp's rule), so the result is deterministic. Each
+  // duplicate found is reported as (earlier id, later id) in `duplicates` when it is not null.
+  void Build(std::string_view bytes, const std::vector<uint32_t>& offsets,
+             std::vector<std::pair<int32_t, int32_t>>* duplicates) {
+    bytes_ = bytes;
+    offsets_ = offsets.data();
+    const size_t n = offsets.size() - 1;
+    slots_.assign(TableCapacity(n), Slot{-1, 0});
     mask_ = slots_.size() - 1;
-    for (size_t id = 0; id < pieces.size(); ++id) {
-      size_t i = HashBytes(pieces[id]) & mask_;
-      while (slots_[i] >= 0 && pieces[static_cast<size_t>(slots_[i])] != pieces[id]) {
+    constexpr size_t kBatch = 64;  // hashes computed and slots prefetched a batch ahead
+    uint64_t hashes[kBatch];
+    for (size_t id = 0; id < n; ++id) {
+      if (id % kBatch == 0) {
+        for (size_t k = 0; k < kBatch && id + k < n; ++k) {
+          hashes[k] = HashBytes(Get(static_cast<int32_t>(id + k)));
+          __builtin_prefetch(&slots_[hashes[k] & mask_], 1);
+        }
+      }
+      const std::string_view p = Get(static_cast<int32_t>(id));
+      const uint64_t h = hashes[id % kBatch];
+      const auto tag = static_cast<uint32_t>(h >> 32);
+      size_t i = h & mask_;
+      while (slots_[i].id >= 0 && !(slots_[i].tag == tag && Get(slots_[i].id) == p)) {
         i = (i + 1) & mask_;
       }
-      slots_[i] = static_cast<int32_t>(id);
+      if (slots_[i].id >= 0 && duplicates) duplicates->emplace_back(slots_[i].id, id);
+      slots_[i] = Slot{static_cast<int32_t>(id), tag};
     }
+  }
+
+  // Find() for `count` keys at once: the cache misses of all keys (slot, offset, piece bytes) are
+  // started together by prefetches, so a bulk lookup at load (1.5M for Gemma 3's merges) waits
+  // for memory once per batch instead of up to three times per key.
+  void FindBatch(const std::string_view* keys, size_t count, uint64_t* hashes, int32_t* ids) const {
+    if (slots_.empty()) {
+      for (size_t k = 0; k < count; ++k) ids[k] = -1;
+      return;
+    }
+    for (size_t k = 0; k < count; ++k) {
+      hashes[k] = HashBytes(keys[k]);
+      __builtin_prefetch(&slots_[hashes[k] & mask_]);
+    }
+    for (size_t k = 0; k < count; ++k) {
+      const Slot& slot = slots_[hashes[k] & mask_];
+      ids[k] = slot.id;
+      if (slot.id >= 0) __builtin_prefetch(offsets_ + slot.id);
+    }
+    for (size_t k = 0; k < count; ++k) {
+      if (ids[k] >= 0) __builtin_prefetch(bytes_.data() + offsets_[static_cast<size_t>(ids[k])]);
+    }
+    for (size_t k = 0; k < count; ++k) ids[k] = FindHashed(keys[k], hashes[k]);
   }
 
   int32_t Find(std::string_view s) const {
     if (slots_.empty()) return -1;
-    size_t i = HashBytes(s) & mask_;
+    return FindHashed(s, HashBytes(s));
+  }
+
+ private:
+  int32_t FindHashed(std::string_view s, uint64_t h) const {
+    const auto tag = static_cast<uint32_t>(h >> 32);
+    size_t i = h & mask_;
     for (;;) {
-      const int32_t id = slots_[i];
-      if (id < 0) return -1;
-      if ((*pieces_)[static_cast<size_t>(id)] == s) return id;
+      const Slot& slot = slots_[i];
+      if (slot.id < 0) return -1;
+      if (slot.tag == tag && Get(slot.id) == s) return slot.id;
       i = (i + 1) & mask_;
     }
   }
 
- private:
-  const std::vector<std::string>* pieces_ = nullptr;
-  std::vector<int32_t> slots_;
+  struct Slot {
+    int32_t id;
+    uint32_t tag;
+  };
+  std::string_view Get(int32_t id) const {
+    const auto i = static_cast<size_t>(id);
+    return bytes_.substr(offsets_[i], offsets_[i + 1] - offsets_[i]);
+  }
+  std::string_view bytes_;
+  const uint32_t* offsets_ = nullptr;
+  std::vector<Slot> slots_;
   size_t mask_ = 0;
 };
 
@@ -95,6 +151,8 @@ class MergeTable {
     slots_.assign(TableCapacity(n), Entry{kEmpty, 0, 0});
     mask_ = slots_.size() - 1;
   }
+
+  void Prefetch(int32_t a, int32_t b) const { __builtin_prefetch(&slots_[Slot(Key(a, b))], 1); }
 
   // Returns false when the pair was already present (its first rank is kept).
   bool Insert(int32_t a, int32_t b, int32_t rank, int32_t result) {
