@@ -21,8 +21,8 @@
 // heap pages with malloc_trim) and `rss_peak_MB` (peak resident growth during the load, from
 // VmHWM after resetting it through /proc/self/clear_refs; 0 when the kernel refuses the reset).
 // Times and rates are CPU time of the (single) benchmark thread, which on a quiet machine equals
-// wall time and on a shared one is far steadier; every benchmark also reports a "min" statistic
-// when run with --benchmark_repetitions=N (take the best).
+// wall time and on a shared one is far steadier. With --benchmark_repetitions=N every repetition
+// is printed: take the best (Google Benchmark's aggregates are means and medians).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -100,19 +100,87 @@ void AppendCodePoint(uint32_t cp, std::string& out) {
   }
 }
 
-constexpr const char* kWords[] = {
-    "the",        "of",         "and",       "to",        "in",         "a",          "is",
-    "that",       "for",        "it",        "as",        "was",        "with",       "be",
-    "by",         "on",         "not",       "he",        "this",       "are",        "or",
-    "his",        "from",       "at",        "which",     "but",        "have",       "an",
-    "had",        "they",       "you",       "were",      "their",      "one",        "all",
-    "we",         "can",        "her",       "has",       "there",      "been",       "if",
-    "more",       "when",       "will",      "would",     "who",        "so",         "no",
-    "model",      "language",   "token",     "inference", "memory",     "weather",    "river",
-    "mountain",   "government", "history",   "although",  "particularly", "development",
-    "international", "understanding", "responsibility", "nevertheless", "quickly", "gently",
-    "Tokenization", "Wednesday", "London",   "Mississippi", "quantum",   "photosynthesis",
-    "café",       "naïve",      "résumé",    "über",      "jalapeño",   "façade",     "coöperate"};
+constexpr const char* kWords[] = {"the",
+                                  "of",
+                                  "and",
+                                  "to",
+                                  "in",
+                                  "a",
+                                  "is",
+                                  "that",
+                                  "for",
+                                  "it",
+                                  "as",
+                                  "was",
+                                  "with",
+                                  "be",
+                                  "by",
+                                  "on",
+                                  "not",
+                                  "he",
+                                  "this",
+                                  "are",
+                                  "or",
+                                  "his",
+                                  "from",
+                                  "at",
+                                  "which",
+                                  "but",
+                                  "have",
+                                  "an",
+                                  "had",
+                                  "they",
+                                  "you",
+                                  "were",
+                                  "their",
+                                  "one",
+                                  "all",
+                                  "we",
+                                  "can",
+                                  "her",
+                                  "has",
+                                  "there",
+                                  "been",
+                                  "if",
+                                  "more",
+                                  "when",
+                                  "will",
+                                  "would",
+                                  "who",
+                                  "so",
+                                  "no",
+                                  "model",
+                                  "language",
+                                  "token",
+                                  "inference",
+                                  "memory",
+                                  "weather",
+                                  "river",
+                                  "mountain",
+                                  "government",
+                                  "history",
+                                  "although",
+                                  "particularly",
+                                  "development",
+                                  "international",
+                                  "understanding",
+                                  "responsibility",
+                                  "nevertheless",
+                                  "quickly",
+                                  "gently",
+                                  "Tokenization",
+                                  "Wednesday",
+                                  "London",
+                                  "Mississippi",
+                                  "quantum",
+                                  "photosynthesis",
+                                  "café",
+                                  "naïve",
+                                  "résumé",
+                                  "über",
+                                  "jalapeño",
+                                  "façade",
+                                  "coöperate"};
 constexpr const char* kPunct[] = {".", ".", ".", ",", ";", ":", "!", "?", " —", "...", "\"", "'s"};
 
 void AppendProse(Rng& rng, std::string& out) {
@@ -163,12 +231,20 @@ void AppendJson(Rng& rng, std::string& out) {
     if (f) out += rng.Below(2) ? ", " : ",\n  ";
     out += "\"" + std::string(rng.Pick(kWords)) + "_" + std::to_string(rng.Below(100)) + "\": ";
     switch (rng.Below(5)) {
-      case 0: out += std::to_string(rng.Below(1000000)); break;
-      case 1: out += std::to_string(rng.Below(1000)) + "." + std::to_string(rng.Below(10000));
+      case 0:
+        out += std::to_string(rng.Below(1000000));
         break;
-      case 2: out += rng.Below(2) ? "true" : "null"; break;
-      case 3: out += "[1, 2, {\"k\": \"v\\n\\t\\u00e9\"}]"; break;
-      default: out += "\"" + std::string(rng.Pick(kWords)) + " " + rng.Pick(kWords) + "\"";
+      case 1:
+        out += std::to_string(rng.Below(1000)) + "." + std::to_string(rng.Below(10000));
+        break;
+      case 2:
+        out += rng.Below(2) ? "true" : "null";
+        break;
+      case 3:
+        out += "[1, 2, {\"k\": \"v\\n\\t\\u00e9\"}]";
+        break;
+      default:
+        out += "\"" + std::string(rng.Pick(kWords)) + " " + rng.Pick(kWords) + "\"";
     }
   }
   out += "}\n";
@@ -207,13 +283,19 @@ void AppendEmoji(Rng& rng, std::string& out) {
   const uint32_t n = 3 + rng.Below(15);
   for (uint32_t i = 0; i < n; ++i) {
     switch (rng.Below(5)) {
-      case 0: out += "\U0001F468\u200D\U0001F469\u200D\U0001F467"; break;  // ZWJ family
-      case 1:  // a flag: two regional indicators
+      case 0:
+        out += "\U0001F468\u200D\U0001F469\u200D\U0001F467";
+        break;  // ZWJ family
+      case 1:   // a flag: two regional indicators
         AppendCodePoint(0x1F1E6 + rng.Below(26), out);
         AppendCodePoint(0x1F1E6 + rng.Below(26), out);
         break;
-      case 2: out += "\U0001F44D"; AppendCodePoint(0x1F3FB + rng.Below(5), out); break;
-      default: AppendCodePoint(0x1F600 + rng.Below(0x50), out);
+      case 2:
+        out += "\U0001F44D";
+        AppendCodePoint(0x1F3FB + rng.Below(5), out);
+        break;
+      default:
+        AppendCodePoint(0x1F600 + rng.Below(0x50), out);
     }
     if (rng.Below(3) == 0) out += ' ';
   }
@@ -222,9 +304,15 @@ void AppendEmoji(Rng& rng, std::string& out) {
 
 void AppendWhitespace(Rng& rng, std::string& out) {
   switch (rng.Below(4)) {
-    case 0: out.append(1 + rng.Below(40), ' '); break;
-    case 1: out.append(1 + rng.Below(6), '\t'); break;
-    case 2: out.append(1 + rng.Below(8), '\n'); break;
+    case 0:
+      out.append(1 + rng.Below(40), ' ');
+      break;
+    case 1:
+      out.append(1 + rng.Below(6), '\t');
+      break;
+    case 2:
+      out.append(1 + rng.Below(8), '\n');
+      break;
     default:
       for (uint32_t i = rng.Below(4) + 1; i > 0; --i) out += "\r\n";
   }
@@ -254,14 +342,22 @@ std::vector<std::string> MakeCorpus(size_t total_bytes) {
     doc.reserve(kDocBytes + 4096);
     while (doc.size() < kDocBytes) {
       const uint32_t k = rng.Below(100);
-      if (k < 36) AppendProse(rng, doc);
-      else if (k < 50) AppendCode(rng, doc);
-      else if (k < 62) AppendJson(rng, doc);
-      else if (k < 72) AppendCjk(rng, doc);
-      else if (k < 78) AppendArabic(rng, doc);
-      else if (k < 85) AppendEmoji(rng, doc);
-      else if (k < 92) AppendWhitespace(rng, doc);
-      else AppendDigits(rng, doc);
+      if (k < 36)
+        AppendProse(rng, doc);
+      else if (k < 50)
+        AppendCode(rng, doc);
+      else if (k < 62)
+        AppendJson(rng, doc);
+      else if (k < 72)
+        AppendCjk(rng, doc);
+      else if (k < 78)
+        AppendArabic(rng, doc);
+      else if (k < 85)
+        AppendEmoji(rng, doc);
+      else if (k < 92)
+        AppendWhitespace(rng, doc);
+      else
+        AppendDigits(rng, doc);
     }
     total += doc.size();
     docs.push_back(std::move(doc));
@@ -463,8 +559,6 @@ int WriteCorpus(const BenchContext& ctx, const std::string& path) {
   return 0;
 }
 
-double Min(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
-
 int Main(int argc, char** argv) {
   std::string json_flag, gguf_flag, corpus_out;
   double corpus_mb = 10.0;
@@ -474,11 +568,16 @@ int Main(int argc, char** argv) {
     auto value = [&](std::string_view name) -> const char* {
       return a.substr(0, name.size()) == name ? argv[i] + name.size() : nullptr;
     };
-    if (const char* v = value("--tokenizer_json=")) json_flag = v;
-    else if (const char* v = value("--gguf=")) gguf_flag = v;
-    else if (const char* v = value("--write_corpus=")) corpus_out = v;
-    else if (const char* v = value("--corpus_mb=")) corpus_mb = std::atof(v);
-    else rest.push_back(argv[i]);
+    if (const char* v = value("--tokenizer_json="))
+      json_flag = v;
+    else if (const char* v = value("--gguf="))
+      gguf_flag = v;
+    else if (const char* v = value("--write_corpus="))
+      corpus_out = v;
+    else if (const char* v = value("--corpus_mb="))
+      corpus_mb = std::atof(v);
+    else
+      rest.push_back(argv[i]);
   }
 
   BenchContext ctx;
@@ -511,23 +610,15 @@ int Main(int argc, char** argv) {
                ctx.corpus.size(), ctx.corpus_bytes);
 
   // Loads first, so their RSS probes run before the other benchmarks fragment the heap.
-  auto add = [](benchmark::internal::Benchmark* b) {
-    b->ComputeStatistics("min", Min);
-  };
-  add(benchmark::RegisterBenchmark("Load/tokenizer.json", BM_Load, &ctx.tokenizer_json)
-          ->Unit(benchmark::kMillisecond));
-  add(benchmark::RegisterBenchmark("Load/gguf", BM_Load, &ctx.gguf)
-          ->Unit(benchmark::kMillisecond));
-  add(benchmark::RegisterBenchmark("Encode/tokenizer.json", BM_Encode, &ctx, &ctx.tokenizer_json)
-          ->Unit(benchmark::kMillisecond));
-  add(benchmark::RegisterBenchmark("Encode/gguf", BM_Encode, &ctx, &ctx.gguf)
-          ->Unit(benchmark::kMillisecond));
+  auto add = [](benchmark::internal::Benchmark* b) { b->Unit(benchmark::kMillisecond); };
+  add(benchmark::RegisterBenchmark("Load/tokenizer.json", BM_Load, &ctx.tokenizer_json));
+  add(benchmark::RegisterBenchmark("Load/gguf", BM_Load, &ctx.gguf));
+  add(benchmark::RegisterBenchmark("Encode/tokenizer.json", BM_Encode, &ctx, &ctx.tokenizer_json));
+  add(benchmark::RegisterBenchmark("Encode/gguf", BM_Encode, &ctx, &ctx.gguf));
   add(benchmark::RegisterBenchmark("Decode/tokenizer.json", BM_Decode, &ctx, &ctx.tokenizer_json,
-                                   false)
-          ->Unit(benchmark::kMillisecond));
+                                   false));
   add(benchmark::RegisterBenchmark("DecodeStream/tokenizer.json", BM_Decode, &ctx,
-                                   &ctx.tokenizer_json, true)
-          ->Unit(benchmark::kMillisecond));
+                                   &ctx.tokenizer_json, true));
 
   int bargc = static_cast<int>(rest.size());
   benchmark::Initialize(&bargc, rest.data());
