@@ -39,6 +39,7 @@ class Gemma3 final : public Model {
   ops::Context ctx_;
   ref::MatrixView embed_;
   ref::MatrixView lm_head_;
+  std::vector<std::vector<uint8_t>> packed_;  // backend copies the views above point into
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;
 };
@@ -69,8 +70,10 @@ Status Gemma3::Init() {
     GL_ASSIGN_OR_RETURN(w.post_ffw_norm, Gain(b + "post_ffw_norm.weight"));
     // Linear RoPE scaling applies to global layers only (spec §2.2 step 4).
     w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
+    for (ref::MatrixView* m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) ops::RepackWeights(m, &packed_);
     layers_.push_back(std::move(w));
   }
+  ops::RepackWeights(&lm_head_, &packed_);
   return Status::Ok();
 }
 

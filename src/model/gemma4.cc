@@ -65,6 +65,7 @@ class Gemma4 final : public Model {
   HParams hp_;
   ops::Context ctx_;
   ref::MatrixView embed_, lm_head_, ple_embed_, ple_model_proj_;
+  std::vector<std::vector<uint8_t>> packed_;  // backend copies the views above/below point into
   std::vector<float> output_norm_, ple_proj_norm_;
   std::vector<LayerWeights> layers_;
 };
@@ -132,8 +133,12 @@ Status Gemma4::Init() {
       }
     }
     w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
+    for (ref::MatrixView* m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down, &w.ple_gate, &w.ple_proj}) {
+      if (m->data != nullptr) ops::RepackWeights(m, &packed_);
+    }
     layers_.push_back(std::move(w));
   }
+  ops::RepackWeights(&lm_head_, &packed_);
   return Status::Ok();
 }
 

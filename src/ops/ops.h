@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "ops/reference/ref_ops.h"
@@ -18,6 +19,12 @@ struct Context {
 // y[t][o] = sum_i w[o][i] * x[t][i]  (see ref::MatMul). f32 accumulation; results are identical
 // for any thread count on a given machine and SIMD target.
 void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y);
+
+// Gives `w` a backend-specific copy of its weights when the backend computes faster from one
+// (CPU with AVX-512 VNNI: q4_0 / q8_0 interleaved 8 rows at a time). The copy is appended to
+// `storage`, which must outlive every use of `w`; otherwise `w` is left as it is. Results of
+// MatMul are the same either way up to f32 summation order.
+void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage);
 
 // Dot product of a weight row with an f32 vector, as MatMul computes it (for attention-style
 // loops that need single dots).

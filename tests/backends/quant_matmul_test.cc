@@ -169,3 +169,45 @@ TEST(QuantMatMul, OpsMatMulCloseToExactAndIndependentOfThreadsAndBatch) {
 
 }  // namespace
 }  // namespace gemma_local
+
+namespace gemma_local {
+namespace {
+
+// The 8-row interleaved copies (AVX-512 VNNI CPUs) compute the same products as the plain blocks.
+TEST(QuantMatMul, RepackedWeightsMatchPlainBlocks) {
+  std::mt19937 rng(19);
+  ThreadPool pool1(1), pool2(2);
+  bool any_packed = false;
+  for (DType t : {DType::kQ4_0, DType::kQ8_0}) {
+    for (const Shape& s : {Shape{8, 1, 1}, Shape{16, 3, 2}, Shape{40, 5, 5}, Shape{24, 36, 9}, Shape{13, 2, 3}}) {
+      const int64_t cols = s.blocks * 32;
+      const auto w = RandomBlocks(t, s.rows, cols, rng);
+      const auto x = RandomActivations(s.tokens * cols, rng);
+      ref::MatrixView plain{t, w.data(), s.rows, cols};
+      ref::MatrixView packed = plain;
+      std::vector<std::vector<uint8_t>> storage;
+      ops::RepackWeights(&packed, &storage);
+      if (s.rows % 8 != 0) {
+        EXPECT_EQ(packed.packed, nullptr) << "rows not a multiple of 8 stay unpacked";
+        continue;
+      }
+      if (packed.packed == nullptr) continue;  // this CPU has no packed kernels
+      any_packed = true;
+      std::vector<float> want(static_cast<size_t>(s.rows * s.tokens)), got(want.size()), got2(want.size());
+      ops::MatMul(ops::Context{&pool1}, plain, x.data(), s.tokens, want.data());
+      ops::MatMul(ops::Context{&pool1}, packed, x.data(), s.tokens, got.data());
+      ops::MatMul(ops::Context{&pool2}, packed, x.data(), s.tokens, got2.data());
+      ExpectClose(got, want, 2e-5f, std::string(DTypeName(t)) + " packed vs plain");
+      ASSERT_EQ(0, std::memcmp(got.data(), got2.data(), got.size() * 4)) << "thread count";
+      for (int64_t tok = 0; tok < s.tokens; ++tok) {
+        std::vector<float> one(static_cast<size_t>(s.rows));
+        ops::MatMul(ops::Context{&pool2}, packed, x.data() + tok * cols, 1, one.data());
+        ASSERT_EQ(0, std::memcmp(one.data(), got.data() + tok * s.rows, one.size() * 4)) << "batch composition";
+      }
+    }
+  }
+  if (!any_packed) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: plain kernels only";
+}
+
+}  // namespace
+}  // namespace gemma_local

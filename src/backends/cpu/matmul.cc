@@ -108,6 +108,16 @@ namespace {
 void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens,
                      float* y) {
   const int64_t block = cpu::ActivationBlock(w.dtype);
+  if (w.packed != nullptr) {
+    cpu::QuantizedActivations a;
+    cpu::QuantizeActivations(x, n_tokens, w.cols, 32, &a);
+    const int64_t groups = w.rows / 8;
+    const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, w.cols * n_tokens));
+    ctx.pool->ParallelFor(groups, grain, [&](int64_t g0, int64_t g1) {
+      cpu::PackedRows8(w.dtype, w.packed, w.rows, w.cols, a, g0, g1, y);
+    });
+    return;
+  }
   if (block != 0 && w.cols % block == 0) {
     cpu::QuantizedActivations a;
     cpu::QuantizeActivations(x, n_tokens, w.cols, block, &a);
@@ -133,6 +143,13 @@ void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* 
 }
 
 }  // namespace
+
+void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage) {
+  std::vector<uint8_t> packed;
+  if (w->packed != nullptr || !cpu::PackRows8(w->dtype, w->data, w->rows, w->cols, &packed)) return;
+  storage->push_back(std::move(packed));
+  w->packed = storage->back().data();
+}
 
 void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y) {
   using RowsFn = void (*)(const uint8_t*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*);

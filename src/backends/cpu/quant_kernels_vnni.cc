@@ -11,3 +11,89 @@ namespace gemma_local::cpu {
 QuantRowsFn QuantRowsVnniFn() { return &vnni::Rows; }
 }  // namespace gemma_local::cpu
 #endif
+
+#if defined(__x86_64__)
+namespace gemma_local::cpu {
+namespace vnni {
+namespace {
+
+// One group of 8 rows times NT tokens (see PackRows8 for the layout). Two partial integer sums
+// per token halve the vpdpbusd dependency chain.
+template <bool kQ8, int NT>
+void Packed8Tile(const uint8_t* grp, int64_t nb, const ActivationView& a, int64_t t0, int64_t rows,
+                 int64_t row0, float* y) {
+  constexpr int kChunks = kQ8 ? 8 : 4;
+  constexpr int64_t kBlockBytes = 16 + 32 * kChunks;
+  constexpr float kOffset = kQ8 ? 128.0f : 8.0f;
+  __m256 acc[NT], corr[NT];
+  for (int t = 0; t < NT; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    corr[t] = _mm256_setzero_ps();
+  }
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = grp + b * kBlockBytes;
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    __m256i w[8];
+    if constexpr (kQ8) {
+      for (int k = 0; k < 8; ++k) w[k] = LoadU(p + 16 + 32 * k);
+    } else {
+      for (int k = 0; k < 4; ++k) {
+        const __m256i v = LoadU(p + 16 + 32 * k);
+        w[k] = _mm256_and_si256(v, low4);
+        w[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* x = a.q + (t0 + t) * a.cols + 32 * b;
+      int32_t xw[8];
+      std::memcpy(xw, x, 32);
+      __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+      for (int g = 0; g < 8; g += 2) {
+        s0 = _mm256_dpbusd_epi32(s0, w[g], _mm256_set1_epi32(xw[g]));
+        s1 = _mm256_dpbusd_epi32(s1, w[g + 1], _mm256_set1_epi32(xw[g + 1]));
+      }
+      const int64_t ib = (t0 + t) * nb + b;
+      const __m256 sc = _mm256_mul_ps(dw, _mm256_broadcast_ss(a.d + ib));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), sc, acc[t]);
+      corr[t] = _mm256_fmadd_ps(dw, _mm256_broadcast_ss(a.dsum + ib), corr[t]);
+    }
+  }
+  const __m256 off = _mm256_set1_ps(kOffset);
+  for (int t = 0; t < NT; ++t) {
+    alignas(32) float r8[8];
+    _mm256_store_ps(r8, _mm256_fnmadd_ps(off, corr[t], acc[t]));
+    for (int r = 0; r < 8; ++r) y[(t0 + t) * rows + row0 + r] = r8[r];
+  }
+}
+
+template <bool kQ8>
+void PackedGroups(const uint8_t* packed, int64_t rows, int64_t cols, const ActivationView& a,
+                  int64_t g0, int64_t g1, float* y) {
+  const int64_t nb = cols / 32;
+  const int64_t group_bytes = nb * (16 + 32 * (kQ8 ? 8 : 4));
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* grp = packed + g * group_bytes;
+    int64_t t0 = 0;
+    for (; t0 + 4 <= a.n_tokens; t0 += 4) Packed8Tile<kQ8, 4>(grp, nb, a, t0, rows, 8 * g, y);
+    for (; t0 + 2 <= a.n_tokens; t0 += 2) Packed8Tile<kQ8, 2>(grp, nb, a, t0, rows, 8 * g, y);
+    for (; t0 < a.n_tokens; ++t0) Packed8Tile<kQ8, 1>(grp, nb, a, t0, rows, 8 * g, y);
+  }
+}
+
+void PackedRows(DType dtype, const uint8_t* packed, int64_t rows, int64_t cols,
+                const ActivationView& a, int64_t g0, int64_t g1, float* y) {
+  if (dtype == DType::kQ8_0) {
+    PackedGroups<true>(packed, rows, cols, a, g0, g1, y);
+  } else {
+    PackedGroups<false>(packed, rows, cols, a, g0, g1, y);
+  }
+}
+
+}  // namespace
+}  // namespace vnni
+
+PackedRowsFn PackedRowsVnniFn() { return &vnni::PackedRows; }
+
+}  // namespace gemma_local::cpu
+#endif

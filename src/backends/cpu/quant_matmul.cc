@@ -255,3 +255,50 @@ QuantRowsFn QuantRowsVnniFn() { return nullptr; }
 #endif
 
 }  // namespace gemma_local::cpu
+
+namespace gemma_local::cpu {
+
+bool PackRows8(DType dtype, const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out) {
+  if ((dtype != DType::kQ4_0 && dtype != DType::kQ8_0) || rows % 8 != 0 || cols % 32 != 0 ||
+      Chosen().name != "avx512vnni") {
+    return false;
+  }
+  const bool q8 = dtype == DType::kQ8_0;
+  const int64_t nb = cols / 32;
+  const int64_t in_block = q8 ? 34 : 18;
+  const int chunks = q8 ? 8 : 4;
+  const int64_t out_block = 16 + 32 * chunks;
+  out->assign(static_cast<size_t>(rows / 8 * nb * out_block), 0);
+  for (int64_t g = 0; g < rows / 8; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* dst = out->data() + (g * nb + b) * out_block;
+      for (int r = 0; r < 8; ++r) {
+        const uint8_t* src = w + ((8 * g + r) * nb + b) * in_block;
+        std::memcpy(dst + 2 * r, src, 2);  // f16 scale
+        for (int k = 0; k < chunks; ++k) {
+          for (int i = 0; i < 4; ++i) {
+            uint8_t v = src[2 + 4 * k + i];
+            if (q8) v ^= 0x80;  // w + 128 as an unsigned byte
+            dst[16 + 32 * k + 4 * r + i] = v;
+          }
+        }
+      }
+    }
+  }
+  return true;
+}
+
+void PackedRows8(DType dtype, const uint8_t* packed, int64_t rows, int64_t cols,
+                 const QuantizedActivations& a, int64_t g0, int64_t g1, float* y) {
+#if defined(__x86_64__)
+  PackedRowsVnniFn()(dtype, packed, rows, cols, a.view(), g0, g1, y);
+#else
+  (void)dtype, (void)packed, (void)rows, (void)cols, (void)a, (void)g0, (void)g1, (void)y;
+#endif
+}
+
+#if !defined(__x86_64__)
+PackedRowsFn PackedRowsVnniFn() { return nullptr; }
+#endif
+
+}  // namespace gemma_local::cpu

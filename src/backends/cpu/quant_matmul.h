@@ -82,3 +82,25 @@ QuantRowsFn QuantRowsAvx2Fn();
 QuantRowsFn QuantRowsVnniFn();
 
 }  // namespace gemma_local::cpu
+
+namespace gemma_local::cpu {
+
+// Eight-row interleaved copies of q4_0 / q8_0 weights for the AVX-512 VNNI kernels (repacked once
+// at load). Per group of 8 rows and per 32-element block: the 8 rows' f16 scales (16 bytes), then
+// chunks of 32 bytes whose 4-byte lane r holds row r's quant bytes 4k..4k+3 (q4_0: 4 chunks, low
+// nibbles = elements 4k.., high nibbles = elements 16+4k..; q8_0: 8 chunks, stored biased as
+// w + 128). One vpdpbusd then advances 8 rows by 4 elements with one broadcast activation word.
+//
+// True when `dtype`/`rows` allow it and this CPU runs the packed kernels; fills `out`.
+bool PackRows8(DType dtype, const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out);
+
+// y[t * rows + o] for row groups [g0, g1) (rows 8*g0 .. 8*g1) from PackRows8 data.
+void PackedRows8(DType dtype, const uint8_t* packed, int64_t rows, int64_t cols,
+                 const QuantizedActivations& a, int64_t g0, int64_t g1, float* y);
+
+// VNNI kernel entry (x86-64 builds only).
+using PackedRowsFn = void (*)(DType, const uint8_t*, int64_t, int64_t, const ActivationView&,
+                              int64_t, int64_t, float*);
+PackedRowsFn PackedRowsVnniFn();
+
+}  // namespace gemma_local::cpu

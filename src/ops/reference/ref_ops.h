@@ -21,6 +21,9 @@ struct MatrixView {
   const uint8_t* data = nullptr;
   int64_t rows = 0;  // output features
   int64_t cols = 0;  // input features (contiguous)
+  // Optional backend-specific repacked copy of the same weights (ops::RepackWeights); the
+  // reference ignores it.
+  const uint8_t* packed = nullptr;
 };
 
 // Row `r` of `w` as f32 into out[0..cols), bit-identical to ref::DequantizeBlocks of that row.
