@@ -113,7 +113,7 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     std::vector<float> gate(static_cast<size_t>(T * ff)), up(static_cast<size_t>(T * ff));
     ops::MatMul(ctx_, w.gate, h.data(), T, gate.data());
     ops::MatMul(ctx_, w.up, h.data(), T, up.data());
-    for (size_t i = 0; i < gate.size(); ++i) gate[i] = ref::GeluTanh(gate[i]) * up[i];
+    ops::GeluMul(ctx_, gate.data(), up.data(), static_cast<int64_t>(gate.size()));
     ops::MatMul(ctx_, w.down, gate.data(), T, branch.data());
     AddNormedBranch(w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
   }

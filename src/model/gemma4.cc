@@ -170,7 +170,7 @@ void Gemma4::Mlp(const ref::MatrixView& gate, const ref::MatrixView& up, const r
   std::vector<float> g(static_cast<size_t>(n * gate.rows)), u(static_cast<size_t>(n * up.rows));
   ops::MatMul(ctx_, gate, in, n, g.data());
   ops::MatMul(ctx_, up, in, n, u.data());
-  for (size_t i = 0; i < g.size(); ++i) g[i] = ref::GeluTanh(g[i]) * u[i];
+  ops::GeluMul(ctx_, g.data(), u.data(), static_cast<int64_t>(g.size()));
   ops::MatMul(ctx_, down, g.data(), n, out);
 }
 

@@ -20,6 +20,10 @@ struct Context {
 // for any thread count on a given machine and SIMD target.
 void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y);
 
+// gate[i] = GeluTanh(gate[i]) * up[i] for i < n (see ref::GeluTanh), vectorized and parallel; the
+// same result for any thread count.
+void GeluMul(const Context& ctx, float* gate, const float* up, int64_t n);
+
 // Gives `w` a backend-specific copy of its weights when the backend computes faster from one
 // (CPU with AVX-512 VNNI: q4_0 / q8_0 interleaved 8 rows at a time). The copy is appended to
 // `storage`, which must outlive every use of `w`; otherwise `w` is left as it is. Results of
