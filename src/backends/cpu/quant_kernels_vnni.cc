@@ -17,14 +17,33 @@ namespace gemma_local::cpu {
 namespace vnni {
 namespace {
 
+// Shift each 16-bit lane left (S > 0) or right (S < 0) by |S|.
+template <int S>
+inline __m256i ShiftBits(__m256i v) {
+  if constexpr (S > 0) return _mm256_slli_epi16(v, S);
+  if constexpr (S < 0) return _mm256_srli_epi16(v, -S);
+  return v;
+}
+
+// q5_0 chunk k: nibbles plus the high bits kept at bit 2k (low-nibble element) and 2k+1
+// (high-nibble element) of each lane byte, moved to bit 4.
+template <int k>
+inline void UnpackQ5Chunk(const uint8_t* p, __m256i hb, __m256i* w) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+  const __m256i v = LoadU(p + 16 + 32 * k);
+  w[k] = _mm256_or_si256(_mm256_and_si256(v, low4), _mm256_and_si256(ShiftBits<4 - 2 * k>(hb), bit4));
+  w[k + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                             _mm256_and_si256(ShiftBits<3 - 2 * k>(hb), bit4));
+}
+
 // One group of 8 rows times NT tokens (see PackRows8 for the layout). Two partial integer sums
-// per token halve the vpdpbusd dependency chain.
-template <bool kQ8, int NT>
+// per token halve the vpdpbusd dependency chain. kKind: 0 q4_0, 1 q5_0, 2 q8_0.
+template <int kKind, int NT>
 void Packed8Tile(const uint8_t* grp, int64_t nb, const ActivationView& a, int64_t t0, int64_t rows,
                  int64_t row0, float* y) {
-  constexpr int kChunks = kQ8 ? 8 : 4;
-  constexpr int64_t kBlockBytes = 16 + 32 * kChunks;
-  constexpr float kOffset = kQ8 ? 128.0f : 8.0f;
+  constexpr bool kQ8 = kKind == 2;
+  constexpr int64_t kBlockBytes = 16 + 32 * (kQ8 ? 8 : kKind == 1 ? 5 : 4);
+  constexpr float kOffset = kQ8 ? 128.0f : kKind == 1 ? 16.0f : 8.0f;
   __m256 acc[NT], corr[NT];
   for (int t = 0; t < NT; ++t) {
     acc[t] = _mm256_setzero_ps();
@@ -37,6 +56,12 @@ void Packed8Tile(const uint8_t* grp, int64_t nb, const ActivationView& a, int64_
     __m256i w[8];
     if constexpr (kQ8) {
       for (int k = 0; k < 8; ++k) w[k] = LoadU(p + 16 + 32 * k);
+    } else if constexpr (kKind == 1) {
+      const __m256i hb = LoadU(p + 16 + 128);
+      UnpackQ5Chunk<0>(p, hb, w);
+      UnpackQ5Chunk<1>(p, hb, w);
+      UnpackQ5Chunk<2>(p, hb, w);
+      UnpackQ5Chunk<3>(p, hb, w);
     } else {
       for (int k = 0; k < 4; ++k) {
         const __m256i v = LoadU(p + 16 + 32 * k);
@@ -67,26 +92,28 @@ void Packed8Tile(const uint8_t* grp, int64_t nb, const ActivationView& a, int64_
   }
 }
 
-template <bool kQ8>
+template <int kKind>
 void PackedGroups(const uint8_t* packed, int64_t rows, int64_t cols, const ActivationView& a,
                   int64_t g0, int64_t g1, float* y) {
   const int64_t nb = cols / 32;
-  const int64_t group_bytes = nb * (16 + 32 * (kQ8 ? 8 : 4));
+  const int64_t group_bytes = nb * (16 + 32 * (kKind == 2 ? 8 : kKind == 1 ? 5 : 4));
   for (int64_t g = g0; g < g1; ++g) {
     const uint8_t* grp = packed + g * group_bytes;
     int64_t t0 = 0;
-    for (; t0 + 4 <= a.n_tokens; t0 += 4) Packed8Tile<kQ8, 4>(grp, nb, a, t0, rows, 8 * g, y);
-    for (; t0 + 2 <= a.n_tokens; t0 += 2) Packed8Tile<kQ8, 2>(grp, nb, a, t0, rows, 8 * g, y);
-    for (; t0 < a.n_tokens; ++t0) Packed8Tile<kQ8, 1>(grp, nb, a, t0, rows, 8 * g, y);
+    for (; t0 + 4 <= a.n_tokens; t0 += 4) Packed8Tile<kKind, 4>(grp, nb, a, t0, rows, 8 * g, y);
+    for (; t0 + 2 <= a.n_tokens; t0 += 2) Packed8Tile<kKind, 2>(grp, nb, a, t0, rows, 8 * g, y);
+    for (; t0 < a.n_tokens; ++t0) Packed8Tile<kKind, 1>(grp, nb, a, t0, rows, 8 * g, y);
   }
 }
 
 void PackedRows(DType dtype, const uint8_t* packed, int64_t rows, int64_t cols,
                 const ActivationView& a, int64_t g0, int64_t g1, float* y) {
   if (dtype == DType::kQ8_0) {
-    PackedGroups<true>(packed, rows, cols, a, g0, g1, y);
+    PackedGroups<2>(packed, rows, cols, a, g0, g1, y);
+  } else if (dtype == DType::kQ5_0) {
+    PackedGroups<1>(packed, rows, cols, a, g0, g1, y);
   } else {
-    PackedGroups<false>(packed, rows, cols, a, g0, g1, y);
+    PackedGroups<0>(packed, rows, cols, a, g0, g1, y);
   }
 }
 

@@ -259,15 +259,16 @@ QuantRowsFn QuantRowsVnniFn() { return nullptr; }
 namespace gemma_local::cpu {
 
 bool PackRows8(DType dtype, const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out) {
-  if ((dtype != DType::kQ4_0 && dtype != DType::kQ8_0) || rows % 8 != 0 || cols % 32 != 0 ||
-      Chosen().name != "avx512vnni") {
+  if ((dtype != DType::kQ4_0 && dtype != DType::kQ5_0 && dtype != DType::kQ8_0) || rows % 8 != 0 ||
+      cols % 32 != 0 || Chosen().name != "avx512vnni") {
     return false;
   }
-  const bool q8 = dtype == DType::kQ8_0;
+  const bool q8 = dtype == DType::kQ8_0, q5 = dtype == DType::kQ5_0;
   const int64_t nb = cols / 32;
-  const int64_t in_block = q8 ? 34 : 18;
+  const int64_t in_block = Traits(dtype).block_bytes;
+  const int64_t qs_offset = q5 ? 6 : 2;  // q5_0 keeps 4 bytes of high bits before the nibbles
   const int chunks = q8 ? 8 : 4;
-  const int64_t out_block = 16 + 32 * chunks;
+  const int64_t out_block = 16 + 32 * (chunks + (q5 ? 1 : 0));
   out->assign(static_cast<size_t>(rows / 8 * nb * out_block), 0);
   for (int64_t g = 0; g < rows / 8; ++g) {
     for (int64_t b = 0; b < nb; ++b) {
@@ -275,11 +276,18 @@ bool PackRows8(DType dtype, const uint8_t* w, int64_t rows, int64_t cols, std::v
       for (int r = 0; r < 8; ++r) {
         const uint8_t* src = w + ((8 * g + r) * nb + b) * in_block;
         std::memcpy(dst + 2 * r, src, 2);  // f16 scale
+        uint32_t qh = 0;
+        if (q5) std::memcpy(&qh, src + 2, 4);
         for (int k = 0; k < chunks; ++k) {
           for (int i = 0; i < 4; ++i) {
-            uint8_t v = src[2 + 4 * k + i];
+            uint8_t v = src[qs_offset + 4 * k + i];
             if (q8) v ^= 0x80;  // w + 128 as an unsigned byte
             dst[16 + 32 * k + 4 * r + i] = v;
+            if (q5) {
+              // High bits of elements 4k+i (-> bit 2k) and 16+4k+i (-> bit 2k+1).
+              const uint8_t lo = (qh >> (4 * k + i)) & 1u, hi = (qh >> (16 + 4 * k + i)) & 1u;
+              dst[16 + 128 + 4 * r + i] |= static_cast<uint8_t>((lo << (2 * k)) | (hi << (2 * k + 1)));
+            }
           }
         }
       }

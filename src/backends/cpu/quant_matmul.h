@@ -85,11 +85,12 @@ QuantRowsFn QuantRowsVnniFn();
 
 namespace gemma_local::cpu {
 
-// Eight-row interleaved copies of q4_0 / q8_0 weights for the AVX-512 VNNI kernels (repacked once
+// Eight-row interleaved copies of q4_0 / q5_0 / q8_0 weights for the AVX-512 VNNI kernels (repacked once
 // at load). Per group of 8 rows and per 32-element block: the 8 rows' f16 scales (16 bytes), then
 // chunks of 32 bytes whose 4-byte lane r holds row r's quant bytes 4k..4k+3 (q4_0: 4 chunks, low
-// nibbles = elements 4k.., high nibbles = elements 16+4k..; q8_0: 8 chunks, stored biased as
-// w + 128). One vpdpbusd then advances 8 rows by 4 elements with one broadcast activation word.
+// nibbles = elements 4k.., high nibbles = elements 16+4k..; q5_0: the same 4 chunks plus one of
+// high bits, lane byte i holding bit 2k / 2k+1 for elements 4k+i / 16+4k+i; q8_0: 8 chunks, stored
+// biased as w + 128). One vpdpbusd then advances 8 rows by 4 elements with one broadcast activation word.
 //
 // True when `dtype`/`rows` allow it and this CPU runs the packed kernels; fills `out`.
 bool PackRows8(DType dtype, const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out);
