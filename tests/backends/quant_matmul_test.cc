@@ -178,9 +178,9 @@ TEST(QuantMatMul, RepackedWeightsMatchPlainBlocks) {
   std::mt19937 rng(19);
   ThreadPool pool1(1), pool2(2);
   bool any_packed = false;
-  for (DType t : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0}) {
+  for (DType t : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ4_K}) {
     for (const Shape& s : {Shape{8, 1, 1}, Shape{16, 3, 2}, Shape{40, 5, 5}, Shape{24, 36, 9}, Shape{13, 2, 3}}) {
-      const int64_t cols = s.blocks * 32;
+      const int64_t cols = s.blocks * Traits(t).block_elems;
       const auto w = RandomBlocks(t, s.rows, cols, rng);
       const auto x = RandomActivations(s.tokens * cols, rng);
       ref::MatrixView plain{t, w.data(), s.rows, cols};
@@ -190,6 +190,9 @@ TEST(QuantMatMul, RepackedWeightsMatchPlainBlocks) {
       if (s.rows % 8 != 0) {
         EXPECT_EQ(packed.packed, nullptr) << "rows not a multiple of 8 stay unpacked";
         continue;
+      }
+      if (std::string(cpu::QuantKernelIsa()) == "avx512vnni") {
+        ASSERT_NE(packed.packed, nullptr) << DTypeName(t) << ": VNNI CPUs pack these types";
       }
       if (packed.packed == nullptr) continue;  // this CPU has no packed kernels
       any_packed = true;

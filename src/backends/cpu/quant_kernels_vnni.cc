@@ -106,9 +106,86 @@ void PackedGroups(const uint8_t* packed, int64_t rows, int64_t cols, const Activ
   }
 }
 
+// q4_K, 8 rows x NT tokens per call (layout: quant_matmul.cc PackQ4K). Per sub-block the 8 rows'
+// integer dots accumulate in one vector (lanes = rows), are scaled by the rows' 6-bit scales, and
+// the whole super-block is converted to float once.
+template <int NT>
+void PackedQ4KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int64_t t0, int64_t rows,
+                   int64_t row0, float* y) {
+  constexpr int64_t kSuper = 32 + 128 + 1024;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[NT], corr[NT];
+  for (int t = 0; t < NT; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    corr[t] = _mm256_setzero_ps();
+  }
+  for (int64_t s = 0; s < nsb; ++s) {
+    const uint8_t* p = grp + s * kSuper;
+    __m256i total[NT];
+    for (int t = 0; t < NT; ++t) total[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      __m256i lo_sum[NT], hi_sum[NT];
+      for (int t = 0; t < NT; ++t) lo_sum[t] = hi_sum[t] = _mm256_setzero_si256();
+      for (int g = 0; g < 8; ++g) {
+        const __m256i v = LoadU(p + 160 + 32 * (8 * c + g));
+        const __m256i lo = _mm256_and_si256(v, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* x = a.q + (t0 + t) * a.cols + 256 * s + 64 * c + 4 * g;
+          int32_t x0, x1;
+          std::memcpy(&x0, x, 4);
+          std::memcpy(&x1, x + 32, 4);
+          lo_sum[t] = _mm256_dpbusd_epi32(lo_sum[t], lo, _mm256_set1_epi32(x0));
+          hi_sum[t] = _mm256_dpbusd_epi32(hi_sum[t], hi, _mm256_set1_epi32(x1));
+        }
+      }
+      const __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 32 + 8 * (2 * c))));
+      const __m256i sc_hi =
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 32 + 8 * (2 * c + 1))));
+      for (int t = 0; t < NT; ++t) {
+        total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(lo_sum[t], sc_lo));
+        total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(hi_sum[t], sc_hi));
+      }
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+    for (int t = 0; t < NT; ++t) {
+      const int16_t* bs = a.bsums + ((t0 + t) * a.cols + 256 * s) / 16;
+      __m256i msum = _mm256_setzero_si256();
+      for (int j = 0; j < 8; ++j) {
+        const __m256i m = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 96 + 8 * j)));
+        msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(m, _mm256_set1_epi32(bs[2 * j] + bs[2 * j + 1])));
+      }
+      const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nsb + s]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[t]), _mm256_mul_ps(d, dx), acc[t]);
+      corr[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin, dx), corr[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    alignas(32) float r8[8];
+    _mm256_store_ps(r8, _mm256_sub_ps(acc[t], corr[t]));
+    for (int r = 0; r < 8; ++r) y[(t0 + t) * rows + row0 + r] = r8[r];
+  }
+}
+
+void PackedQ4KGroups(const uint8_t* packed, int64_t rows, int64_t cols, const ActivationView& a,
+                     int64_t g0, int64_t g1, float* y) {
+  const int64_t nsb = cols / 256;
+  const int64_t group_bytes = nsb * (32 + 128 + 1024);
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* grp = packed + g * group_bytes;
+    int64_t t0 = 0;
+    for (; t0 + 4 <= a.n_tokens; t0 += 4) PackedQ4KTile<4>(grp, nsb, a, t0, rows, 8 * g, y);
+    for (; t0 + 2 <= a.n_tokens; t0 += 2) PackedQ4KTile<2>(grp, nsb, a, t0, rows, 8 * g, y);
+    for (; t0 < a.n_tokens; ++t0) PackedQ4KTile<1>(grp, nsb, a, t0, rows, 8 * g, y);
+  }
+}
+
 void PackedRows(DType dtype, const uint8_t* packed, int64_t rows, int64_t cols,
                 const ActivationView& a, int64_t g0, int64_t g1, float* y) {
-  if (dtype == DType::kQ8_0) {
+  if (dtype == DType::kQ4_K) {
+    PackedQ4KGroups(packed, rows, cols, a, g0, g1, y);
+  } else if (dtype == DType::kQ8_0) {
     PackedGroups<2>(packed, rows, cols, a, g0, g1, y);
   } else if (dtype == DType::kQ5_0) {
     PackedGroups<1>(packed, rows, cols, a, g0, g1, y);

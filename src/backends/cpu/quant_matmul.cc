@@ -258,9 +258,45 @@ QuantRowsFn QuantRowsVnniFn() { return nullptr; }
 
 namespace gemma_local::cpu {
 
+namespace {
+
+// q4_K, 8 rows per group, per super-block: d[8], dmin[8] (f16), scales[8 sub-blocks][8 rows],
+// mins[8][8] (u8), then 32 chunks (c = 0..3, g = 0..7) whose lane r holds row r's bytes
+// qs[32c + 4g .. +3]: low nibbles = elements 64c + 4g.., high nibbles = elements 64c + 32 + 4g...
+void PackQ4K(const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out) {
+  const int64_t nsb = cols / 256;
+  constexpr int64_t kOut = 32 + 128 + 1024;
+  out->assign(static_cast<size_t>(rows / 8 * nsb * kOut), 0);
+  for (int64_t g8 = 0; g8 < rows / 8; ++g8) {
+    for (int64_t s = 0; s < nsb; ++s) {
+      uint8_t* dst = out->data() + (g8 * nsb + s) * kOut;
+      for (int r = 0; r < 8; ++r) {
+        const uint8_t* src = w + ((8 * g8 + r) * nsb + s) * 144;
+        std::memcpy(dst + 2 * r, src, 2);
+        std::memcpy(dst + 16 + 2 * r, src + 2, 2);
+        uint8_t sc[8], m[8];
+        UnpackScalesMins(src + 4, sc, m);
+        for (int j = 0; j < 8; ++j) {
+          dst[32 + 8 * j + r] = sc[j];
+          dst[96 + 8 * j + r] = m[j];
+        }
+        for (int c = 0; c < 4; ++c) {
+          for (int g = 0; g < 8; ++g) std::memcpy(dst + 160 + 32 * (8 * c + g) + 4 * r, src + 16 + 32 * c + 4 * g, 4);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 bool PackRows8(DType dtype, const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out) {
-  if ((dtype != DType::kQ4_0 && dtype != DType::kQ5_0 && dtype != DType::kQ8_0) || rows % 8 != 0 ||
-      cols % 32 != 0 || Chosen().name != "avx512vnni") {
+  if (rows % 8 != 0 || Chosen().name != "avx512vnni") return false;
+  if (dtype == DType::kQ4_K && cols % 256 == 0) {
+    PackQ4K(w, rows, cols, out);
+    return true;
+  }
+  if ((dtype != DType::kQ4_0 && dtype != DType::kQ5_0 && dtype != DType::kQ8_0) || cols % 32 != 0) {
     return false;
   }
   const bool q8 = dtype == DType::kQ8_0, q5 = dtype == DType::kQ5_0;
