@@ -25,7 +25,7 @@ void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_
 void GeluMul(const Context& ctx, float* gate, const float* up, int64_t n);
 
 // Gives `w` a backend-specific copy of its weights when the backend computes faster from one
-// (CPU with AVX-512 VNNI: q4_0 / q5_0 / q8_0 interleaved 8 rows at a time). The copy is appended to
+// (CPU with AVX-512 VNNI: q4_0 / q5_0 / q8_0 / q4_K / q6_K interleaved 8 rows at a time). The copy is appended to
 // `storage`, which must outlive every use of `w`; otherwise `w` is left as it is. Results of
 // MatMul are the same either way up to f32 summation order.
 void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage);

@@ -178,7 +178,7 @@ TEST(QuantMatMul, RepackedWeightsMatchPlainBlocks) {
   std::mt19937 rng(19);
   ThreadPool pool1(1), pool2(2);
   bool any_packed = false;
-  for (DType t : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ4_K}) {
+  for (DType t : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
     for (const Shape& s : {Shape{8, 1, 1}, Shape{16, 3, 2}, Shape{40, 5, 5}, Shape{24, 36, 9}, Shape{13, 2, 3}}) {
       const int64_t cols = s.blocks * Traits(t).block_elems;
       const auto w = RandomBlocks(t, s.rows, cols, rng);

@@ -110,7 +110,7 @@ void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* 
   const int64_t block = cpu::ActivationBlock(w.dtype);
   if (w.packed != nullptr) {
     cpu::QuantizedActivations a;
-    cpu::QuantizeActivations(x, n_tokens, w.cols, w.dtype == DType::kQ4_K ? 256 : 32, &a);
+    cpu::QuantizeActivations(x, n_tokens, w.cols, cpu::ActivationBlock(w.dtype), &a);
     const int64_t groups = w.rows / 8;
     const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, w.cols * n_tokens));
     ctx.pool->ParallelFor(groups, grain, [&](int64_t g0, int64_t g1) {

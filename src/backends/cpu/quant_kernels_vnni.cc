@@ -181,9 +181,89 @@ void PackedQ4KGroups(const uint8_t* packed, int64_t rows, int64_t cols, const Ac
   }
 }
 
+// q6_K, 8 rows x NT tokens (layout: quant_matmul.cc PackQ6K). For each 32-element group
+// (n, g) the 8 rows' dots of its two 16-element halves are kept apart, scaled by the rows' int8
+// scales and accumulated; the offset 32 is removed with the per-16 activation sums.
+template <int NT>
+void PackedQ6KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int64_t t0, int64_t rows,
+                   int64_t row0, float* y) {
+  constexpr int64_t kSuper = 16 + 128 + 1024 + 512;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < nsb; ++s) {
+    const uint8_t* p = grp + s * kSuper;
+    __m256i total[NT];
+    for (int t = 0; t < NT; ++t) total[t] = _mm256_setzero_si256();
+    for (int n = 0; n < 2; ++n) {
+      for (int g = 0; g < 4; ++g) {
+        __m256i half0[NT], half1[NT];
+        for (int t = 0; t < NT; ++t) half0[t] = half1[t] = _mm256_setzero_si256();
+        for (int q = 0; q < 8; ++q) {
+          const __m256i l = LoadU(p + 144 + 32 * (16 * n + 8 * (g & 1) + q));
+          const __m256i h = LoadU(p + 1168 + 32 * (8 * n + q));
+          const __m256i lo = g < 2 ? _mm256_and_si256(l, low4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), low4);
+          __m256i hb = h;
+          if (g == 1) hb = _mm256_srli_epi16(h, 2);
+          if (g == 2) hb = _mm256_srli_epi16(h, 4);
+          if (g == 3) hb = _mm256_srli_epi16(h, 6);
+          const __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, two), 4));
+          for (int t = 0; t < NT; ++t) {
+            int32_t xw;
+            std::memcpy(&xw, a.q + (t0 + t) * a.cols + 256 * s + 128 * n + 32 * g + 4 * q, 4);
+            if (q < 4) {
+              half0[t] = _mm256_dpbusd_epi32(half0[t], u, _mm256_set1_epi32(xw));
+            } else {
+              half1[t] = _mm256_dpbusd_epi32(half1[t], u, _mm256_set1_epi32(xw));
+            }
+          }
+        }
+        const int k = 8 * n + 2 * g;
+        const __m256i s0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * k)));
+        const __m256i s1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * (k + 1))));
+        for (int t = 0; t < NT; ++t) {
+          total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(half0[t], s0));
+          total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(half1[t], s1));
+        }
+      }
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    for (int t = 0; t < NT; ++t) {
+      const int16_t* bs = a.bsums + ((t0 + t) * a.cols + 256 * s) / 16;
+      __m256i corr = _mm256_setzero_si256();
+      for (int k = 0; k < 16; ++k) {
+        const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * k)));
+        corr = _mm256_add_epi32(corr, _mm256_mullo_epi32(sc, _mm256_set1_epi32(32 * bs[k])));
+      }
+      const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nsb + s]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(total[t], corr)), _mm256_mul_ps(d, dx), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    alignas(32) float r8[8];
+    _mm256_store_ps(r8, acc[t]);
+    for (int r = 0; r < 8; ++r) y[(t0 + t) * rows + row0 + r] = r8[r];
+  }
+}
+
+void PackedQ6KGroups(const uint8_t* packed, int64_t rows, int64_t cols, const ActivationView& a,
+                     int64_t g0, int64_t g1, float* y) {
+  const int64_t nsb = cols / 256;
+  const int64_t group_bytes = nsb * (16 + 128 + 1024 + 512);
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* grp = packed + g * group_bytes;
+    int64_t t0 = 0;
+    for (; t0 + 4 <= a.n_tokens; t0 += 4) PackedQ6KTile<4>(grp, nsb, a, t0, rows, 8 * g, y);
+    for (; t0 + 2 <= a.n_tokens; t0 += 2) PackedQ6KTile<2>(grp, nsb, a, t0, rows, 8 * g, y);
+    for (; t0 < a.n_tokens; ++t0) PackedQ6KTile<1>(grp, nsb, a, t0, rows, 8 * g, y);
+  }
+}
+
 void PackedRows(DType dtype, const uint8_t* packed, int64_t rows, int64_t cols,
                 const ActivationView& a, int64_t g0, int64_t g1, float* y) {
-  if (dtype == DType::kQ4_K) {
+  if (dtype == DType::kQ6_K) {
+    PackedQ6KGroups(packed, rows, cols, a, g0, g1, y);
+  } else if (dtype == DType::kQ4_K) {
     PackedQ4KGroups(packed, rows, cols, a, g0, g1, y);
   } else if (dtype == DType::kQ8_0) {
     PackedGroups<2>(packed, rows, cols, a, g0, g1, y);

@@ -288,12 +288,45 @@ void PackQ4K(const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>*
   }
 }
 
+// q6_K, 8 rows per group, per super-block (1680 bytes = 8 x 210): d[8] (f16), scales[16][8]
+// (i8), 32 ql chunks (n = 0..1, gp = 0..1, q = 0..7; lane r = row r's ql[64n + 32gp + 4q .. +3]),
+// then 16 qh chunks (n, q; lane r = qh[32n + 4q .. +3]).
+void PackQ6K(const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out) {
+  const int64_t nsb = cols / 256;
+  constexpr int64_t kOut = 16 + 128 + 1024 + 512;
+  out->assign(static_cast<size_t>(rows / 8 * nsb * kOut), 0);
+  for (int64_t g8 = 0; g8 < rows / 8; ++g8) {
+    for (int64_t s = 0; s < nsb; ++s) {
+      uint8_t* dst = out->data() + (g8 * nsb + s) * kOut;
+      for (int r = 0; r < 8; ++r) {
+        const uint8_t* src = w + ((8 * g8 + r) * nsb + s) * 210;
+        std::memcpy(dst + 2 * r, src + 208, 2);
+        for (int k = 0; k < 16; ++k) dst[16 + 8 * k + r] = src[192 + k];
+        for (int n = 0; n < 2; ++n) {
+          for (int gp = 0; gp < 2; ++gp) {
+            for (int q = 0; q < 8; ++q) {
+              std::memcpy(dst + 144 + 32 * (16 * n + 8 * gp + q) + 4 * r, src + 64 * n + 32 * gp + 4 * q, 4);
+            }
+          }
+          for (int q = 0; q < 8; ++q) {
+            std::memcpy(dst + 1168 + 32 * (8 * n + q) + 4 * r, src + 128 + 32 * n + 4 * q, 4);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool PackRows8(DType dtype, const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out) {
   if (rows % 8 != 0 || Chosen().name != "avx512vnni") return false;
   if (dtype == DType::kQ4_K && cols % 256 == 0) {
     PackQ4K(w, rows, cols, out);
+    return true;
+  }
+  if (dtype == DType::kQ6_K && cols % 256 == 0) {
+    PackQ6K(w, rows, cols, out);
     return true;
   }
   if ((dtype != DType::kQ4_0 && dtype != DType::kQ5_0 && dtype != DType::kQ8_0) || cols % 32 != 0) {

@@ -90,7 +90,9 @@ namespace gemma_local::cpu {
 // chunks of 32 bytes whose 4-byte lane r holds row r's quant bytes 4k..4k+3 (q4_0: 4 chunks, low
 // nibbles = elements 4k.., high nibbles = elements 16+4k..; q5_0: the same 4 chunks plus one of
 // high bits, lane byte i holding bit 2k / 2k+1 for elements 4k+i / 16+4k+i; q8_0: 8 chunks, stored
-// biased as w + 128). One vpdpbusd then advances 8 rows by 4 elements with one broadcast activation word.
+// biased as w + 128). One vpdpbusd then advances 8 rows by 4 elements with one broadcast
+// activation word. q4_K and q6_K get the same treatment per super-block (layouts in
+// quant_matmul.cc: PackQ4K, PackQ6K); their sub-block scales become per-row vectors.
 //
 // True when `dtype`/`rows` allow it and this CPU runs the packed kernels; fills `out`.
 bool PackRows8(DType dtype, const uint8_t* w, int64_t rows, int64_t cols, std::vector<uint8_t>* out);
