@@ -60,6 +60,10 @@ class Checkpoint {
   Status ReplaceTensorData(const std::string& canonical_name, DType dtype,
                            std::shared_ptr<const std::vector<uint8_t>> data);
 
+  // True while every tensor's data lies in the read-only file mappings (nothing replaced), so
+  // pages of a tensor the backend has copied may be released back to the file.
+  bool all_tensors_file_backed() const { return owned_.empty(); }
+
   // Only for GGUF checkpoints (tokenizer metadata lives there); null otherwise.
   const gguf::GgufFile* gguf() const { return gguf_.get(); }
 

@@ -70,10 +70,12 @@ Status Gemma3::Init() {
     GL_ASSIGN_OR_RETURN(w.post_ffw_norm, Gain(b + "post_ffw_norm.weight"));
     // Linear RoPE scaling applies to global layers only (spec §2.2 step 4).
     w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
-    for (ref::MatrixView* m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) ops::RepackWeights(m, &packed_);
+    for (ref::MatrixView* m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) {
+      ops::RepackWeights(m, &packed_, ck_->all_tensors_file_backed());
+    }
     layers_.push_back(std::move(w));
   }
-  ops::RepackWeights(&lm_head_, &packed_);
+  ops::RepackWeights(&lm_head_, &packed_, ck_->all_tensors_file_backed());
   return Status::Ok();
 }
 

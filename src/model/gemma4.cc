@@ -134,11 +134,11 @@ Status Gemma4::Init() {
     }
     w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
     for (ref::MatrixView* m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down, &w.ple_gate, &w.ple_proj}) {
-      if (m->data != nullptr) ops::RepackWeights(m, &packed_);
+      if (m->data != nullptr) ops::RepackWeights(m, &packed_, ck_->all_tensors_file_backed());
     }
     layers_.push_back(std::move(w));
   }
-  ops::RepackWeights(&lm_head_, &packed_);
+  ops::RepackWeights(&lm_head_, &packed_, ck_->all_tensors_file_backed());
   return Status::Ok();
 }
 

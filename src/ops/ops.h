@@ -27,8 +27,11 @@ void GeluMul(const Context& ctx, float* gate, const float* up, int64_t n);
 // Gives `w` a backend-specific copy of its weights when the backend computes faster from one
 // (CPU with AVX-512 VNNI: q4_0 / q5_0 / q8_0 / q4_K / q6_K interleaved 8 rows at a time). The copy is appended to
 // `storage`, which must outlive every use of `w`; otherwise `w` is left as it is. Results of
-// MatMul are the same either way up to f32 summation order.
-void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage);
+// MatMul are the same either way up to f32 summation order. `source_is_file_mapping`: w.data lies
+// in a read-only file mapping, whose pages are then handed back to the OS (re-read from the file
+// if a row lookup touches them), so the weights are not resident twice.
+void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage,
+                   bool source_is_file_mapping);
 
 // Dot product of a weight row with an f32 vector, as MatMul computes it (for attention-style
 // loops that need single dots).

@@ -186,7 +186,7 @@ TEST(QuantMatMul, RepackedWeightsMatchPlainBlocks) {
       ref::MatrixView plain{t, w.data(), s.rows, cols};
       ref::MatrixView packed = plain;
       std::vector<std::vector<uint8_t>> storage;
-      ops::RepackWeights(&packed, &storage);
+      ops::RepackWeights(&packed, &storage, /*source_is_file_mapping=*/false);
       if (s.rows % 8 != 0) {
         EXPECT_EQ(packed.packed, nullptr) << "rows not a multiple of 8 stay unpacked";
         continue;

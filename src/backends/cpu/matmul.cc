@@ -10,6 +10,10 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 #include <cstring>
 #include <vector>
 #include <type_traits>
@@ -144,11 +148,23 @@ void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* 
 
 }  // namespace
 
-void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage) {
+void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage,
+                   bool source_is_file_mapping) {
   std::vector<uint8_t> packed;
   if (w->packed != nullptr || !cpu::PackRows8(w->dtype, w->data, w->rows, w->cols, &packed)) return;
   storage->push_back(std::move(packed));
   w->packed = storage->back().data();
+#if defined(__linux__)
+  if (source_is_file_mapping) {
+    // Only whole pages inside this tensor; MADV_DONTNEED on a private read-only file mapping
+    // drops the pages, later reads fault them in from the file again.
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const auto start = reinterpret_cast<uintptr_t>(w->data);
+    const uintptr_t begin = (start + page - 1) / page * page;
+    const uintptr_t end = (start + *DTypeByteSize(w->dtype, static_cast<uint64_t>(w->rows * w->cols))) / page * page;
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+#endif
 }
 
 void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y) {
