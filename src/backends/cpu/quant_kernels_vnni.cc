@@ -92,19 +92,6 @@ void Packed8Tile(const uint8_t* grp, int64_t nb, const ActivationView& a, int64_
   }
 }
 
-template <int kKind>
-void PackedGroups(const uint8_t* packed, int64_t rows, int64_t cols, const ActivationView& a,
-                  int64_t g0, int64_t g1, float* y) {
-  const int64_t nb = cols / 32;
-  const int64_t group_bytes = nb * (16 + 32 * (kKind == 2 ? 8 : kKind == 1 ? 5 : 4));
-  for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* grp = packed + g * group_bytes;
-    int64_t t0 = 0;
-    for (; t0 + 4 <= a.n_tokens; t0 += 4) Packed8Tile<kKind, 4>(grp, nb, a, t0, rows, 8 * g, y);
-    for (; t0 + 2 <= a.n_tokens; t0 += 2) Packed8Tile<kKind, 2>(grp, nb, a, t0, rows, 8 * g, y);
-    for (; t0 < a.n_tokens; ++t0) Packed8Tile<kKind, 1>(grp, nb, a, t0, rows, 8 * g, y);
-  }
-}
 
 // q4_K, 8 rows x NT tokens per call (layout: quant_matmul.cc PackQ4K). Per sub-block the 8 rows'
 // integer dots accumulate in one vector (lanes = rows), are scaled by the rows' 6-bit scales, and
@@ -168,18 +155,6 @@ void PackedQ4KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
   }
 }
 
-void PackedQ4KGroups(const uint8_t* packed, int64_t rows, int64_t cols, const ActivationView& a,
-                     int64_t g0, int64_t g1, float* y) {
-  const int64_t nsb = cols / 256;
-  const int64_t group_bytes = nsb * (32 + 128 + 1024);
-  for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* grp = packed + g * group_bytes;
-    int64_t t0 = 0;
-    for (; t0 + 4 <= a.n_tokens; t0 += 4) PackedQ4KTile<4>(grp, nsb, a, t0, rows, 8 * g, y);
-    for (; t0 + 2 <= a.n_tokens; t0 += 2) PackedQ4KTile<2>(grp, nsb, a, t0, rows, 8 * g, y);
-    for (; t0 < a.n_tokens; ++t0) PackedQ4KTile<1>(grp, nsb, a, t0, rows, 8 * g, y);
-  }
-}
 
 // q6_K, 8 rows x NT tokens (layout: quant_matmul.cc PackQ6K). For each 32-element group
 // (n, g) the 8 rows' dots of its two 16-element halves are kept apart, scaled by the rows' int8
@@ -246,31 +221,52 @@ void PackedQ6KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
   }
 }
 
-void PackedQ6KGroups(const uint8_t* packed, int64_t rows, int64_t cols, const ActivationView& a,
-                     int64_t g0, int64_t g1, float* y) {
-  const int64_t nsb = cols / 256;
-  const int64_t group_bytes = nsb * (16 + 128 + 1024 + 512);
+
+template <int N>
+struct TokenTile {
+  static constexpr int kTokens = N;
+};
+
+// tile_at(group, t0, TokenTile<NT>) for every 8-row group in [g0, g1) and all tokens: 4 tokens
+// per tile, then 2, then 1.
+template <typename TileAt>
+void EachGroupAndTile(int64_t g0, int64_t g1, int64_t n_tokens, const TileAt& tile_at) {
   for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* grp = packed + g * group_bytes;
     int64_t t0 = 0;
-    for (; t0 + 4 <= a.n_tokens; t0 += 4) PackedQ6KTile<4>(grp, nsb, a, t0, rows, 8 * g, y);
-    for (; t0 + 2 <= a.n_tokens; t0 += 2) PackedQ6KTile<2>(grp, nsb, a, t0, rows, 8 * g, y);
-    for (; t0 < a.n_tokens; ++t0) PackedQ6KTile<1>(grp, nsb, a, t0, rows, 8 * g, y);
+    for (; t0 + 4 <= n_tokens; t0 += 4) tile_at(g, t0, TokenTile<4>());
+    for (; t0 + 2 <= n_tokens; t0 += 2) tile_at(g, t0, TokenTile<2>());
+    for (; t0 < n_tokens; ++t0) tile_at(g, t0, TokenTile<1>());
   }
 }
 
 void PackedRows(DType dtype, const uint8_t* packed, int64_t rows, int64_t cols,
                 const ActivationView& a, int64_t g0, int64_t g1, float* y) {
-  if (dtype == DType::kQ6_K) {
-    PackedQ6KGroups(packed, rows, cols, a, g0, g1, y);
-  } else if (dtype == DType::kQ4_K) {
-    PackedQ4KGroups(packed, rows, cols, a, g0, g1, y);
-  } else if (dtype == DType::kQ8_0) {
-    PackedGroups<2>(packed, rows, cols, a, g0, g1, y);
-  } else if (dtype == DType::kQ5_0) {
-    PackedGroups<1>(packed, rows, cols, a, g0, g1, y);
-  } else {
-    PackedGroups<0>(packed, rows, cols, a, g0, g1, y);
+  const int64_t nsb = cols / 256, nb = cols / 32;
+  switch (dtype) {
+    case DType::kQ6_K:
+      EachGroupAndTile(g0, g1, a.n_tokens, [&](int64_t g, int64_t t0, auto tile) {
+        PackedQ6KTile<decltype(tile)::kTokens>(packed + g * nsb * 1680, nsb, a, t0, rows, 8 * g, y);
+      });
+      break;
+    case DType::kQ4_K:
+      EachGroupAndTile(g0, g1, a.n_tokens, [&](int64_t g, int64_t t0, auto tile) {
+        PackedQ4KTile<decltype(tile)::kTokens>(packed + g * nsb * 1184, nsb, a, t0, rows, 8 * g, y);
+      });
+      break;
+    case DType::kQ8_0:
+      EachGroupAndTile(g0, g1, a.n_tokens, [&](int64_t g, int64_t t0, auto tile) {
+        Packed8Tile<2, decltype(tile)::kTokens>(packed + g * nb * 272, nb, a, t0, rows, 8 * g, y);
+      });
+      break;
+    case DType::kQ5_0:
+      EachGroupAndTile(g0, g1, a.n_tokens, [&](int64_t g, int64_t t0, auto tile) {
+        Packed8Tile<1, decltype(tile)::kTokens>(packed + g * nb * 176, nb, a, t0, rows, 8 * g, y);
+      });
+      break;
+    default:  // q4_0
+      EachGroupAndTile(g0, g1, a.n_tokens, [&](int64_t g, int64_t t0, auto tile) {
+        Packed8Tile<0, decltype(tile)::kTokens>(packed + g * nb * 144, nb, a, t0, rows, 8 * g, y);
+      });
   }
 }
 
