@@ -21,6 +21,9 @@ struct MoeWeights {
   const WeightTensor* gate = nullptr;  // split form (gate and up separately), when not fused
   const WeightTensor* up = nullptr;
   const WeightTensor* down = nullptr;
+  // Per expert e: its gate, up and down matrices (views into the tensors above, repacked for the
+  // backend where it has a faster layout).
+  std::vector<ref::MatrixView> expert_gate, expert_up, expert_down;
   std::vector<float> post_norm_1, pre_norm_2, post_norm_2;
 };
 
@@ -131,6 +134,16 @@ Status Gemma4::Init() {
       if (m.down == nullptr || (m.gate_up == nullptr && (m.gate == nullptr || m.up == nullptr))) {
         return NotFoundError(ck_->path() + ": layer " + std::to_string(l) + " lacks its expert weights");
       }
+      const int64_t F = hp_.expert_ffn_size, H = hp_.hidden_size;
+      for (int64_t e = 0; e < hp_.n_experts; ++e) {
+        const bool fused = m.gate_up != nullptr;
+        m.expert_gate.push_back(fused ? ExpertRows(m.gate_up, e * 2 * F, F) : ExpertRows(m.gate, e * F, F));
+        m.expert_up.push_back(fused ? ExpertRows(m.gate_up, e * 2 * F + F, F) : ExpertRows(m.up, e * F, F));
+        m.expert_down.push_back(ExpertRows(m.down, e * H, H));
+        for (ref::MatrixView* v : {&m.expert_gate.back(), &m.expert_up.back(), &m.expert_down.back()}) {
+          ops::RepackWeights(v, &packed_, ck_->all_tensors_file_backed());
+        }
+      }
     }
     w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
     for (ref::MatrixView* m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down, &w.ple_gate, &w.ple_proj}) {
@@ -179,7 +192,7 @@ void Gemma4::Mlp(const ref::MatrixView& gate, const ref::MatrixView& up, const r
 // Tokens are grouped per expert so each expert's weights are read once per batch.
 void Gemma4::Experts(const LayerWeights& w, const float* r, int64_t T, float* out) const {
   const MoeWeights& m = w.experts;
-  const int64_t H = hp_.hidden_size, E = hp_.n_experts, K = hp_.n_experts_used, F = hp_.expert_ffn_size;
+  const int64_t H = hp_.hidden_size, E = hp_.n_experts, K = hp_.n_experts_used;
   const float eps = hp_.rms_norm_eps;
   std::vector<float> z(static_cast<size_t>(T * H)), h2(static_cast<size_t>(T * H)), logits(static_cast<size_t>(T * E));
   const float inv_sqrt_h = 1.0f / std::sqrt(static_cast<float>(H));
@@ -213,11 +226,8 @@ void Gemma4::Experts(const LayerWeights& w, const float* r, int64_t T, float* ou
     const int64_t n = static_cast<int64_t>(tokens.size());
     xin.resize(static_cast<size_t>(n * H));
     for (int64_t i = 0; i < n; ++i) std::copy_n(&h2[tokens[i].first * H], H, &xin[i * H]);
-    const ref::MatrixView gate = m.gate_up != nullptr ? ExpertRows(m.gate_up, e * 2 * F, F) : ExpertRows(m.gate, e * F, F);
-    const ref::MatrixView up = m.gate_up != nullptr ? ExpertRows(m.gate_up, e * 2 * F + F, F) : ExpertRows(m.up, e * F, F);
-    const ref::MatrixView down = ExpertRows(m.down, e * H, H);
     y.resize(static_cast<size_t>(n * H));
-    Mlp(gate, up, down, xin.data(), n, y.data());
+    Mlp(m.expert_gate[e], m.expert_up[e], m.expert_down[e], xin.data(), n, y.data());
     for (int64_t i = 0; i < n; ++i) {
       float* o = out + tokens[i].first * H;
       for (int64_t j = 0; j < H; ++j) o[j] += tokens[i].second * y[i * H + j];
