@@ -431,7 +431,7 @@ void TokenizerModel::EncodeSegment(std::string_view raw, EncodeState& st,
 bool TokenizerModel::SplitsBefore(std::string_view text, size_t pos) const {
   const auto c = static_cast<unsigned char>(text[pos - 1]);
   if (piece_before_space_[c]) return false;
-  if (algorithm_ == Algorithm::kSpmScores || !piece_before_space_['>']) return true;
+  if (algorithm_ == Algorithm::kSpmScores || !piece_before_space_[static_cast<unsigned char>('>')]) return true;
   // BPE: a character missing from the vocabulary becomes <0xNN> pieces, whose strings end in '>'.
   if (c < 0x80) return ascii_id_[c] >= 0;
   size_t j = pos - 1;
