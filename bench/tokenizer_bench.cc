@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
 #include "gemma_local/tokenizer.h"
 #include "model/hparams.h"
 #include "testgen/make_test_model.h"
@@ -81,24 +82,6 @@ class Rng {
  private:
   uint64_t s_;
 };
-
-void AppendCodePoint(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 constexpr const char* kWords[] = {"the",
                                   "of",
@@ -255,15 +238,15 @@ void AppendCjk(Rng& rng, std::string& out) {
   for (uint32_t c = 0; c < chars; ++c) {
     const uint32_t kind = rng.Below(20);
     if (kind < 12) {
-      AppendCodePoint(0x4E00 + rng.Below(0x1000), out);  // common CJK ideographs
+      AppendUtf8(0x4E00 + rng.Below(0x1000), out);  // common CJK ideographs
     } else if (kind < 15) {
-      AppendCodePoint(0x3041 + rng.Below(0x56), out);  // hiragana
+      AppendUtf8(0x3041 + rng.Below(0x56), out);  // hiragana
     } else if (kind < 17) {
-      AppendCodePoint(0xAC00 + rng.Below(0x2BA4), out);  // Hangul syllables
+      AppendUtf8(0xAC00 + rng.Below(0x2BA4), out);  // Hangul syllables
     } else if (kind < 18) {
-      AppendCodePoint(0x20000 + rng.Below(0x2000), out);  // extension B (4-byte)
+      AppendUtf8(0x20000 + rng.Below(0x2000), out);  // extension B (4-byte)
     } else {
-      AppendCodePoint(rng.Below(2) ? 0x3002 : 0xFF0C, out);  // 。 ，
+      AppendUtf8(rng.Below(2) ? 0x3002 : 0xFF0C, out);  // 。 ，
     }
   }
   out += "\n";
@@ -273,8 +256,8 @@ void AppendArabic(Rng& rng, std::string& out) {
   const uint32_t words = 5 + rng.Below(20);
   for (uint32_t w = 0; w < words; ++w) {
     const uint32_t letters = 2 + rng.Below(7);
-    for (uint32_t l = 0; l < letters; ++l) AppendCodePoint(0x0627 + rng.Below(0x24), out);
-    if (rng.Below(8) == 0) AppendCodePoint(0x064B + rng.Below(8), out);  // harakat
+    for (uint32_t l = 0; l < letters; ++l) AppendUtf8(0x0627 + rng.Below(0x24), out);
+    if (rng.Below(8) == 0) AppendUtf8(0x064B + rng.Below(8), out);  // harakat
     out += w + 1 < words ? " " : "\u06D4\n";
   }
 }
@@ -287,15 +270,15 @@ void AppendEmoji(Rng& rng, std::string& out) {
         out += "\U0001F468\u200D\U0001F469\u200D\U0001F467";
         break;  // ZWJ family
       case 1:   // a flag: two regional indicators
-        AppendCodePoint(0x1F1E6 + rng.Below(26), out);
-        AppendCodePoint(0x1F1E6 + rng.Below(26), out);
+        AppendUtf8(0x1F1E6 + rng.Below(26), out);
+        AppendUtf8(0x1F1E6 + rng.Below(26), out);
         break;
       case 2:
         out += "\U0001F44D";
-        AppendCodePoint(0x1F3FB + rng.Below(5), out);
+        AppendUtf8(0x1F3FB + rng.Below(5), out);
         break;
       default:
-        AppendCodePoint(0x1F600 + rng.Below(0x50), out);
+        AppendUtf8(0x1F600 + rng.Below(0x50), out);
     }
     if (rng.Below(3) == 0) out += ' ';
   }

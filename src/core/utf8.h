@@ -2,10 +2,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace gemma_local {
+
+// Appends code point `cp` (<= U+10FFFF) to `out` as UTF-8 (the caller excludes surrogates when
+// they matter).
+void AppendUtf8(uint32_t cp, std::string& out);
 
 // True iff `text` is well-formed UTF-8.
 bool IsValidUtf8(std::string_view text);

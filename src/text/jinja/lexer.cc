@@ -1,5 +1,7 @@
 #include "text/jinja/lexer.h"
 
+#include "core/utf8.h"
+
 #include <cstdio>
 
 namespace gemma_local::jinja {
@@ -67,24 +69,6 @@ std::string NormalizeNewlines(std::string_view src) {
   return out;
 }
 
-void AppendUtf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -146,7 +130,7 @@ Result<std::string> DecodeStringLiteral(std::string_view body) {
         }
         if (cp > 0x10ffff) return InvalidArgumentError("illegal Unicode character in escape");
         i += n;
-        AppendUtf8(out, cp);
+        AppendUtf8(cp, out);
         break;
       }
       default:
@@ -156,7 +140,7 @@ Result<std::string> DecodeStringLiteral(std::string_view body) {
                ++k) {
             cp = cp * 8 + static_cast<uint32_t>(body[++i] - '0');
           }
-          AppendUtf8(out, cp);
+          AppendUtf8(cp, out);
         } else {
           out += '\\';
           out += e;
