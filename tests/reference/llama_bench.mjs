@@ -19,7 +19,7 @@
 import {spawnSync} from "node:child_process";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
-import {getLlama, LlamaLogLevel} from "node-llama-cpp";
+import {loadCpuModel} from "./llama_cpu.mjs";
 
 const USAGE = `usage: node llama_bench.mjs --model FILE.gguf [--prompt-tokens 512] [--gen-tokens 128]
        [--threads 1] [--repetitions 3] [--seed 1] [--tokens 2,10,11] [--kv-type f16|f32]
@@ -122,30 +122,7 @@ async function timedRun(sequence, prompt, gen) {
 
 async function main() {
     const opts = parseArgs(process.argv.slice(2));
-    const logs = [];
-    const llama = await getLlama({
-        gpu: false,
-        build: "never",
-        usePrebuiltBinaries: true,
-        skipDownload: true,
-        progressLogs: false,
-        maxThreads: opts.threads,
-        logLevel: opts.verbose ? LlamaLogLevel.debug : LlamaLogLevel.warn,
-        logger: (level, message) => {
-            if (opts.verbose) process.stderr.write(`[llama.cpp ${level}] ${message}${message.endsWith("\n") ? "" : "\n"}`);
-            else if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) logs.push(message.trim());
-        }
-    });
-    if (llama.gpu !== false) throw new Error(`expected the CPU backend, got ${llama.gpu}`);
-
-    let model;
-    try {
-        model = await llama.loadModel({modelPath: path.resolve(opts.model), gpuLayers: 0, useMmap: true});
-    } catch (err) {
-        await new Promise((resolve) => setTimeout(resolve, 100)); // log lines arrive asynchronously
-        const detail = logs.length > 0 ? `: ${logs.join(" | ")}` : "";
-        throw new Error(`failed to load ${opts.model}: ${err?.message ?? err}${detail}`);
-    }
+    const {llama, model} = await loadCpuModel(opts);
     const metaTokens = model.fileInfo.metadata?.tokenizer?.ggml?.tokens;
     if (!Array.isArray(metaTokens)) throw new Error("the GGUF has no tokenizer.ggml.tokens (vocabulary size unknown)");
     const nVocab = metaTokens.length;

@@ -4,9 +4,8 @@
 // See README.md for the CLI contract.
 import {spawnSync} from "node:child_process";
 import os from "node:os";
-import path from "node:path";
 import {fileURLToPath} from "node:url";
-import {getLlama, LlamaLogLevel} from "node-llama-cpp";
+import {loadCpuModel} from "./llama_cpu.mjs";
 
 const USAGE = `usage: node llama_ref.mjs --model FILE.gguf (--tokens 2,10,11 | --text "raw text")
        [--top-k K=10] [--generate N=0] [--threads T] [--info]
@@ -75,30 +74,7 @@ function topK(probabilities, k) {
 
 async function main() {
     const opts = parseArgs(process.argv.slice(2));
-    const logs = [];
-    const llama = await getLlama({
-        gpu: false,               // CPU only
-        build: "never",           // never compile llama.cpp from source
-        usePrebuiltBinaries: true,
-        skipDownload: true,       // never download llama.cpp sources
-        progressLogs: false,
-        maxThreads: opts.threads,
-        logLevel: opts.verbose ? LlamaLogLevel.debug : LlamaLogLevel.warn,
-        logger: (level, message) => {
-            if (opts.verbose) process.stderr.write(`[llama.cpp ${level}] ${message}${message.endsWith("\n") ? "" : "\n"}`);
-            else if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) logs.push(message.trim());
-        }
-    });
-    if (llama.gpu !== false) throw new Error(`expected the CPU backend, got ${llama.gpu}`);
-
-    let model;
-    try {
-        model = await llama.loadModel({modelPath: path.resolve(opts.model), gpuLayers: 0, useMmap: true});
-    } catch (err) {
-        await new Promise((resolve) => setTimeout(resolve, 100)); // llama.cpp log lines arrive asynchronously
-        const detail = logs.length > 0 ? `: ${logs.join(" | ")}` : "";
-        throw new Error(`failed to load ${opts.model}: ${err?.message ?? err}${detail}`);
-    }
+    const {llama, model} = await loadCpuModel(opts);
 
     const metaTokens = model.fileInfo.metadata?.tokenizer?.ggml?.tokens;
     const nVocabMeta = Array.isArray(metaTokens) ? metaTokens.length : null;
