@@ -18,19 +18,6 @@ float F16At(const uint8_t* p) {
   return F16ToF32(h);
 }
 
-// q4_K / q5_K: 8 six-bit scales and mins packed into 12 bytes.
-void UnpackScalesMins(const uint8_t* s, uint8_t* sc, uint8_t* m) {
-  for (int j = 0; j < 8; ++j) {
-    if (j < 4) {
-      sc[j] = s[j] & 63;
-      m[j] = s[j + 4] & 63;
-    } else {
-      sc[j] = static_cast<uint8_t>((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
-      m[j] = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-    }
-  }
-}
-
 // Unsigned quant of element i of a 32-element block (q4_0 / q5_0 / q8_0 as stored).
 int32_t Q4_0At(const uint8_t* blk, int i) {
   const uint8_t b = blk[2 + (i & 15)];
@@ -161,6 +148,18 @@ const KernelChoice& Chosen() {
 }
 
 }  // namespace
+
+void UnpackScalesMins(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      sc[j] = s[j] & 63;
+      m[j] = s[j + 4] & 63;
+    } else {
+      sc[j] = static_cast<uint8_t>((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+      m[j] = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+  }
+}
 
 int64_t ActivationBlock(DType weight) {
   switch (weight) {

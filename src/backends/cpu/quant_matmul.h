@@ -50,6 +50,9 @@ struct QuantizedActivations {
   }
 };
 
+// q4_K / q5_K: the 8 six-bit sub-block scales and mins packed into 12 bytes at `s`.
+void UnpackScalesMins(const uint8_t* s, uint8_t* sc, uint8_t* m);
+
 // The activation block size the integer kernel of `weight` needs, or 0 when it has none.
 int64_t ActivationBlock(DType weight);
 
