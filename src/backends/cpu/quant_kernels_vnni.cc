@@ -17,6 +17,15 @@ namespace gemma_local::cpu {
 namespace vnni {
 namespace {
 
+// Software prefetch of the block `kPrefetchBlocks` blocks after p (block bytes `block`): the
+// packed kernels read each block in a different order than the hardware streamer expects, and
+// one core alone cannot keep enough misses in flight otherwise.
+inline void PrefetchAhead(const uint8_t* p, int64_t block) {
+  constexpr int64_t kPrefetchBytes = 8192;
+  const uint8_t* ahead = p + kPrefetchBytes;
+  for (int64_t off = 0; off < block; off += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
+}
+
 // Shift each 16-bit lane left (S > 0) or right (S < 0) by |S|.
 template <int S>
 inline __m256i ShiftBits(__m256i v) {
@@ -52,6 +61,7 @@ void Packed8Tile(const uint8_t* grp, int64_t nb, const ActivationView& a, int64_
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = grp + b * kBlockBytes;
+    PrefetchAhead(p, kBlockBytes);
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     __m256i w[8];
     if constexpr (kQ8) {
@@ -108,6 +118,7 @@ void PackedQ4KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
   }
   for (int64_t s = 0; s < nsb; ++s) {
     const uint8_t* p = grp + s * kSuper;
+    PrefetchAhead(p, kSuper);
     __m256i total[NT];
     for (int t = 0; t < NT; ++t) total[t] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
@@ -156,62 +167,66 @@ void PackedQ4KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
 }
 
 
-// q6_K, 8 rows x NT tokens (layout: quant_matmul.cc PackQ6K). For each 32-element group
-// (n, g) the 8 rows' dots of its two 16-element halves are kept apart, scaled by the rows' int8
-// scales and accumulated; the offset 32 is removed with the per-16 activation sums.
+// q6_K, 8 rows x NT tokens (layout: quant_matmul.cc PackQ6K). One pass over each (n, q) step
+// loads the two low-nibble vectors and the high-bit vector once and builds the 6-bit weights of
+// all four 32-element groups g; the 8 rows' dots of each 16-element half (one scale) accumulate
+// apart. The offset 32 is taken out before scaling, with the per-16 activation sums:
+// sum (u - 32) x = sum u x - 32 sum x.
 template <int NT>
 void PackedQ6KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int64_t t0, int64_t rows,
                    int64_t row0, float* y) {
   constexpr int64_t kSuper = 16 + 128 + 1024 + 512;
-  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t s = 0; s < nsb; ++s) {
     const uint8_t* p = grp + s * kSuper;
+    PrefetchAhead(p, kSuper);
     __m256i total[NT];
     for (int t = 0; t < NT; ++t) total[t] = _mm256_setzero_si256();
     for (int n = 0; n < 2; ++n) {
-      for (int g = 0; g < 4; ++g) {
-        __m256i half0[NT], half1[NT];
-        for (int t = 0; t < NT; ++t) half0[t] = half1[t] = _mm256_setzero_si256();
-        for (int q = 0; q < 8; ++q) {
-          const __m256i l = LoadU(p + 144 + 32 * (16 * n + 8 * (g & 1) + q));
+      for (int half = 0; half < 2; ++half) {
+        __m256i dot[NT][4];
+        for (int t = 0; t < NT; ++t) {
+          for (int g = 0; g < 4; ++g) dot[t][g] = _mm256_setzero_si256();
+        }
+        for (int q = 4 * half; q < 4 * half + 4; ++q) {
+          const __m256i l0 = LoadU(p + 144 + 32 * (16 * n + q));
+          const __m256i l1 = LoadU(p + 144 + 32 * (16 * n + 8 + q));
           const __m256i h = LoadU(p + 1168 + 32 * (8 * n + q));
-          const __m256i lo = g < 2 ? _mm256_and_si256(l, low4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), low4);
-          __m256i hb = h;
-          if (g == 1) hb = _mm256_srli_epi16(h, 2);
-          if (g == 2) hb = _mm256_srli_epi16(h, 4);
-          if (g == 3) hb = _mm256_srli_epi16(h, 6);
-          const __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, two), 4));
+          // (x & 0x0F) | (y & 0x30) as one ternary-logic op: bits 4-5 from y, the rest from x&15.
+          const __m256i hm[4] = {_mm256_and_si256(_mm256_slli_epi16(h, 4), bits45),
+                                 _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45),
+                                 _mm256_and_si256(h, bits45),
+                                 _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45)};
+          const __m256i u[4] = {_mm256_ternarylogic_epi32(l0, low4, hm[0], 0xEA),
+                                _mm256_ternarylogic_epi32(l1, low4, hm[1], 0xEA),
+                                _mm256_ternarylogic_epi32(_mm256_srli_epi16(l0, 4), low4, hm[2], 0xEA),
+                                _mm256_ternarylogic_epi32(_mm256_srli_epi16(l1, 4), low4, hm[3], 0xEA)};
           for (int t = 0; t < NT; ++t) {
-            int32_t xw;
-            std::memcpy(&xw, a.q + (t0 + t) * a.cols + 256 * s + 128 * n + 32 * g + 4 * q, 4);
-            if (q < 4) {
-              half0[t] = _mm256_dpbusd_epi32(half0[t], u, _mm256_set1_epi32(xw));
-            } else {
-              half1[t] = _mm256_dpbusd_epi32(half1[t], u, _mm256_set1_epi32(xw));
+            const int8_t* x = a.q + (t0 + t) * a.cols + 256 * s + 128 * n + 4 * q;
+            for (int g = 0; g < 4; ++g) {
+              int32_t xw;
+              std::memcpy(&xw, x + 32 * g, 4);
+              dot[t][g] = _mm256_dpbusd_epi32(dot[t][g], u[g], _mm256_set1_epi32(xw));
             }
           }
         }
-        const int k = 8 * n + 2 * g;
-        const __m256i s0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * k)));
-        const __m256i s1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * (k + 1))));
-        for (int t = 0; t < NT; ++t) {
-          total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(half0[t], s0));
-          total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(half1[t], s1));
+        for (int g = 0; g < 4; ++g) {
+          const int k = 8 * n + 2 * g + half;
+          const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * k)));
+          for (int t = 0; t < NT; ++t) {
+            const int16_t* bs = a.bsums + ((t0 + t) * a.cols + 256 * s) / 16;
+            const __m256i centered = _mm256_sub_epi32(dot[t][g], _mm256_set1_epi32(32 * bs[k]));
+            total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(centered, sc));
+          }
         }
       }
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     for (int t = 0; t < NT; ++t) {
-      const int16_t* bs = a.bsums + ((t0 + t) * a.cols + 256 * s) / 16;
-      __m256i corr = _mm256_setzero_si256();
-      for (int k = 0; k < 16; ++k) {
-        const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * k)));
-        corr = _mm256_add_epi32(corr, _mm256_mullo_epi32(sc, _mm256_set1_epi32(32 * bs[k])));
-      }
       const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nsb + s]);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(total[t], corr)), _mm256_mul_ps(d, dx), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[t]), _mm256_mul_ps(d, dx), acc[t]);
     }
   }
   for (int t = 0; t < NT; ++t) {
