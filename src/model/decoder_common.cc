@@ -78,30 +78,35 @@ void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, 
   const int64_t group = nh / hp.n_kv_heads[layer];
   const int64_t src = hp.kv_source[layer];
   const bool sliding = hp.is_sliding(layer) && hp.sliding_window > 0;
-  const int64_t n_pairs = static_cast<int64_t>(batch.size()) * nh;
-  ctx.pool->ParallelFor(n_pairs, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
-    for (int64_t pair = begin; pair < end; ++pair) {
-      const int64_t t = pair / nh;
-      const int64_t h = pair % nh;
+  const float softcap = hp.attn_logit_softcap ? *hp.attn_logit_softcap : 0.0f;
+  // A work item is one token and a run of query heads inside one KV group: the whole group when
+  // there are enough items to keep every thread busy (each K/V row is then read once per group),
+  // single heads otherwise (decode of one token).
+  const int64_t n_tokens = static_cast<int64_t>(batch.size());
+  const int64_t heads_per_item =
+      n_tokens * hp.n_kv_heads[layer] >= 2 * ctx.pool->size() ? group : 1;
+  const int64_t items_per_token = nh / heads_per_item;
+  ctx.pool->ParallelFor(n_tokens * items_per_token, 1, [&](int64_t begin, int64_t end) {
+    std::vector<const float*> k_rows, v_rows;
+    std::vector<float> scratch;
+    int64_t rows_token = -1;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / items_per_token;
+      const int64_t h0 = (item % items_per_token) * heads_per_item;
       const int64_t pos = batch[t].pos;
       const int64_t lo = sliding ? std::max<int64_t>(0, pos - hp.sliding_window + 1) : 0;
-      scores.resize(static_cast<size_t>(pos - lo + 1));
-      const float* qh = q + (t * nh + h) * d;
-      const int64_t kv_off = (h / group) * d;
-      for (int64_t j = lo; j <= pos; ++j) {
-        float s = ops::Dot(qh, cache.K(src, batch[t].seq, j) + kv_off, d) * hp.attention_scale;
-        if (hp.attn_logit_softcap) s = *hp.attn_logit_softcap * std::tanh(s / *hp.attn_logit_softcap);
-        scores[j - lo] = s;
+      if (rows_token != t) {  // the visible rows are the same for every head of a token
+        k_rows.clear();
+        v_rows.clear();
+        for (int64_t j = lo; j <= pos; ++j) {
+          k_rows.push_back(cache.K(src, batch[t].seq, j));
+          v_rows.push_back(cache.V(src, batch[t].seq, j));
+        }
+        rows_token = t;
       }
-      ref::Softmax(scores.data(), static_cast<int64_t>(scores.size()));
-      float* oh = out + (t * nh + h) * d;
-      std::fill(oh, oh + d, 0.0f);
-      for (int64_t j = lo; j <= pos; ++j) {
-        const float* vj = cache.V(src, batch[t].seq, j) + kv_off;
-        const float p = scores[j - lo];
-        for (int64_t i = 0; i < d; ++i) oh[i] += p * vj[i];
-      }
+      const int64_t kv_off = (h0 / group) * d;
+      ops::AttendGroup(q + (t * nh + h0) * d, heads_per_item, d, k_rows.data(), v_rows.data(), kv_off,
+                       pos - lo + 1, hp.attention_scale, softcap, &scratch, out + (t * nh + h0) * d);
     }
   });
 }

@@ -33,6 +33,12 @@ void GeluMul(const Context& ctx, float* gate, const float* up, int64_t n);
 void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage,
                    bool source_is_file_mapping);
 
+// ref::AttendGroup with SIMD dots, exp and accumulation (f32 sums). `scratch` is resized to
+// group * n floats and may be reused across calls (one per thread).
+void AttendGroup(const float* q, int64_t group, int64_t d, const float* const* k_rows,
+                 const float* const* v_rows, int64_t offset, int64_t n, float scale, float softcap,
+                 std::vector<float>* scratch, float* out);
+
 // Dot product of a weight row with an f32 vector, as MatMul computes it (for attention-style
 // loops that need single dots).
 float Dot(const float* a, const float* b, int64_t n);

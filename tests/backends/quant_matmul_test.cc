@@ -1,6 +1,7 @@
 // Quantized-weight matrix products: every SIMD kernel set against the portable integer kernels,
 // the portable kernels against the scalar dequantization reference (ref::MatMul on the 8-bit
 // activations' values), and ops::MatMul's independence from thread count and batch composition.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -210,6 +211,50 @@ TEST(QuantMatMul, RepackedWeightsMatchPlainBlocks) {
     }
   }
   if (!any_packed) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: plain kernels only";
+}
+
+// The activation quantizer against a plain transcription of its contract (round half to even
+// with std::nearbyint, scale amax / 127, per-block sums), on values that include exact ties, with
+// and without a thread pool.
+TEST(QuantMatMul, ActivationQuantizationRoundsHalfToEven) {
+  std::mt19937 rng(11);
+  for (int64_t block : {32, 256}) {
+    const int64_t tokens = 5, cols = 2 * 256;
+    std::vector<float> x = RandomActivations(tokens * cols, rng);
+    // Block 0 of token 0: amax 127 makes the scale 1, so k + 0.5 values are exact ties.
+    x[0] = 127.0f;
+    for (int i = 1; i < 16; ++i) x[static_cast<size_t>(i)] = static_cast<float>(i - 8) + 0.5f;
+    ThreadPool pool(2);
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      cpu::QuantizedActivations a;
+      cpu::QuantizeActivations(x.data(), tokens, cols, block, &a, p);
+      for (int64_t t = 0; t < tokens; ++t) {
+        for (int64_t b = 0; b < cols / block; ++b) {
+          const float* src = x.data() + t * cols + b * block;
+          float amax = 0.0f;
+          for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(src[i]));
+          const float d = amax / 127.0f, inv = d > 0.0f ? 1.0f / d : 0.0f;
+          ASSERT_EQ(a.d[static_cast<size_t>(t * (cols / block) + b)], d);
+          int32_t sum = 0;
+          for (int64_t i = 0; i < block; ++i) {
+            const int8_t want = static_cast<int8_t>(std::nearbyint(src[i] * inv));
+            ASSERT_EQ(a.q[static_cast<size_t>(t * cols + b * block + i)], want) << "t " << t << " i " << i;
+            sum += want;
+          }
+          if (block == 32) {
+            ASSERT_EQ(a.dsum[static_cast<size_t>(t * (cols / block) + b)], d * static_cast<float>(sum));
+          }
+        }
+      }
+      if (block == 256) {
+        for (size_t k = 0; k < a.bsums.size(); ++k) {
+          int32_t s16 = 0;
+          for (int i = 0; i < 16; ++i) s16 += a.q[16 * k + static_cast<size_t>(i)];
+          ASSERT_EQ(a.bsums[k], s16);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

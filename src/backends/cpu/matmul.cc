@@ -114,7 +114,7 @@ void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* 
   const int64_t block = cpu::ActivationBlock(w.dtype);
   if (w.packed != nullptr) {
     cpu::QuantizedActivations a;
-    cpu::QuantizeActivations(x, n_tokens, w.cols, cpu::ActivationBlock(w.dtype), &a);
+    cpu::QuantizeActivations(x, n_tokens, w.cols, cpu::ActivationBlock(w.dtype), &a, ctx.pool);
     const int64_t groups = w.rows / 8;
     const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, w.cols * n_tokens));
     ctx.pool->ParallelFor(groups, grain, [&](int64_t g0, int64_t g1) {
@@ -124,7 +124,7 @@ void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* 
   }
   if (block != 0 && w.cols % block == 0) {
     cpu::QuantizedActivations a;
-    cpu::QuantizeActivations(x, n_tokens, w.cols, block, &a);
+    cpu::QuantizeActivations(x, n_tokens, w.cols, block, &a, ctx.pool);
     const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, w.cols * n_tokens));
     ctx.pool->ParallelFor(w.rows, grain, [&](int64_t r0, int64_t r1) {
       cpu::QuantRows(w.dtype, w.data, w.rows, w.cols, a, r0, r1, y);

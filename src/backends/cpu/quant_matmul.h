@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/thread_pool.h"
 
 namespace gemma_local::cpu {
 
@@ -58,8 +59,9 @@ int64_t ActivationBlock(DType weight);
 
 // Quantizes x [n_tokens][cols] (cols a multiple of block) with round-to-nearest, scale
 // amax / 127 per block (all-zero blocks get scale 0).
+// Tokens are split over `pool` when one is given (same result either way).
 void QuantizeActivations(const float* x, int64_t n_tokens, int64_t cols, int64_t block,
-                         QuantizedActivations* out);
+                         QuantizedActivations* out, ThreadPool* pool = nullptr);
 
 // The name of the instruction set the integer kernels use on this CPU ("avx512vnni", "avx2" or
 // "portable").

@@ -1,5 +1,6 @@
 #include "ops/reference/ref_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -78,6 +79,31 @@ void LogSoftmax(const float* x, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - mx);
   const double lse = mx + std::log(sum);
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i] - lse);
+}
+
+void AttendGroup(const float* q, int64_t group, int64_t d, const float* const* k_rows,
+                 const float* const* v_rows, int64_t offset, int64_t n, float scale, float softcap,
+                 float* out) {
+  std::vector<double> p(static_cast<size_t>(n));
+  for (int64_t h = 0; h < group; ++h) {
+    const float* qh = q + h * d;
+    double mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0.0;
+      for (int64_t i = 0; i < d; ++i) s += static_cast<double>(qh[i]) * k_rows[j][offset + i];
+      s *= scale;
+      if (softcap > 0.0f) s = softcap * std::tanh(s / softcap);
+      p[static_cast<size_t>(j)] = s;
+      mx = std::max(mx, s);
+    }
+    double sum = 0.0;
+    for (double& v : p) sum += (v = std::exp(v - mx));
+    for (int64_t i = 0; i < d; ++i) {
+      double acc = 0.0;
+      for (int64_t j = 0; j < n; ++j) acc += p[static_cast<size_t>(j)] * v_rows[j][offset + i];
+      out[h * d + i] = static_cast<float>(acc / sum);
+    }
+  }
 }
 
 }  // namespace gemma_local::ref

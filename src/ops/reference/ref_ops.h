@@ -49,6 +49,15 @@ void RopeNeox(float* x, int64_t d, double p, const float* inv_freq);
 // In-place softmax over n values (max-subtracted, f64 sum).
 void Softmax(float* x, int64_t n);
 
+// Attention of `group` query heads that share one KV head, at one query position:
+//   s[h][j] = scale * dot(q_h, k_j), then cap * tanh(s / cap) when softcap > 0,
+//   out_h = sum_j softmax(s[h])_j * v_j        for h < group, j < n (n >= 1),
+// where q_h = q + h * d, k_j = k_rows[j] + offset, v_j = v_rows[j] + offset (d floats each) and
+// out_h = out + h * d. Sums in f64.
+void AttendGroup(const float* q, int64_t group, int64_t d, const float* const* k_rows,
+                 const float* const* v_rows, int64_t offset, int64_t n, float scale, float softcap,
+                 float* out);
+
 // log-softmax of n values into out.
 void LogSoftmax(const float* x, int64_t n, float* out);
 
