@@ -26,6 +26,14 @@ inline void PrefetchAhead(const uint8_t* p, int64_t block) {
   for (int64_t off = 0; off < block; off += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
 }
 
+// Four activation bytes in every 32-bit lane, straight from memory (a broadcast load, not a
+// shuffle: the shuffle port is what the dot products need).
+inline __m256i Broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
 // Shift each 16-bit lane left (S > 0) or right (S < 0) by |S|.
 template <int S>
 inline __m256i ShiftBits(__m256i v) {
@@ -59,7 +67,12 @@ void Packed8Tile(const uint8_t* grp, int64_t nb, const ActivationView& a, int64_
     corr[t] = _mm256_setzero_ps();
   }
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  for (int64_t b = 0; b < nb; ++b) {
+  // Per-token data advance with the block; token t sits t * cols bytes (t * nb scales) further.
+  const int64_t cols = a.cols;
+  const int8_t* xb = a.q + t0 * cols;
+  const float* db = a.d + t0 * nb;
+  const float* sb = a.dsum + t0 * nb;
+  for (int64_t b = 0; b < nb; ++b, xb += 32, ++db, ++sb) {
     const uint8_t* p = grp + b * kBlockBytes;
     PrefetchAhead(p, kBlockBytes);
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -80,18 +93,15 @@ void Packed8Tile(const uint8_t* grp, int64_t nb, const ActivationView& a, int64_
       }
     }
     for (int t = 0; t < NT; ++t) {
-      const int8_t* x = a.q + (t0 + t) * a.cols + 32 * b;
-      int32_t xw[8];
-      std::memcpy(xw, x, 32);
+      const int8_t* x = xb + t * cols;
       __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
       for (int g = 0; g < 8; g += 2) {
-        s0 = _mm256_dpbusd_epi32(s0, w[g], _mm256_set1_epi32(xw[g]));
-        s1 = _mm256_dpbusd_epi32(s1, w[g + 1], _mm256_set1_epi32(xw[g + 1]));
+        s0 = _mm256_dpbusd_epi32(s0, w[g], Broadcast4(x + 4 * g));
+        s1 = _mm256_dpbusd_epi32(s1, w[g + 1], Broadcast4(x + 4 * g + 4));
       }
-      const int64_t ib = (t0 + t) * nb + b;
-      const __m256 sc = _mm256_mul_ps(dw, _mm256_broadcast_ss(a.d + ib));
+      const __m256 sc = _mm256_mul_ps(dw, _mm256_broadcast_ss(db + t * nb));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), sc, acc[t]);
-      corr[t] = _mm256_fmadd_ps(dw, _mm256_broadcast_ss(a.dsum + ib), corr[t]);
+      corr[t] = _mm256_fmadd_ps(dw, _mm256_broadcast_ss(sb + t * nb), corr[t]);
     }
   }
   const __m256 off = _mm256_set1_ps(kOffset);
@@ -116,7 +126,12 @@ void PackedQ4KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
     acc[t] = _mm256_setzero_ps();
     corr[t] = _mm256_setzero_ps();
   }
-  for (int64_t s = 0; s < nsb; ++s) {
+  // Per-token data advance with the super-block; token t sits t * cols values further.
+  const int64_t cols = a.cols;
+  const int8_t* xs = a.q + t0 * cols;
+  const int16_t* bss = a.bsums + t0 * cols / 16;
+  const float* ds = a.d + t0 * nsb;
+  for (int64_t s = 0; s < nsb; ++s, xs += 256, bss += 16, ++ds) {
     const uint8_t* p = grp + s * kSuper;
     PrefetchAhead(p, kSuper);
     __m256i total[NT];
@@ -129,12 +144,9 @@ void PackedQ4KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
         const __m256i lo = _mm256_and_si256(v, low4);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
         for (int t = 0; t < NT; ++t) {
-          const int8_t* x = a.q + (t0 + t) * a.cols + 256 * s + 64 * c + 4 * g;
-          int32_t x0, x1;
-          std::memcpy(&x0, x, 4);
-          std::memcpy(&x1, x + 32, 4);
-          lo_sum[t] = _mm256_dpbusd_epi32(lo_sum[t], lo, _mm256_set1_epi32(x0));
-          hi_sum[t] = _mm256_dpbusd_epi32(hi_sum[t], hi, _mm256_set1_epi32(x1));
+          const int8_t* x = xs + t * cols + 64 * c + 4 * g;
+          lo_sum[t] = _mm256_dpbusd_epi32(lo_sum[t], lo, Broadcast4(x));
+          hi_sum[t] = _mm256_dpbusd_epi32(hi_sum[t], hi, Broadcast4(x + 32));
         }
       }
       const __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 32 + 8 * (2 * c))));
@@ -148,13 +160,13 @@ void PackedQ4KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
     for (int t = 0; t < NT; ++t) {
-      const int16_t* bs = a.bsums + ((t0 + t) * a.cols + 256 * s) / 16;
+      const int16_t* bs = bss + t * cols / 16;
       __m256i msum = _mm256_setzero_si256();
       for (int j = 0; j < 8; ++j) {
         const __m256i m = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 96 + 8 * j)));
         msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(m, _mm256_set1_epi32(bs[2 * j] + bs[2 * j + 1])));
       }
-      const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nsb + s]);
+      const __m256 dx = _mm256_broadcast_ss(ds + t * nsb);
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[t]), _mm256_mul_ps(d, dx), acc[t]);
       corr[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin, dx), corr[t]);
     }
@@ -179,7 +191,11 @@ void PackedQ6KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
   const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t s = 0; s < nsb; ++s) {
+  const int64_t cols = a.cols;
+  const int8_t* xs = a.q + t0 * cols;
+  const int16_t* bss = a.bsums + t0 * cols / 16;
+  const float* ds = a.d + t0 * nsb;
+  for (int64_t s = 0; s < nsb; ++s, xs += 256, bss += 16, ++ds) {
     const uint8_t* p = grp + s * kSuper;
     PrefetchAhead(p, kSuper);
     __m256i total[NT];
@@ -204,19 +220,15 @@ void PackedQ6KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
                                 _mm256_ternarylogic_epi32(_mm256_srli_epi16(l0, 4), low4, hm[2], 0xEA),
                                 _mm256_ternarylogic_epi32(_mm256_srli_epi16(l1, 4), low4, hm[3], 0xEA)};
           for (int t = 0; t < NT; ++t) {
-            const int8_t* x = a.q + (t0 + t) * a.cols + 256 * s + 128 * n + 4 * q;
-            for (int g = 0; g < 4; ++g) {
-              int32_t xw;
-              std::memcpy(&xw, x + 32 * g, 4);
-              dot[t][g] = _mm256_dpbusd_epi32(dot[t][g], u[g], _mm256_set1_epi32(xw));
-            }
+            const int8_t* x = xs + t * cols + 128 * n + 4 * q;
+            for (int g = 0; g < 4; ++g) dot[t][g] = _mm256_dpbusd_epi32(dot[t][g], u[g], Broadcast4(x + 32 * g));
           }
         }
         for (int g = 0; g < 4; ++g) {
           const int k = 8 * n + 2 * g + half;
           const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * k)));
           for (int t = 0; t < NT; ++t) {
-            const int16_t* bs = a.bsums + ((t0 + t) * a.cols + 256 * s) / 16;
+            const int16_t* bs = bss + t * cols / 16;
             const __m256i centered = _mm256_sub_epi32(dot[t][g], _mm256_set1_epi32(32 * bs[k]));
             total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(centered, sc));
           }
@@ -225,7 +237,7 @@ void PackedQ6KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     for (int t = 0; t < NT; ++t) {
-      const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nsb + s]);
+      const __m256 dx = _mm256_broadcast_ss(ds + t * nsb);
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[t]), _mm256_mul_ps(d, dx), acc[t]);
     }
   }
@@ -244,11 +256,13 @@ struct TokenTile {
 
 // tile_at(group, t0, TokenTile<NT>) for every 8-row group in [g0, g1) and all tokens: 4 tokens
 // per tile, then 2, then 1.
-template <typename TileAt>
+template <int kMaxTile = 4, typename TileAt>
 void EachGroupAndTile(int64_t g0, int64_t g1, int64_t n_tokens, const TileAt& tile_at) {
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t0 = 0;
-    for (; t0 + 4 <= n_tokens; t0 += 4) tile_at(g, t0, TokenTile<4>());
+    if constexpr (kMaxTile >= 4) {
+      for (; t0 + 4 <= n_tokens; t0 += 4) tile_at(g, t0, TokenTile<4>());
+    }
     for (; t0 + 2 <= n_tokens; t0 += 2) tile_at(g, t0, TokenTile<2>());
     for (; t0 < n_tokens; ++t0) tile_at(g, t0, TokenTile<1>());
   }

@@ -178,39 +178,20 @@ int64_t ActivationBlock(DType weight) {
 
 namespace {
 
-// Round to nearest, ties to even, for |v| < 2^22: adding and subtracting 1.5 * 2^23 leaves the
-// integer part in the mantissa under the default rounding mode. Same result as std::nearbyint,
-// but inline and vectorizable (nearbyint is a library call on baseline x86-64).
-inline float RoundHalfEven(float v) {
-  // IEEE arithmetic (no -ffast-math, which the build never uses) keeps the pair from folding.
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
-  return (v + kMagic) - kMagic;
-}
-
 void QuantizeActivationTokens(const float* x, int64_t t0, int64_t t1, QuantizedActivations* out) {
   const int64_t cols = out->cols, block = out->block, nb = cols / block;
+  std::vector<int32_t> sums16(static_cast<size_t>(cols / 16));
   for (int64_t t = t0; t < t1; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* src = x + t * cols + b * block;
-      int8_t* q = out->q.data() + t * cols + b * block;
-      float amax = 0.0f;
-      for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(src[i]));
-      const float d = amax / 127.0f;
-      const float inv = d > 0.0f ? 1.0f / d : 0.0f;
-      int32_t sum = 0;
-      for (int64_t i = 0; i < block; ++i) {
-        q[i] = static_cast<int8_t>(RoundHalfEven(src[i] * inv));
-        sum += q[i];
+    QuantizeActivationRow(x + t * cols, nb, block, out->q.data() + t * cols, out->d.data() + t * nb,
+                          sums16.data());
+    if (block == 32) {
+      for (int64_t b = 0; b < nb; ++b) {
+        out->dsum[static_cast<size_t>(t * nb + b)] =
+            out->d[static_cast<size_t>(t * nb + b)] * static_cast<float>(sums16[2 * b] + sums16[2 * b + 1]);
       }
-      out->d[static_cast<size_t>(t * nb + b)] = d;
-      if (block == 32) {
-        out->dsum[static_cast<size_t>(t * nb + b)] = d * static_cast<float>(sum);
-      } else {
-        for (int64_t k = 0; k < block / 16; ++k) {
-          int32_t s16 = 0;
-          for (int64_t i = 0; i < 16; ++i) s16 += q[16 * k + i];
-          out->bsums[static_cast<size_t>((t * cols + b * block) / 16 + k)] = static_cast<int16_t>(s16);
-        }
+    } else {
+      for (int64_t k = 0; k < cols / 16; ++k) {
+        out->bsums[static_cast<size_t>(t * cols / 16 + k)] = static_cast<int16_t>(sums16[k]);
       }
     }
   }

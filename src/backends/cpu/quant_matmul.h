@@ -63,6 +63,11 @@ int64_t ActivationBlock(DType weight);
 void QuantizeActivations(const float* x, int64_t n_tokens, int64_t cols, int64_t block,
                          QuantizedActivations* out, ThreadPool* pool = nullptr);
 
+// One row of QuantizeActivations (SIMD): n_blocks blocks of `block` values (a multiple of 16)
+// into q and d, plus the sum of each 16 quantized values into sums16.
+void QuantizeActivationRow(const float* x, int64_t n_blocks, int64_t block, int8_t* q, float* d,
+                           int32_t* sums16);
+
 // The name of the instruction set the integer kernels use on this CPU ("avx512vnni", "avx2" or
 // "portable").
 const char* QuantKernelIsa();
