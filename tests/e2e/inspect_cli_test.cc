@@ -53,6 +53,27 @@ TEST(InspectCli, JsonContractOnBothLayouts) {
       << "GGUF keeps output_norm and the 6 per-layer 1-D norms in f32";
 }
 
+// make-model keeps Gemma 4's heterogeneous layers (the llama.cpp consistency cases depend on it):
+// full layers with their own head dim and KV-head count, and --layers cannot flatten them.
+TEST(InspectCli, Gemma4PresetsKeepPerLayerShapes) {
+  TempDir dir;
+  CommandResult made = Cli("dev make-model --out " + dir.path() + " --preset g4-26b-like");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  CommandResult r = Cli("inspect --json " + dir.File("model.gguf"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["layer_groups"].size(), 2u);
+  EXPECT_EQ(j["layer_groups"][0]["layer_type"], "sliding");
+  EXPECT_EQ(j["layer_groups"][0]["head_dim"], 32);
+  EXPECT_EQ(j["layer_groups"][0]["n_kv_heads"], 2);
+  EXPECT_EQ(j["layer_groups"][1]["layer_type"], "full");
+  EXPECT_EQ(j["layer_groups"][1]["head_dim"], 64);
+  EXPECT_EQ(j["layer_groups"][1]["n_kv_heads"], 1);
+  CommandResult relayered = Cli("dev make-model --out " + dir.File("x") + " --preset g4-e2b-like --layers 4");
+  EXPECT_EQ(relayered.exit_code, 2);
+  EXPECT_NE(relayered.err.find("--layers cannot change a Gemma 4 preset"), std::string::npos) << relayered.err;
+}
+
 TEST(InspectCli, TextOutput) {
   TempDir dir;
   ASSERT_EQ(Cli("dev make-model --out " + dir.path() + " --preset g4-26b-like").exit_code, 0);

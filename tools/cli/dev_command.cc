@@ -29,7 +29,8 @@ CommandRunner RegisterDev(CLI::App& app) {
   dev->require_subcommand(1);
   CLI::App* mk = dev->add_subcommand("make-model", "Write a random-weight Gemma test model (GGUF + HF layouts)");
   mk->add_option("--out", o->out, "output directory (model.gguf and hf/ are written inside)")->required();
-  mk->add_option("--preset", o->preset, "shape preset: tiny, 1b-like, 4b-like, 27b-like, all-global, g4-e2b-like, g4-31b-like, g4-26b-like");
+  mk->add_option("--preset", o->preset, "shape preset: tiny, 1b-like, 4b-like, 27b-like, all-global, g4-e2b-like, g4-31b-like, g4-26b-like, "
+                 "g4-e2b-10l, g4-26b-a4b-6l");
   mk->add_option("--dtype", o->dtype, "weight dtype: f32, f16, bf16");
   mk->add_option("--seed", o->seed, "random seed");
   mk->add_option("--vocab", o->vocab, "synthetic vocabulary size (>= 512)");
@@ -63,12 +64,22 @@ CommandRunner RegisterDev(CLI::App& app) {
     if (o->window >= 0) hp.sliding_window = o->window;
     if (o->rope_scale > 0) hp.rope_full.linear_factor = static_cast<float>(o->rope_scale);
     const size_t n = static_cast<size_t>(hp.n_layers);
+    // Per-layer arrays keep the preset's values (Gemma 4's heterogeneous layers) unless an
+    // override or a new layer count replaces them with one value for every layer.
+    const bool relayer = n != n_old;
+    if (relayer && hp.family == ModelFamily::kGemma4) {
+      std::fprintf(stderr,
+                   "error: --layers cannot change a Gemma 4 preset (its layer types, KV sharing and "
+                   "per-layer shapes go together); presets g4-e2b-10l and g4-26b-a4b-6l have real "
+                   "dimensions with fewer layers\n");
+      return kExitUsage;
+    }
     const int64_t head_dim = o->head_dim > 0 ? o->head_dim : hp.head_dim[0];
-    hp.head_dim.assign(n, head_dim);
-    hp.n_kv_heads.assign(n, o->kv_heads > 0 ? o->kv_heads : hp.n_kv_heads[0]);
-    hp.ffn_size.assign(n, o->ffn > 0 ? o->ffn : hp.ffn_size[0]);
-    hp.has_v_proj.assign(n, true);
-    if (n != n_old || o->window >= 0) {
+    if (relayer || o->head_dim > 0) hp.head_dim.assign(n, head_dim);
+    if (relayer || o->kv_heads > 0) hp.n_kv_heads.assign(n, o->kv_heads > 0 ? o->kv_heads : hp.n_kv_heads[0]);
+    if (relayer || o->ffn > 0) hp.ffn_size.assign(n, o->ffn > 0 ? o->ffn : hp.ffn_size[0]);
+    if (relayer || o->kv_heads > 0 || o->head_dim > 0) hp.has_v_proj.assign(n, true);
+    if (relayer || o->window >= 0) {
       hp.layer_types = hp.sliding_window > 0 ? PeriodicLayerTypes(hp.n_layers, 6)
                                              : std::vector<LayerType>(n, LayerType::kFull);
     }

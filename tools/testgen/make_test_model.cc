@@ -152,7 +152,8 @@ Status WriteTextFile(const fs::path& path, const std::string& text) {
 }  // namespace
 
 std::vector<std::string> PresetNames() {
-  return {"tiny", "1b-like", "4b-like", "27b-like", "all-global", "g4-e2b-like", "g4-31b-like", "g4-26b-like"};
+  return {"tiny", "1b-like", "4b-like", "27b-like", "all-global", "g4-e2b-like", "g4-31b-like", "g4-26b-like",
+          "g4-e2b-10l", "g4-26b-a4b-6l"};
 }
 
 namespace {
@@ -169,9 +170,25 @@ Result<HParams> Gemma4Preset(const std::string& name) {
   hp.final_logit_softcap = 30.0f;
   hp.rope_full = RopeParams{1e6f, 1.0f, 0.25f};
   hp.rope_sliding = RopeParams{1e4f, 1.0f, 1.0f};
-  int64_t kv = 1, kv_full = 1, ffn = 128;
+  int64_t kv = 1, kv_full = 1, ffn = 128, head_dim = 32, head_dim_full = 64;
   bool k_eq_v = false, double_wide = false;
-  if (name == "g4-e2b-like") {
+  if (name == "g4-e2b-10l") {
+    // Gemma 4 E2B's dimensions with 10 of its 35 layers (two periods; the last 5 KV-shared like
+    // E2B's last 20, double-wide MLP there, PLE): for benchmarks.
+    hp.n_layers = 10, hp.hidden_size = 1536, hp.n_heads = 8, hp.sliding_window = 512;
+    hp.layer_types = PeriodicLayerTypes(10, 5);
+    hp.n_kv_shared_layers = 5;
+    hp.per_layer_input_size = 256;
+    double_wide = true;
+    ffn = 6144, head_dim = 256, head_dim_full = 512;
+  } else if (name == "g4-26b-a4b-6l") {
+    // Gemma 4 26B-A4B's dimensions with 6 of its 30 layers (one period: 5 sliding, 1 full with
+    // K=V), all 128 experts, top-8: for benchmarks.
+    hp.n_layers = 6, hp.hidden_size = 2816, hp.n_heads = 16, hp.sliding_window = 1024;
+    hp.layer_types = PeriodicLayerTypes(6, 6);
+    kv = 8, kv_full = 2, k_eq_v = true, ffn = 2112, head_dim = 256, head_dim_full = 512;
+    hp.n_experts = 128, hp.n_experts_used = 8, hp.expert_ffn_size = 704;
+  } else if (name == "g4-e2b-like") {
     // Period 5 like E2B, the last 5 layers KV-shared (donors: layer 3 sliding, 4 full), PLE,
     // double-wide MLP on shared layers.
     hp.n_layers = 10;
@@ -199,7 +216,7 @@ Result<HParams> Gemma4Preset(const std::string& name) {
   const int64_t first_shared = hp.n_layers - hp.n_kv_shared_layers;
   for (size_t i = 0; i < n; ++i) {
     const bool full = hp.layer_types[i] == LayerType::kFull;
-    hp.head_dim.push_back(full ? 64 : 32);
+    hp.head_dim.push_back(full ? head_dim_full : head_dim);
     hp.n_kv_heads.push_back(full && k_eq_v ? kv_full : kv);
     hp.has_v_proj.push_back(!(full && k_eq_v));
     const bool shared = hp.n_kv_shared_layers > 0 && static_cast<int64_t>(i) >= first_shared;
