@@ -2,6 +2,8 @@
 // everything inline. Work is split into contiguous index ranges; callers must make each index's
 // result independent of how ranges are assigned (that is what keeps outputs bit-identical across
 // thread counts). One ParallelFor at a time per pool (calls from several threads serialize).
+// Idle workers spin for ~100 us before sleeping, so back-to-back loops (a decode step) do not pay
+// a sleep and wake-up each.
 #pragma once
 
 #include <atomic>
@@ -37,9 +39,9 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  int busy_ = 0;
+  std::atomic<uint64_t> generation_{0};  // bumped (under mutex_) for each job
+  bool stop_ = false;                     // guarded by mutex_
+  std::atomic<int> busy_{0};              // workers still on the current job
   // The current job.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
