@@ -181,6 +181,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"g4_31b_like_f32", "--preset g4-31b-like --seed 22", 40, "f32"},
                       Case{"g4_26b_like_f32", "--preset g4-26b-like --seed 23", 40, "f32"},
                       Case{"g4_e2b_like_f16", "--preset g4-e2b-like --seed 24", 40, "f16"},
+                      Case{"g4_e4b_like_f32", "--preset g4-e4b-like --seed 25", 40, "f32"},
                       // Quantized: 1152-wide rows exercise the K-quant fallbacks (q5_0, q8_0),
                       // the 256-multiple shape every K-quant kernel.
                       Case{"1b_like_q4_0", "--preset 1b-like --layers 4 --ffn 2304 --seed 31", 64, "f32", "q4_0"},

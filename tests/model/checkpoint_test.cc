@@ -83,7 +83,7 @@ TEST_P(PresetTest, BothLayoutsDescribeTheSameModel) {
 
 INSTANTIATE_TEST_SUITE_P(Generator, PresetTest,
                          ::testing::Values("tiny", "1b-like", "4b-like", "27b-like", "all-global",
-                                           "g4-e2b-like", "g4-31b-like", "g4-26b-like"));
+                                           "g4-e2b-like", "g4-e4b-like", "g4-31b-like", "g4-26b-like"));
 
 TEST(Generator, HalfPrecisionLayoutsAgree) {
   for (DType dtype : {DType::kF16, DType::kBF16}) {

@@ -29,8 +29,8 @@ CommandRunner RegisterDev(CLI::App& app) {
   dev->require_subcommand(1);
   CLI::App* mk = dev->add_subcommand("make-model", "Write a random-weight Gemma test model (GGUF + HF layouts)");
   mk->add_option("--out", o->out, "output directory (model.gguf and hf/ are written inside)")->required();
-  mk->add_option("--preset", o->preset, "shape preset: tiny, 1b-like, 4b-like, 27b-like, all-global, g4-e2b-like, g4-31b-like, g4-26b-like, "
-                 "g4-e2b-10l, g4-26b-a4b-6l");
+  mk->add_option("--preset", o->preset, "shape preset: tiny, 1b-like, 4b-like, 27b-like, all-global, g4-e2b-like, g4-e4b-like, "
+                 "g4-31b-like, g4-26b-like, g4-e2b-10l, g4-26b-a4b-6l");
   mk->add_option("--dtype", o->dtype, "weight dtype: f32, f16, bf16");
   mk->add_option("--seed", o->seed, "random seed");
   mk->add_option("--vocab", o->vocab, "synthetic vocabulary size (>= 512)");

@@ -152,8 +152,8 @@ Status WriteTextFile(const fs::path& path, const std::string& text) {
 }  // namespace
 
 std::vector<std::string> PresetNames() {
-  return {"tiny", "1b-like", "4b-like", "27b-like", "all-global", "g4-e2b-like", "g4-31b-like", "g4-26b-like",
-          "g4-e2b-10l", "g4-26b-a4b-6l"};
+  return {"tiny", "1b-like", "4b-like", "27b-like", "all-global", "g4-e2b-like", "g4-e4b-like", "g4-31b-like",
+          "g4-26b-like", "g4-e2b-10l", "g4-26b-a4b-6l"};
 }
 
 namespace {
@@ -196,6 +196,15 @@ Result<HParams> Gemma4Preset(const std::string& name) {
     hp.n_kv_shared_layers = 5;
     hp.per_layer_input_size = 16;
     double_wide = true;
+  } else if (name == "g4-e4b-like") {
+    // Period 6 like E4B, sharing starting right after a full layer as in E4B (18 of 42 shared,
+    // donors 22 sliding and 23 full -> 6 of 12, donors 4 and 5), 2 KV heads on both layer types,
+    // PLE, no double-wide MLP.
+    hp.n_layers = 12;
+    hp.layer_types = PeriodicLayerTypes(12, 6);
+    hp.n_kv_shared_layers = 6;
+    hp.per_layer_input_size = 16;
+    kv = 2, kv_full = 2;
   } else if (name == "g4-31b-like") {
     hp.n_layers = 6;
     hp.layer_types = PeriodicLayerTypes(6, 6);
