@@ -179,10 +179,9 @@ void PackedQ4KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
 }
 
 
-// q6_K, 8 rows x NT tokens (layout: quant_matmul.cc PackQ6K). One pass over each (n, q) step
-// loads the two low-nibble vectors and the high-bit vector once and builds the 6-bit weights of
-// all four 32-element groups g; the 8 rows' dots of each 16-element half (one scale) accumulate
-// apart. The offset 32 is taken out before scaling, with the per-16 activation sums:
+// q6_K, 8 rows x NT tokens (layout: quant_matmul.cc PackQ6K). The 6-bit weights of two 32-element
+// groups are built from one low-nibble load and one high-bit load; the 8 rows' dots of each
+// 16-element half (one scale) accumulate apart. The offset 32 is taken out before scaling, with the per-16 activation sums:
 // sum (u - 32) x = sum u x - 32 sum x.
 template <int NT>
 void PackedQ6KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int64_t t0, int64_t rows,
@@ -202,35 +201,33 @@ void PackedQ6KTile(const uint8_t* grp, int64_t nsb, const ActivationView& a, int
     for (int t = 0; t < NT; ++t) total[t] = _mm256_setzero_si256();
     for (int n = 0; n < 2; ++n) {
       for (int half = 0; half < 2; ++half) {
-        __m256i dot[NT][4];
-        for (int t = 0; t < NT; ++t) {
-          for (int g = 0; g < 4; ++g) dot[t][g] = _mm256_setzero_si256();
-        }
-        for (int q = 4 * half; q < 4 * half + 4; ++q) {
-          const __m256i l0 = LoadU(p + 144 + 32 * (16 * n + q));
-          const __m256i l1 = LoadU(p + 144 + 32 * (16 * n + 8 + q));
-          const __m256i h = LoadU(p + 1168 + 32 * (8 * n + q));
-          // (x & 0x0F) | (y & 0x30) as one ternary-logic op: bits 4-5 from y, the rest from x&15.
-          const __m256i hm[4] = {_mm256_and_si256(_mm256_slli_epi16(h, 4), bits45),
-                                 _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45),
-                                 _mm256_and_si256(h, bits45),
-                                 _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45)};
-          const __m256i u[4] = {_mm256_ternarylogic_epi32(l0, low4, hm[0], 0xEA),
-                                _mm256_ternarylogic_epi32(l1, low4, hm[1], 0xEA),
-                                _mm256_ternarylogic_epi32(_mm256_srli_epi16(l0, 4), low4, hm[2], 0xEA),
-                                _mm256_ternarylogic_epi32(_mm256_srli_epi16(l1, 4), low4, hm[3], 0xEA)};
-          for (int t = 0; t < NT; ++t) {
-            const int8_t* x = xs + t * cols + 128 * n + 4 * q;
-            for (int g = 0; g < 4; ++g) dot[t][g] = _mm256_dpbusd_epi32(dot[t][g], u[g], Broadcast4(x + 32 * g));
+        // Groups g and g + 2 share one low-nibble vector (low and high nibbles) and the high-bit
+        // vector; two groups at a time keep the accumulators of four tokens in registers.
+        for (int g = 0; g < 2; ++g) {
+          __m256i dot[NT][2];
+          for (int t = 0; t < NT; ++t) dot[t][0] = dot[t][1] = _mm256_setzero_si256();
+          for (int q = 4 * half; q < 4 * half + 4; ++q) {
+            const __m256i l = LoadU(p + 144 + 32 * (16 * n + 8 * g + q));
+            const __m256i h = LoadU(p + 1168 + 32 * (8 * n + q));
+            // (x & 0x0F) | y as one ternary-logic op; y holds the two high bits at bits 4-5.
+            const __m256i h_lo = _mm256_and_si256(g == 0 ? _mm256_slli_epi16(h, 4) : _mm256_slli_epi16(h, 2), bits45);
+            const __m256i h_hi = _mm256_and_si256(g == 0 ? h : _mm256_srli_epi16(h, 2), bits45);
+            const __m256i u_lo = _mm256_ternarylogic_epi32(l, low4, h_lo, 0xEA);
+            const __m256i u_hi = _mm256_ternarylogic_epi32(_mm256_srli_epi16(l, 4), low4, h_hi, 0xEA);
+            for (int t = 0; t < NT; ++t) {
+              const int8_t* x = xs + t * cols + 128 * n + 4 * q;
+              dot[t][0] = _mm256_dpbusd_epi32(dot[t][0], u_lo, Broadcast4(x + 32 * g));
+              dot[t][1] = _mm256_dpbusd_epi32(dot[t][1], u_hi, Broadcast4(x + 32 * (g + 2)));
+            }
           }
-        }
-        for (int g = 0; g < 4; ++g) {
-          const int k = 8 * n + 2 * g + half;
-          const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * k)));
-          for (int t = 0; t < NT; ++t) {
-            const int16_t* bs = bss + t * cols / 16;
-            const __m256i centered = _mm256_sub_epi32(dot[t][g], _mm256_set1_epi32(32 * bs[k]));
-            total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(centered, sc));
+          for (int j = 0; j < 2; ++j) {
+            const int k = 8 * n + 2 * (g + 2 * j) + half;
+            const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16 + 8 * k)));
+            for (int t = 0; t < NT; ++t) {
+              const int16_t* bs = bss + t * cols / 16;
+              const __m256i centered = _mm256_sub_epi32(dot[t][j], _mm256_set1_epi32(32 * bs[k]));
+              total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(centered, sc));
+            }
           }
         }
       }
