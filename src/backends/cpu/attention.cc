@@ -12,26 +12,13 @@
 
 #include "ops/ops.h"
 
+// DotRow (per target).
+#include "backends/cpu/dot-inl.h"
+
 HWY_BEFORE_NAMESPACE();
 namespace gemma_local::cpu {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-HWY_INLINE float DotLanes(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n) {
-  const hn::ScalableTag<float> d;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  auto acc0 = hn::Zero(d);
-  auto acc1 = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + 2 * lanes <= n; i += 2 * lanes) {
-    acc0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc0);
-    acc1 = hn::MulAdd(hn::LoadU(d, a + i + lanes), hn::LoadU(d, b + i + lanes), acc1);
-  }
-  for (; i + lanes <= n; i += lanes) acc0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc0);
-  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
 
 // x[i] = exp(x[i] - mx) for i < n; returns their sum.
 HWY_INLINE float ExpShiftedSum(float* HWY_RESTRICT x, int64_t n, float mx) {
@@ -67,7 +54,7 @@ void AttendGroupImpl(const float* q, int64_t group, int64_t dim, const float* co
                      float* scores, float* out) {
   for (int64_t j = 0; j < n; ++j) {
     const float* k = k_rows[j] + offset;
-    for (int64_t h = 0; h < group; ++h) scores[h * n + j] = DotLanes(q + h * dim, k, dim) * scale;
+    for (int64_t h = 0; h < group; ++h) scores[h * n + j] = DotRow(q + h * dim, k, dim) * scale;
   }
   for (int64_t h = 0; h < group; ++h) {
     float* s = scores + h * n;

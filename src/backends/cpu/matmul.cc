@@ -23,50 +23,13 @@
 #include "ops/ops.h"
 #include "ops/reference/quant_ref.h"
 
+// DotRow (per target; after hwy/highway.h, before this file's own per-target code).
+#include "backends/cpu/dot-inl.h"
+
 HWY_BEFORE_NAMESPACE();
 namespace gemma_local::cpu {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-// Loads lanes of one weight row as f32.
-template <class D, typename T>
-HWY_INLINE hn::Vec<D> LoadF32(D d, const T* HWY_RESTRICT p) {
-  if constexpr (std::is_same_v<T, float>) {
-    return hn::LoadU(d, p);
-  } else {
-    const hn::Rebind<T, D> dn;
-    return hn::PromoteTo(d, hn::LoadU(dn, p));
-  }
-}
-
-template <typename T>
-HWY_INLINE float ToF32(T v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else {
-    uint16_t bits;
-    std::memcpy(&bits, &v, 2);
-    return std::is_same_v<T, hwy::float16_t> ? F16ToF32(bits) : Bf16ToF32(bits);
-  }
-}
-
-// Two accumulators hide FMA latency; the tail is summed in scalar order.
-template <typename T>
-HWY_INLINE float DotRow(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, int64_t n) {
-  const hn::ScalableTag<float> d;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  auto acc0 = hn::Zero(d);
-  auto acc1 = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + 2 * lanes <= n; i += 2 * lanes) {
-    acc0 = hn::MulAdd(LoadF32(d, w + i), hn::LoadU(d, x + i), acc0);
-    acc1 = hn::MulAdd(LoadF32(d, w + i + lanes), hn::LoadU(d, x + i + lanes), acc1);
-  }
-  for (; i + lanes <= n; i += lanes) acc0 = hn::MulAdd(LoadF32(d, w + i), hn::LoadU(d, x + i), acc0);
-  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
-  for (; i < n; ++i) sum += ToF32(w[i]) * x[i];
-  return sum;
-}
 
 template <typename T>
 void RowsT(const uint8_t* w, int64_t rows, int64_t cols, const float* x, int64_t n_tokens, int64_t r0, int64_t r1,
