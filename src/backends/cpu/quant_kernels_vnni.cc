@@ -253,13 +253,11 @@ struct TokenTile {
 
 // tile_at(group, t0, TokenTile<NT>) for every 8-row group in [g0, g1) and all tokens: 4 tokens
 // per tile, then 2, then 1.
-template <int kMaxTile = 4, typename TileAt>
+template <typename TileAt>
 void EachGroupAndTile(int64_t g0, int64_t g1, int64_t n_tokens, const TileAt& tile_at) {
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t0 = 0;
-    if constexpr (kMaxTile >= 4) {
-      for (; t0 + 4 <= n_tokens; t0 += 4) tile_at(g, t0, TokenTile<4>());
-    }
+    for (; t0 + 4 <= n_tokens; t0 += 4) tile_at(g, t0, TokenTile<4>());
     for (; t0 + 2 <= n_tokens; t0 += 2) tile_at(g, t0, TokenTile<2>());
     for (; t0 < n_tokens; ++t0) tile_at(g, t0, TokenTile<1>());
   }
