@@ -12,29 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace gemma_local {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Corpus
-
-void AppendUtf8(std::string& s, uint32_t cp) {
-  if (cp < 0x80) {
-    s.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    s.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    s.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 struct Script {
   const char* name;
@@ -371,7 +355,7 @@ class CorpusBuilder {
     std::string w;
     const size_t len = 1 + Uniform(8);
     for (size_t k = 0; k < len; ++k) {
-      AppendUtf8(w, sc.lo + static_cast<uint32_t>(Uniform(sc.hi - sc.lo + 1)));
+      AppendUtf8(sc.lo + static_cast<uint32_t>(Uniform(sc.hi - sc.lo + 1)), w);
     }
     return w;
   }
@@ -440,14 +424,14 @@ class CorpusBuilder {
       std::string s;
       const size_t k = 1 + Uniform(10);
       for (size_t j = 0; j < k; ++j) {
-        AppendUtf8(s, Coin(0.7) ? 'a' + static_cast<uint32_t>(Uniform(26))
-                                : 0x0410 + static_cast<uint32_t>(Uniform(32)));
+        AppendUtf8(Coin(0.7) ? 'a' + static_cast<uint32_t>(Uniform(26))
+                                : 0x0410 + static_cast<uint32_t>(Uniform(32)), s);
         for (size_t m = Uniform(Coin(0.1) ? 12 : 3); m > 0; --m) {
           static const uint32_t kRanges[][2] = {
               {0x0300, 0x036F}, {0x1AB0, 0x1AFF}, {0x1DC0, 0x1DFF}, {0x20D0, 0x20FF},
               {0xFE20, 0xFE2F}, {0x0591, 0x05BD}, {0x064B, 0x065F}, {0x093C, 0x094D}};
           const auto& r = kRanges[Uniform(std::size(kRanges))];
-          AppendUtf8(s, r[0] + static_cast<uint32_t>(Uniform(r[1] - r[0] + 1)));
+          AppendUtf8(r[0] + static_cast<uint32_t>(Uniform(r[1] - r[0] + 1)), s);
         }
         if (Coin(0.3)) s += " ";
       }
@@ -468,7 +452,7 @@ class CorpusBuilder {
                       : which == 2 ? 0x80 + static_cast<uint32_t>(Uniform(32))
                       : which == 3 ? 0x200B + static_cast<uint32_t>(Uniform(5))   // ZW*, LRM
                                    : 0x2028 + static_cast<uint32_t>(Uniform(8));  // LS, PS, bidi
-        AppendUtf8(s, cp);
+        AppendUtf8(cp, s);
         if (Coin(0.5)) s += Word();
       }
       out_.push_back(s);
@@ -548,7 +532,7 @@ class CorpusBuilder {
           cp = Coin(0.7) ? static_cast<uint32_t>(Uniform(0x10000))
                          : static_cast<uint32_t>(Uniform(0x110000));
         } while (cp >= 0xD800 && cp <= 0xDFFF);
-        AppendUtf8(s, cp);
+        AppendUtf8(cp, s);
       }
       out_.push_back(s);
     }

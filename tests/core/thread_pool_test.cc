@@ -1,6 +1,8 @@
 #include "core/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -33,6 +35,31 @@ TEST(ThreadPool, ReusableManyTimes) {
     pool.ParallelFor(100, 1, [&](int64_t b, int64_t e) { sum += e - b; });
   }
   EXPECT_EQ(sum.load(), 50000);
+}
+
+// Idle workers spin for a while and then sleep: jobs must start from both states, callers from
+// several threads must serialize, and a pool must shut down whether its workers spin or sleep.
+TEST(ThreadPool, WakesFromSpinningAndSleepingWorkersAndShutsDownFromBoth) {
+  for (int pause_us : {0, 3000}) {  // 3 ms is well past the spin window
+    ThreadPool pool(3);
+    std::atomic<int64_t> sum{0};
+    for (int round = 0; round < 20; ++round) {
+      pool.ParallelFor(64, 1, [&](int64_t b, int64_t e) { sum += e - b; });
+      std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
+    }
+    EXPECT_EQ(sum.load(), 20 * 64) << "pause " << pause_us;
+  }
+  { ThreadPool spinning(4); spinning.ParallelFor(8, 1, [](int64_t, int64_t) {}); }  // destroyed mid-spin
+  ThreadPool pool(2);
+  std::atomic<int64_t> sum{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 3; ++c) {
+    callers.emplace_back([&] {
+      for (int round = 0; round < 200; ++round) pool.ParallelFor(50, 1, [&](int64_t b, int64_t e) { sum += e - b; });
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(sum.load(), 3 * 200 * 50);
 }
 
 }  // namespace
