@@ -280,7 +280,8 @@ Result<WrittenModel> WriteTestModel(const TestModelOptions& options, const std::
   }
   TokenizerData tok;
   if (options.tokenizer == TokenizerSource::kSynthetic) {
-    GL_ASSIGN_OR_RETURN(tok, MakeSyntheticTokenizer(options.hparams.vocab_size > 0 ? options.hparams.vocab_size : 512));
+    GL_ASSIGN_OR_RETURN(tok, MakeSyntheticTokenizer(options.hparams.vocab_size > 0 ? options.hparams.vocab_size : 512,
+                                                  options.hparams.family == ModelFamily::kGemma4));
   } else {
     GL_ASSIGN_OR_RETURN(tok, LoadGemma3Tokenizer(options.tokenizer_dir));
   }

@@ -100,7 +100,7 @@ json HfTokenizerConfig(const TokenizerData& tok) {
 
 }  // namespace
 
-Result<TokenizerData> MakeSyntheticTokenizer(int64_t vocab_size) {
+Result<TokenizerData> MakeSyntheticTokenizer(int64_t vocab_size, bool gemma4_markers) {
   if (vocab_size < 512 || vocab_size > (1 << 20)) {
     return InvalidArgumentError("synthetic tokenizer: vocab_size must be in [512, 1048576], got " +
                                 std::to_string(vocab_size));
@@ -119,6 +119,16 @@ Result<TokenizerData> MakeSyntheticTokenizer(int64_t vocab_size) {
   add("<unk>", TokenType::kUnknown, 0);
   add("<mask>", TokenType::kControl, 0);
   for (int i = 0; tok.pieces.size() < 105; ++i) add("<unused" + std::to_string(i) + ">", TokenType::kControl, 0);
+  if (gemma4_markers) {
+    const std::pair<size_t, const char*> markers[] = {{50, "<|tool_response>"}, {100, "<|channel>"},
+                                                      {101, "<channel|>"},      {102, "<|tool_call>"},
+                                                      {103, "<tool_call|>"},    {104, "<|\"|>"}};
+    for (const auto& [id, piece] : markers) {
+      seen.erase(tok.pieces[id]);
+      tok.pieces[id] = piece;
+      seen.insert(piece);
+    }
+  }
   add("<start_of_turn>", TokenType::kControl, 0);
   add("<end_of_turn>", TokenType::kControl, 0);
   add("\n", TokenType::kNormal, 0);

@@ -30,8 +30,11 @@ struct TokenizerData {
 
 // A deterministic vocabulary of exactly `vocab_size` (>= 512) pieces with Gemma's special ids
 // (<pad> 0, <eos> 1, <bos> 2, <unk> 3, <mask> 4, <start_of_turn> 105, <end_of_turn> 106,
-// "\n" 107), 256 byte-fallback pieces, "▁", printable ASCII, then merged pieces.
-Result<TokenizerData> MakeSyntheticTokenizer(int64_t vocab_size);
+// "\n" 107), 256 byte-fallback pieces, "▁", printable ASCII, then merged pieces. With
+// `gemma4_markers`, six of the <unusedN> control ids become Gemma 4's reply markers (<|tool_response>
+// 50, <|channel> 100, <channel|> 101, <|tool_call> 102, <tool_call|> 103, <|"|> 104), so that
+// random-weight Gemma 4 models can emit thinking and tool-call markup.
+Result<TokenizerData> MakeSyntheticTokenizer(int64_t vocab_size, bool gemma4_markers = false);
 
 // The real tokenizer from `dir`/tokenizer.json and `dir`/tokenizer_config.json.
 Result<TokenizerData> LoadGemma3Tokenizer(const std::string& dir);
