@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: the Release build's suite, the same suite under AddressSanitizer +
-# UndefinedBehaviorSanitizer, and each libFuzzer target briefly. Run scripts/setup.sh first.
-# Environment: FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1, SKIP_FUZZ=1.
+# UndefinedBehaviorSanitizer, the concurrent tests (thread pool, engine, runtime) under
+# ThreadSanitizer, and each libFuzzer target briefly. Run scripts/setup.sh first.
+# Environment: FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1, SKIP_TSAN=1, SKIP_FUZZ=1,
+# GEMMA_LOCAL_REQUIRE_REFERENCES=1 (tests needing ../shared or the llama.cpp harness fail instead
+# of skipping; .ci/run sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="$(nproc)"
@@ -17,6 +20,17 @@ if [ "${SKIP_ASAN:-0}" != "1" ]; then
   cmake --build build/asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j"$jobs"
+fi
+
+if [ "${SKIP_TSAN:-0}" != "1" ]; then
+  echo "== ThreadSanitizer build and the concurrent tests"
+  cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_LOCAL_TSAN=ON \
+    -DGEMMA_LOCAL_BUILD_BENCH=OFF >/dev/null
+  cmake --build build/tsan -j"$jobs" --target core_tests runtime_tests
+  # Only the binaries built above: run them directly rather than through ctest's full list.
+  for t in core_tests runtime_tests; do
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 "build/tsan/tests/$t"
+  done
 fi
 
 if [ "${SKIP_FUZZ:-0}" != "1" ]; then

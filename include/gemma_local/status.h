@@ -22,6 +22,7 @@ enum class StatusCode {
   kCorruptData,       // a file's contents contradict its own format
   kUnsupported,       // well-formed but not something we can run (yet)
   kResourceExhausted, // a configured limit would be exceeded
+  kCancelled,         // the work was cancelled, or its engine shut down before it ran
   kInternal,          // our own bug; never reachable from input
 };
 
@@ -55,6 +56,7 @@ Status IoError(std::string message);
 Status CorruptDataError(std::string message);
 Status UnsupportedError(std::string message);
 Status ResourceExhaustedError(std::string message);
+Status CancelledError(std::string message);
 Status InternalError(std::string message);
 
 // Result<T> holds either a T or a non-OK Status.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 #include "ops/reference/quant_ref.h"
@@ -40,7 +41,7 @@ Result<std::vector<float>> BindVector(const Checkpoint& ck, const std::string& n
   return out;
 }
 
-Status ValidateBatch(const HParams& hp, const Batch& batch, const KvCache& cache) {
+Status ValidateBatch(const HParams& hp, const Batch& batch, const KvView& kv) {
   std::map<int32_t, int64_t> next;  // expected next position per sequence
   for (size_t i = 0; i < batch.size(); ++i) {
     const BatchEntry& e = batch[i];
@@ -49,11 +50,16 @@ Status ValidateBatch(const HParams& hp, const Batch& batch, const KvCache& cache
                                   " is outside the vocabulary [0, " + std::to_string(hp.vocab_size) + ")");
     }
     auto it = next.find(e.seq);
-    if (it == next.end()) it = next.emplace(e.seq, cache.Length(e.seq)).first;
+    if (it == next.end()) it = next.emplace(e.seq, kv.Length(e.seq)).first;
     if (e.pos != it->second) {
       return InvalidArgumentError("batch entry " + std::to_string(i) + ": sequence " + std::to_string(e.seq) +
                                   " continues at position " + std::to_string(it->second) + ", got " +
                                   std::to_string(e.pos));
+    }
+    if (e.pos >= kv.Reserved(e.seq)) {
+      return InvalidArgumentError("batch entry " + std::to_string(i) + ": position " + std::to_string(e.pos) +
+                                  " of sequence " + std::to_string(e.seq) +
+                                  " has no reserved KV row (reserve before Forward)");
     }
     ++it->second;
   }
@@ -71,8 +77,18 @@ std::vector<float> RopeInverseFrequencies(const RopeParams& rope, int64_t head_d
   return inv;
 }
 
+void WriteKv(const KvView& kv, int64_t layer, const Batch& batch, const float* k, const float* v) {
+  for (size_t t = 0; t < batch.size(); ++t) {
+    const KvBlockTable table = kv.Table(layer, batch[t].seq);
+    const auto bytes = static_cast<size_t>(table.row_elems) * sizeof(float);
+    // Rows exist: ValidateBatch checked the reservation.
+    std::memcpy(table.KRow(batch[t].pos), k + t * table.row_elems, bytes);
+    std::memcpy(table.VRow(batch[t].pos), v + t * table.row_elems, bytes);
+  }
+}
+
 void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, const Batch& batch,
-                     const float* q, const KvCache& cache, float* out) {
+                     const float* q, const KvView& kv, float* out) {
   const int64_t d = hp.head_dim[layer];
   const int64_t nh = hp.n_heads;
   const int64_t group = nh / hp.n_kv_heads[layer];
@@ -96,11 +112,12 @@ void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, 
       const int64_t pos = batch[t].pos;
       const int64_t lo = sliding ? std::max<int64_t>(0, pos - hp.sliding_window + 1) : 0;
       if (rows_token != t) {  // the visible rows are the same for every head of a token
+        const KvBlockTable table = kv.Table(src, batch[t].seq);
         k_rows.clear();
         v_rows.clear();
         for (int64_t j = lo; j <= pos; ++j) {
-          k_rows.push_back(cache.K(src, batch[t].seq, j));
-          v_rows.push_back(cache.V(src, batch[t].seq, j));
+          k_rows.push_back(table.KRow(j));
+          v_rows.push_back(table.VRow(j));
         }
         rows_token = t;
       }
@@ -146,17 +163,24 @@ void OutputLogits(const ops::Context& ctx, const HParams& hp, const ref::MatrixV
                   std::vector<float>* logits) {
   const int64_t H = hp.hidden_size;
   const int64_t V = lm_head.rows;
-  std::vector<float> y(static_cast<size_t>(H));
+  // y: [R, H], the normed rows that want logits.
+  std::vector<float> y;
   for (size_t t = 0; t < batch.size(); ++t) {
     if (!batch[t].want_logits) continue;
-    ref::RmsNorm(x + t * H, norm_gain.data(), 0.0f, H, hp.rms_norm_eps, y.data());
-    const size_t base = logits->size();
-    logits->resize(base + static_cast<size_t>(V));
-    ops::MatMul(ctx, lm_head, y.data(), 1, logits->data() + base);
-    if (hp.final_logit_softcap) {
-      const float cap = *hp.final_logit_softcap;
-      for (int64_t i = 0; i < V; ++i) (*logits)[base + i] = cap * std::tanh((*logits)[base + i] / cap);
-    }
+    y.resize(y.size() + static_cast<size_t>(H));
+    ref::RmsNorm(x + t * H, norm_gain.data(), 0.0f, H, hp.rms_norm_eps, y.data() + y.size() - H);
+  }
+  const int64_t R = static_cast<int64_t>(y.size()) / H;
+  logits->resize(static_cast<size_t>(R * V));
+  if (R == 0) return;
+  ops::MatMul(ctx, lm_head, y.data(), R, logits->data());
+  if (ctx.counters != nullptr) {
+    ++ctx.counters->lm_head_passes;
+    ctx.counters->logit_rows += R;
+  }
+  if (hp.final_logit_softcap) {
+    const float cap = *hp.final_logit_softcap;
+    for (float& l : *logits) l = cap * std::tanh(l / cap);
   }
 }
 

@@ -9,8 +9,8 @@
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "ops/ops.h"
-#include "runtime/batch.h"
-#include "runtime/kv_cache.h"
+#include "ops/batch.h"
+#include "ops/kv_view.h"
 
 namespace gemma_local {
 
@@ -24,8 +24,12 @@ Result<ref::MatrixView> BindMatrix(const Checkpoint& ck, const std::string& name
 // A 1-D weight as f32, plus `offset` per element (1 turns Gemma 3's stored w into 1 + w).
 Result<std::vector<float>> BindVector(const Checkpoint& ck, const std::string& name, float offset);
 
-// Every token id in range; within a sequence, positions continue the cache without gaps.
-Status ValidateBatch(const HParams& hp, const Batch& batch, const KvCache& cache);
+// Every token id in range; within a sequence, positions continue the cache without gaps and each
+// has a reserved KV row.
+Status ValidateBatch(const HParams& hp, const Batch& batch, const KvView& kv);
+
+// Stores K and V ([T, row_elems] each) of layer `layer` into the reserved rows of every entry.
+void WriteKv(const KvView& kv, int64_t layer, const Batch& batch, const float* k, const float* v);
 
 // NEOX inverse frequencies for a head of `head_dim`: theta^(-2i/d) / linear_factor for the first
 // partial_rotary_factor * d/2 pairs, 0 (no rotation) for the rest (Gemma 4 proportional RoPE).
@@ -34,7 +38,7 @@ std::vector<float> RopeInverseFrequencies(const RopeParams& rope, int64_t head_d
 // out[t] (n_heads * head_dim) = concat_h softmax(scale * q_h . K_j + causal/window mask) V_j over
 // the cached positions of batch[t].seq in layer hp.kv_source[layer]. Parallel over (token, head).
 void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, const Batch& batch,
-                     const float* q, const KvCache& cache, float* out);
+                     const float* q, const KvView& kv, float* out);
 
 // x[t] = embed[token_t] * sqrt(hidden) for every batch entry (x is resized to T * hidden).
 void EmbedTokens(const ref::MatrixView& embed, const Batch& batch, std::vector<float>* x);
@@ -47,17 +51,18 @@ void AddNormedBranch(const float* gain, float eps, int64_t n_rows, int64_t width
 void NormRopeHeads(const Batch& batch, int64_t n_heads, int64_t head_dim, const float* gain,
                    const std::vector<float>& inv_freq, float eps, float* x);
 
-// Appends one row of logits per entry with want_logits: lm_head . RMSNorm(x[t]) * norm_gain,
-// soft-capped when hp.final_logit_softcap is set.
+// One row of logits per entry with want_logits: lm_head . RMSNorm(x[t]) * norm_gain, soft-capped
+// when hp.final_logit_softcap is set. The rows are gathered first and the LM head (the largest
+// matrix: 262k rows) runs once for all of them; the result is bit-identical to one product per
+// row (MatMul does not depend on which tokens share a call).
 void OutputLogits(const ops::Context& ctx, const HParams& hp, const ref::MatrixView& lm_head,
                   const std::vector<float>& norm_gain, const Batch& batch, const float* x,
                   std::vector<float>* logits);
 
-// Constructs family `M` (constructor (checkpoint, ctx), Status Init()) and binds its weights.
+// Constructs family `M` (constructor (checkpoint), Status Init()) and binds its weights.
 template <typename M>
-Result<std::unique_ptr<Model>> LoadFamily(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
-  if (ctx.pool == nullptr) return InvalidArgumentError("loading a model: the ops context has no thread pool");
-  auto model = std::make_unique<M>(std::move(checkpoint), ctx);
+Result<std::unique_ptr<Model>> LoadFamily(std::shared_ptr<const Checkpoint> checkpoint) {
+  auto model = std::make_unique<M>(std::move(checkpoint));
   GL_RETURN_IF_ERROR(model->Init());
   return std::unique_ptr<Model>(std::move(model));
 }

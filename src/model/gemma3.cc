@@ -20,12 +20,12 @@ struct LayerWeights {
 
 class Gemma3 final : public Model {
  public:
-  Gemma3(std::shared_ptr<const Checkpoint> ck, const ops::Context& ctx)
-      : ck_(std::move(ck)), hp_(ck_->hparams()), ctx_(ctx) {}
+  explicit Gemma3(std::shared_ptr<const Checkpoint> ck) : ck_(std::move(ck)), hp_(ck_->hparams()) {}
 
   Status Init();
   const HParams& hparams() const override { return hp_; }
-  Status Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const override;
+  Status Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+                 std::vector<float>* logits) const override;
 
  private:
   Result<ref::MatrixView> Matrix(const std::string& name) const { return BindMatrix(*ck_, name); }
@@ -36,7 +36,6 @@ class Gemma3 final : public Model {
 
   std::shared_ptr<const Checkpoint> ck_;
   HParams hp_;
-  ops::Context ctx_;
   ref::MatrixView embed_;
   ref::MatrixView lm_head_;
   std::vector<std::vector<uint8_t>> packed_;  // backend copies the views above point into
@@ -79,9 +78,10 @@ Status Gemma3::Init() {
   return Status::Ok();
 }
 
-Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const {
+Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+                       std::vector<float>* logits) const {
   logits->clear();
-  GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, cache));
+  GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, kv));
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const float eps = hp_.rms_norm_eps;
@@ -95,17 +95,15 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     const int64_t nkv = hp_.n_kv_heads[l] * d;
     for (int64_t t = 0; t < T; ++t) ref::RmsNorm(&x[t * H], w.attn_norm.data(), 0.0f, H, eps, &h[t * H]);
     std::vector<float> q(static_cast<size_t>(T * nq)), k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
-    ops::MatMul(ctx_, w.q, h.data(), T, q.data());
-    ops::MatMul(ctx_, w.k, h.data(), T, k.data());
-    ops::MatMul(ctx_, w.v, h.data(), T, v.data());
+    ops::MatMul(ctx, w.q, h.data(), T, q.data());
+    ops::MatMul(ctx, w.k, h.data(), T, k.data());
+    ops::MatMul(ctx, w.v, h.data(), T, v.data());
     NormRopeHeads(batch, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
     NormRopeHeads(batch, hp_.n_kv_heads[l], d, w.k_norm.data(), w.inv_freq, eps, k.data());
-    for (int64_t t = 0; t < T; ++t) {
-      GL_RETURN_IF_ERROR(cache.Write(l, batch[t].seq, batch[t].pos, &k[t * nkv], &v[t * nkv]));
-    }
+    WriteKv(kv, l, batch, k.data(), v.data());
     std::vector<float> attn(static_cast<size_t>(T * nq));
-    CausalAttention(ctx_, hp_, l, batch, q.data(), cache, attn.data());
-    ops::MatMul(ctx_, w.o, attn.data(), T, branch.data());
+    CausalAttention(ctx, hp_, l, batch, q.data(), kv, attn.data());
+    ops::MatMul(ctx, w.o, attn.data(), T, branch.data());
     for (int64_t t = 0; t < T; ++t) {
       ref::RmsNorm(&branch[t * H], w.post_attn_norm.data(), 0.0f, H, eps, &branch[t * H]);
       for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
@@ -113,20 +111,20 @@ Status Gemma3::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     }
     const int64_t ff = hp_.ffn_size[l];
     std::vector<float> gate(static_cast<size_t>(T * ff)), up(static_cast<size_t>(T * ff));
-    ops::MatMul(ctx_, w.gate, h.data(), T, gate.data());
-    ops::MatMul(ctx_, w.up, h.data(), T, up.data());
-    ops::GeluMul(ctx_, gate.data(), up.data(), static_cast<int64_t>(gate.size()));
-    ops::MatMul(ctx_, w.down, gate.data(), T, branch.data());
+    ops::MatMul(ctx, w.gate, h.data(), T, gate.data());
+    ops::MatMul(ctx, w.up, h.data(), T, up.data());
+    ops::GeluMul(ctx, gate.data(), up.data(), static_cast<int64_t>(gate.size()));
+    ops::MatMul(ctx, w.down, gate.data(), T, branch.data());
     AddNormedBranch(w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
   }
-  OutputLogits(ctx_, hp_, lm_head_, output_norm_, batch, x.data(), logits);
+  OutputLogits(ctx, hp_, lm_head_, output_norm_, batch, x.data(), logits);
   return Status::Ok();
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
-  return LoadFamily<Gemma3>(std::move(checkpoint), ctx);
+Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint) {
+  return LoadFamily<Gemma3>(std::move(checkpoint));
 }
 
 }  // namespace gemma_local

@@ -49,24 +49,23 @@ ref::MatrixView ExpertRows(const WeightTensor* t, int64_t first_row, int64_t n_r
 
 class Gemma4 final : public Model {
  public:
-  Gemma4(std::shared_ptr<const Checkpoint> ck, const ops::Context& ctx)
-      : ck_(std::move(ck)), hp_(ck_->hparams()), ctx_(ctx) {}
+  explicit Gemma4(std::shared_ptr<const Checkpoint> ck) : ck_(std::move(ck)), hp_(ck_->hparams()) {}
 
   Status Init();
   const HParams& hparams() const override { return hp_; }
-  Status Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const override;
+  Status Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+                 std::vector<float>* logits) const override;
 
  private:
   Result<ref::MatrixView> Matrix(const std::string& name) const { return BindMatrix(*ck_, name); }
   Result<std::vector<float>> Gain(const std::string& name) const { return BindVector(*ck_, name, 0.0f); }
-  void PerLayerInputs(const Batch& batch, const float* x0, std::vector<float>* ple) const;
-  void Mlp(const ref::MatrixView& gate, const ref::MatrixView& up, const ref::MatrixView& down, const float* in,
-           int64_t n, float* out) const;
-  void Experts(const LayerWeights& w, const float* residual, int64_t T, float* out) const;
+  void PerLayerInputs(const ops::Context& ctx, const Batch& batch, const float* x0, std::vector<float>* ple) const;
+  void Mlp(const ops::Context& ctx, const ref::MatrixView& gate, const ref::MatrixView& up,
+           const ref::MatrixView& down, const float* in, int64_t n, float* out) const;
+  void Experts(const ops::Context& ctx, const LayerWeights& w, const float* residual, int64_t T, float* out) const;
 
   std::shared_ptr<const Checkpoint> ck_;
   HParams hp_;
-  ops::Context ctx_;
   ref::MatrixView embed_, lm_head_, ple_embed_, ple_model_proj_;
   std::vector<std::vector<uint8_t>> packed_;  // backend copies the views above/below point into
   std::vector<float> output_norm_, ple_proj_norm_;
@@ -156,11 +155,12 @@ Status Gemma4::Init() {
 }
 
 // PLE (spec §2.3.2): ple[t] = (norm(W_proj x0 / sqrt(H)) + E_ple[token] * sqrt(P)) / sqrt(2), [L, P].
-void Gemma4::PerLayerInputs(const Batch& batch, const float* x0, std::vector<float>* ple) const {
+void Gemma4::PerLayerInputs(const ops::Context& ctx, const Batch& batch, const float* x0,
+                            std::vector<float>* ple) const {
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t L = hp_.n_layers, P = hp_.per_layer_input_size, LP = L * P;
   ple->assign(static_cast<size_t>(T * LP), 0.0f);
-  ops::MatMul(ctx_, ple_model_proj_, x0, T, ple->data());
+  ops::MatMul(ctx, ple_model_proj_, x0, T, ple->data());
   std::vector<float> row(static_cast<size_t>(LP));
   const float inv_sqrt_h = 1.0f / std::sqrt(static_cast<float>(hp_.hidden_size));
   const float sqrt_p = std::sqrt(static_cast<float>(P));
@@ -178,19 +178,19 @@ void Gemma4::PerLayerInputs(const Batch& batch, const float* x0, std::vector<flo
 }
 
 // out = down(gelu_tanh(gate in) * up in) for n rows.
-void Gemma4::Mlp(const ref::MatrixView& gate, const ref::MatrixView& up, const ref::MatrixView& down, const float* in,
-                 int64_t n, float* out) const {
+void Gemma4::Mlp(const ops::Context& ctx, const ref::MatrixView& gate, const ref::MatrixView& up,
+                 const ref::MatrixView& down, const float* in, int64_t n, float* out) const {
   std::vector<float> g(static_cast<size_t>(n * gate.rows)), u(static_cast<size_t>(n * up.rows));
-  ops::MatMul(ctx_, gate, in, n, g.data());
-  ops::MatMul(ctx_, up, in, n, u.data());
-  ops::GeluMul(ctx_, g.data(), u.data(), static_cast<int64_t>(g.size()));
-  ops::MatMul(ctx_, down, g.data(), n, out);
+  ops::MatMul(ctx, gate, in, n, g.data());
+  ops::MatMul(ctx, up, in, n, u.data());
+  ops::GeluMul(ctx, g.data(), u.data(), static_cast<int64_t>(g.size()));
+  ops::MatMul(ctx, down, g.data(), n, out);
 }
 
 // Routed experts (spec §2.3.4): router on the residual, softmax over all experts, top-k,
 // renormalise, per-expert scale; out[t] = post_norm_2(sum_e w_e * expert_e(pre_norm_2(r))).
 // Tokens are grouped per expert so each expert's weights are read once per batch.
-void Gemma4::Experts(const LayerWeights& w, const float* r, int64_t T, float* out) const {
+void Gemma4::Experts(const ops::Context& ctx, const LayerWeights& w, const float* r, int64_t T, float* out) const {
   const MoeWeights& m = w.experts;
   const int64_t H = hp_.hidden_size, E = hp_.n_experts, K = hp_.n_experts_used;
   const float eps = hp_.rms_norm_eps;
@@ -201,7 +201,7 @@ void Gemma4::Experts(const LayerWeights& w, const float* r, int64_t T, float* ou
     for (int64_t i = 0; i < H; ++i) z[t * H + i] *= m.router_scale[i] * inv_sqrt_h;
     ref::RmsNorm(r + t * H, m.pre_norm_2.data(), 0.0f, H, eps, &h2[t * H]);
   }
-  ops::MatMul(ctx_, m.router, z.data(), T, logits.data());
+  ops::MatMul(ctx, m.router, z.data(), T, logits.data());
   // Per expert: the tokens routed to it and their weights.
   std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));
   std::vector<int64_t> ids(static_cast<size_t>(E));
@@ -227,7 +227,7 @@ void Gemma4::Experts(const LayerWeights& w, const float* r, int64_t T, float* ou
     xin.resize(static_cast<size_t>(n * H));
     for (int64_t i = 0; i < n; ++i) std::copy_n(&h2[tokens[i].first * H], H, &xin[i * H]);
     y.resize(static_cast<size_t>(n * H));
-    Mlp(m.expert_gate[e], m.expert_up[e], m.expert_down[e], xin.data(), n, y.data());
+    Mlp(ctx, m.expert_gate[e], m.expert_up[e], m.expert_down[e], xin.data(), n, y.data());
     for (int64_t i = 0; i < n; ++i) {
       float* o = out + tokens[i].first * H;
       for (int64_t j = 0; j < H; ++j) o[j] += tokens[i].second * y[i * H + j];
@@ -236,9 +236,10 @@ void Gemma4::Experts(const LayerWeights& w, const float* r, int64_t T, float* ou
   for (int64_t t = 0; t < T; ++t) ref::RmsNorm(out + t * H, m.post_norm_2.data(), 0.0f, H, eps, out + t * H);
 }
 
-Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const {
+Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+                       std::vector<float>* logits) const {
   logits->clear();
-  GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, cache));
+  GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, kv));
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const int64_t P = hp_.per_layer_input_size;
@@ -246,7 +247,7 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
   std::vector<float> x;
   EmbedTokens(embed_, batch, &x);
   std::vector<float> ple;
-  if (P > 0) PerLayerInputs(batch, x.data(), &ple);
+  if (P > 0) PerLayerInputs(ctx, batch, x.data(), &ple);
   std::vector<float> h(x.size()), branch(x.size()), branch2(x.size());
   for (int64_t l = 0; l < hp_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
@@ -256,49 +257,47 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
     const int64_t nkv = nkv_heads * d;
     for (int64_t t = 0; t < T; ++t) ref::RmsNorm(&x[t * H], w.attn_norm.data(), 0.0f, H, eps, &h[t * H]);
     std::vector<float> q(static_cast<size_t>(T * nq));
-    ops::MatMul(ctx_, w.q, h.data(), T, q.data());
+    ops::MatMul(ctx, w.q, h.data(), T, q.data());
     NormRopeHeads(batch, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
     if (w.has_k) {
       // K = RoPE(norm_k(W_k h)); V = norm(W_v h), or of the raw K projection on K=V layers.
       std::vector<float> k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
-      ops::MatMul(ctx_, w.k, h.data(), T, k.data());
+      ops::MatMul(ctx, w.k, h.data(), T, k.data());
       if (w.has_v) {
-        ops::MatMul(ctx_, w.v, h.data(), T, v.data());
+        ops::MatMul(ctx, w.v, h.data(), T, v.data());
       } else {
         v = k;
       }
       NormRopeHeads(batch, nkv_heads, d, w.k_norm.data(), w.inv_freq, eps, k.data());
       for (int64_t r = 0; r < T * nkv_heads; ++r) ref::RmsNorm(&v[r * d], nullptr, 0.0f, d, eps, &v[r * d]);
-      for (int64_t t = 0; t < T; ++t) {
-        GL_RETURN_IF_ERROR(cache.Write(l, batch[t].seq, batch[t].pos, &k[t * nkv], &v[t * nkv]));
-      }
+      WriteKv(kv, l, batch, k.data(), v.data());
     }
     std::vector<float> attn(static_cast<size_t>(T * nq));
-    CausalAttention(ctx_, hp_, l, batch, q.data(), cache, attn.data());
-    ops::MatMul(ctx_, w.o, attn.data(), T, branch.data());
+    CausalAttention(ctx, hp_, l, batch, q.data(), kv, attn.data());
+    ops::MatMul(ctx, w.o, attn.data(), T, branch.data());
     for (int64_t t = 0; t < T; ++t) {
       ref::RmsNorm(&branch[t * H], w.post_attn_norm.data(), 0.0f, H, eps, &branch[t * H]);
       for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
       ref::RmsNorm(&x[t * H], w.ffn_norm.data(), 0.0f, H, eps, &h[t * H]);
     }
-    Mlp(w.gate, w.up, w.down, h.data(), T, branch.data());
+    Mlp(ctx, w.gate, w.up, w.down, h.data(), T, branch.data());
     if (w.moe) {
       for (int64_t t = 0; t < T; ++t) {
         ref::RmsNorm(&branch[t * H], w.experts.post_norm_1.data(), 0.0f, H, eps, &branch[t * H]);
       }
-      Experts(w, x.data(), T, branch2.data());
+      Experts(ctx, w, x.data(), T, branch2.data());
       for (size_t i = 0; i < branch.size(); ++i) branch[i] += branch2[i];
     }
     AddNormedBranch(w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
     if (P > 0) {
       // x += post_norm(W_proj (gelu(W_gate x) * ple_l))
       std::vector<float> g(static_cast<size_t>(T * P));
-      ops::MatMul(ctx_, w.ple_gate, x.data(), T, g.data());
+      ops::MatMul(ctx, w.ple_gate, x.data(), T, g.data());
       for (int64_t t = 0; t < T; ++t) {
         const float* u = &ple[(t * hp_.n_layers + l) * P];
         for (int64_t i = 0; i < P; ++i) g[t * P + i] = ref::GeluTanh(g[t * P + i]) * u[i];
       }
-      ops::MatMul(ctx_, w.ple_proj, g.data(), T, branch.data());
+      ops::MatMul(ctx, w.ple_proj, g.data(), T, branch.data());
       for (int64_t t = 0; t < T; ++t) {
         ref::RmsNorm(&branch[t * H], w.ple_post_norm.data(), 0.0f, H, eps, &branch[t * H]);
         for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
@@ -308,14 +307,14 @@ Status Gemma4::Forward(const Batch& batch, KvCache& cache, std::vector<float>* l
       for (float& v : x) v *= w.layer_scale;
     }
   }
-  OutputLogits(ctx_, hp_, lm_head_, output_norm_, batch, x.data(), logits);
+  OutputLogits(ctx, hp_, lm_head_, output_norm_, batch, x.data(), logits);
   return Status::Ok();
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> LoadGemma4(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
-  return LoadFamily<Gemma4>(std::move(checkpoint), ctx);
+Result<std::unique_ptr<Model>> LoadGemma4(std::shared_ptr<const Checkpoint> checkpoint) {
+  return LoadFamily<Gemma4>(std::move(checkpoint));
 }
 
 }  // namespace gemma_local

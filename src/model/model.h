@@ -9,8 +9,8 @@
 #include "gemma_local/status.h"
 #include "model/checkpoint.h"
 #include "ops/ops.h"
-#include "runtime/batch.h"
-#include "runtime/kv_cache.h"
+#include "ops/batch.h"
+#include "ops/kv_view.h"
 
 namespace gemma_local {
 
@@ -18,16 +18,19 @@ class Model {
  public:
   virtual ~Model() = default;
   virtual const HParams& hparams() const = 0;
-  // Runs `batch` through the decoder, appending its K/V to `cache`. `logits` receives one row of
-  // hparams().vocab_size floats per entry with want_logits, in batch order. Errors (bad token id,
-  // position discontinuity, cache full) leave the cache holding only whole earlier calls' data
-  // for the sequences whose validation failed before any write.
-  virtual Status Forward(const Batch& batch, KvCache& cache, std::vector<float>* logits) const = 0;
+  // Runs `batch` through the decoder on `ctx`, writing its K/V into the rows the caller reserved
+  // in `kv` (ops/kv_view.h) and reading earlier positions from it. `logits` receives one row of
+  // hparams().vocab_size floats per entry with want_logits, in batch order, from one LM head
+  // product. Every check (token ids, position continuity, reserved rows) runs before anything is
+  // computed or written, and nothing after it can fail, so an error leaves `kv` untouched.
+  // Const and stateless between calls: any number of threads may run forward passes on one model
+  // with their own contexts and caches.
+  virtual Status Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+                         std::vector<float>* logits) const = 0;
 };
 
-// Binds `checkpoint` (kept alive by the model) to its family's implementation, computing with
-// `ctx` (its thread pool must outlive the model). Errors name the tensor whose dtype cannot be
-// computed yet.
-Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx);
+// Binds `checkpoint` (kept alive by the model) to its family's implementation. Errors name the
+// tensor whose dtype cannot be computed yet.
+Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint);
 
 }  // namespace gemma_local

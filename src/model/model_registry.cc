@@ -4,12 +4,12 @@
 
 namespace gemma_local {
 
-Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint, const ops::Context& ctx) {
+Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint) {
   switch (checkpoint->hparams().family) {
     case ModelFamily::kGemma3:
-      return LoadGemma3(std::move(checkpoint), ctx);
+      return LoadGemma3(std::move(checkpoint));
     case ModelFamily::kGemma4:
-      return LoadGemma4(std::move(checkpoint), ctx);
+      return LoadGemma4(std::move(checkpoint));
   }
   return InternalError("unknown model family");
 }

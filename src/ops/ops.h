@@ -11,9 +11,17 @@
 
 namespace gemma_local::ops {
 
-// Execution context passed down from the engine (no global state).
+// What a forward call counts (the engine's stats read them; tests prove the LM head runs once).
+struct ForwardCounters {
+  int64_t lm_head_passes = 0;  // LM head matrix products
+  int64_t logit_rows = 0;      // rows of logits they produced
+};
+
+// Execution context handed to every forward call by its caller (no global state; the model keeps
+// none between calls).
 struct Context {
-  ThreadPool* pool = nullptr;  // required
+  ThreadPool* pool = nullptr;                // required
+  ForwardCounters* counters = nullptr;       // optional
 };
 
 // y[t][o] = sum_i w[o][i] * x[t][i]  (see ref::MatMul). f32 accumulation; results are identical

@@ -1,79 +1,126 @@
 #include "runtime/kv_cache.h"
 
 #include <algorithm>
-#include <cstring>
 
 namespace gemma_local {
 
-SimpleKvCache::SimpleKvCache(const HParams& hp, int32_t n_seq, int64_t max_context, int64_t max_batch)
-    : layers_(static_cast<size_t>(hp.n_layers)), length_(static_cast<size_t>(n_seq), 0), max_context_(max_context) {
+KvCache::KvCache(const HParams& hp, int64_t block_rows)
+    : block_rows_(std::max<int64_t>(1, block_rows)),
+      geometry_(static_cast<size_t>(hp.n_layers)),
+      storage_(static_cast<size_t>(hp.n_layers)),
+      free_(static_cast<size_t>(hp.n_layers)) {
   for (int64_t l = 0; l < hp.n_layers; ++l) {
     if (!hp.owns_kv(l)) continue;
-    LayerStore& s = layers_[l];
-    s.dim = hp.n_kv_heads[l] * hp.head_dim[l];
-    s.ring = hp.is_sliding(l) && hp.sliding_window > 0 && hp.sliding_window + max_batch < max_context;
-    s.capacity = s.ring ? hp.sliding_window + max_batch : max_context;
-    s.k.resize(static_cast<size_t>(n_seq));
-    s.v.resize(static_cast<size_t>(n_seq));
+    geometry_[l].row_elems = hp.n_kv_heads[l] * hp.head_dim[l];
+    if (hp.is_sliding(l) && hp.sliding_window > 0) geometry_[l].window = hp.sliding_window;
   }
 }
 
-Status SimpleKvCache::Write(int64_t layer, int32_t seq, int64_t pos, const float* k, const float* v) {
-  if (seq < 0 || seq >= static_cast<int32_t>(length_.size())) {
-    return InvalidArgumentError("KV cache: sequence " + std::to_string(seq) + " out of range");
+float* KvCache::TakeBlock(int64_t layer) {
+  const int64_t bytes = block_rows_ * geometry_[layer].row_elems * static_cast<int64_t>(sizeof(float));
+  blocks_in_use_bytes_ += bytes;
+  if (!free_[layer].empty()) {
+    float* b = free_[layer].back();
+    free_[layer].pop_back();
+    return b;
   }
-  if (pos >= max_context_) {
-    return ResourceExhaustedError("KV cache: position " + std::to_string(pos) + " exceeds the context size " +
-                                  std::to_string(max_context_));
+  storage_[layer].push_back(std::make_unique<float[]>(static_cast<size_t>(block_rows_ * geometry_[layer].row_elems)));
+  return storage_[layer].back().get();
+}
+
+void KvCache::GiveBlock(int64_t layer, float* block) {
+  if (block == nullptr) return;
+  blocks_in_use_bytes_ -= block_rows_ * geometry_[layer].row_elems * static_cast<int64_t>(sizeof(float));
+  free_[layer].push_back(block);
+}
+
+Status KvCache::Reserve(int32_t seq, int64_t n) {
+  if (n < 0) return InvalidArgumentError("KV cache: cannot reserve " + std::to_string(n) + " positions");
+  Sequence& s = seqs_[seq];
+  if (s.layers.empty()) s.layers.resize(geometry_.size());
+  const int64_t want = s.length + n;
+  if (want <= s.reserved) return Status::Ok();
+  const auto n_blocks = static_cast<size_t>((want + block_rows_ - 1) / block_rows_);
+  for (size_t l = 0; l < geometry_.size(); ++l) {
+    if (geometry_[l].row_elems == 0) continue;
+    SeqLayer& sl = s.layers[l];
+    while (sl.k.size() < n_blocks) {
+      sl.k.push_back(TakeBlock(static_cast<int64_t>(l)));
+      sl.v.push_back(TakeBlock(static_cast<int64_t>(l)));
+    }
   }
-  LayerStore& s = layers_[layer];
-  if (s.dim == 0) return InternalError("KV cache: layer " + std::to_string(layer) + " has no storage");
-  std::vector<float>& ks = s.k[seq];
-  std::vector<float>& vs = s.v[seq];
-  const int64_t slot = s.ring ? pos % s.capacity : pos;
-  const size_t need = static_cast<size_t>((slot + 1) * s.dim);
-  if (ks.size() < need) {
-    // Grow geometrically up to the layer's capacity, so long prompts do not reallocate per token.
-    const size_t cap = static_cast<size_t>(s.capacity * s.dim);
-    const size_t grown = std::min(cap, std::max(need, ks.size() * 2));
-    ks.resize(grown);
-    vs.resize(grown);
-  }
-  std::memcpy(ks.data() + slot * s.dim, k, static_cast<size_t>(s.dim) * 4);
-  std::memcpy(vs.data() + slot * s.dim, v, static_cast<size_t>(s.dim) * 4);
-  length_[seq] = std::max(length_[seq], pos + 1);
+  s.reserved = want;
   return Status::Ok();
 }
 
-const float* SimpleKvCache::Slot(const LayerStore& s, const std::vector<float>& data, int32_t seq, int64_t pos) const {
-  if (pos < 0 || pos >= length_[seq]) return nullptr;
-  if (s.ring && pos < length_[seq] - s.capacity) return nullptr;  // overwritten
-  const int64_t slot = s.ring ? pos % s.capacity : pos;
-  return data.data() + slot * s.dim;
+Status KvCache::Reserve(const Batch& batch) {
+  std::map<int32_t, int64_t> count;
+  for (const BatchEntry& e : batch) ++count[e.seq];
+  for (const auto& [seq, n] : count) GL_RETURN_IF_ERROR(Reserve(seq, n));
+  return Status::Ok();
 }
 
-const float* SimpleKvCache::K(int64_t layer, int32_t seq, int64_t pos) const {
-  const LayerStore& s = layers_[layer];
-  return s.dim == 0 ? nullptr : Slot(s, s.k[seq], seq, pos);
-}
-
-const float* SimpleKvCache::V(int64_t layer, int32_t seq, int64_t pos) const {
-  const LayerStore& s = layers_[layer];
-  return s.dim == 0 ? nullptr : Slot(s, s.v[seq], seq, pos);
-}
-
-int64_t SimpleKvCache::Length(int32_t seq) const {
-  return seq >= 0 && seq < static_cast<int32_t>(length_.size()) ? length_[seq] : 0;
-}
-
-void SimpleKvCache::Clear(int32_t seq) {
-  if (seq < 0 || seq >= static_cast<int32_t>(length_.size())) return;
-  length_[seq] = 0;
-  for (LayerStore& s : layers_) {
-    if (s.dim == 0) continue;
-    std::vector<float>().swap(s.k[seq]);
-    std::vector<float>().swap(s.v[seq]);
+void KvCache::Commit(int32_t seq, int64_t n) {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) return;
+  Sequence& s = it->second;
+  s.length = std::min(s.reserved, s.length + n);
+  // The next token (at position `length`) sees positions >= length - window + 1 of a sliding
+  // layer; whole blocks before that are never read again.
+  for (size_t l = 0; l < geometry_.size(); ++l) {
+    const int64_t window = geometry_[l].window;
+    if (geometry_[l].row_elems == 0 || window == 0) continue;
+    const int64_t first_needed = std::max<int64_t>(0, s.length - window + 1);
+    const auto droppable = static_cast<size_t>(first_needed / block_rows_);
+    SeqLayer& sl = s.layers[l];
+    for (size_t b = 0; b < std::min(droppable, sl.k.size()); ++b) {
+      if (sl.k[b] == nullptr) continue;
+      GiveBlock(static_cast<int64_t>(l), sl.k[b]);
+      GiveBlock(static_cast<int64_t>(l), sl.v[b]);
+      sl.k[b] = sl.v[b] = nullptr;
+    }
   }
 }
+
+void KvCache::Commit(const Batch& batch) {
+  std::map<int32_t, int64_t> count;
+  for (const BatchEntry& e : batch) ++count[e.seq];
+  for (const auto& [seq, n] : count) Commit(seq, n);
+}
+
+void KvCache::Clear(int32_t seq) {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) return;
+  for (size_t l = 0; l < geometry_.size(); ++l) {
+    if (it->second.layers.empty()) break;
+    for (float* b : it->second.layers[l].k) GiveBlock(static_cast<int64_t>(l), b);
+    for (float* b : it->second.layers[l].v) GiveBlock(static_cast<int64_t>(l), b);
+  }
+  seqs_.erase(it);
+}
+
+int64_t KvCache::Length(int32_t seq) const {
+  auto it = seqs_.find(seq);
+  return it == seqs_.end() ? 0 : it->second.length;
+}
+
+int64_t KvCache::Reserved(int32_t seq) const {
+  auto it = seqs_.find(seq);
+  return it == seqs_.end() ? 0 : it->second.reserved;
+}
+
+KvBlockTable KvCache::Table(int64_t layer, int32_t seq) const {
+  KvBlockTable t;
+  t.block_rows = block_rows_;
+  t.row_elems = geometry_[layer].row_elems;
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end() || it->second.layers.empty()) return t;
+  const SeqLayer& sl = it->second.layers[layer];
+  t.k = std::span<float* const>(sl.k.data(), sl.k.size());
+  t.v = std::span<float* const>(sl.v.data(), sl.v.size());
+  return t;
+}
+
+int64_t KvCache::BytesInUse() const { return blocks_in_use_bytes_; }
 
 }  // namespace gemma_local

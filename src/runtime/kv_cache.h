@@ -1,60 +1,78 @@
-// KV cache: per layer, per sequence, the K and V vectors of every cached position.
+// KV cache of the engine: per layer that owns K/V, per sequence, a block table over fixed-size
+// blocks of rows (ops/kv_view.h).
 //
-// KvCache is the interface the forward pass uses; the paged, sliding-window-aware cache of the
-// scheduler will implement it later. SimpleKvCache is the first implementation: contiguous
-// storage per (layer, sequence); full-attention layers grow with the context, sliding-window
-// layers keep a ring of the last `window + max_batch` positions (the batch's own positions must
-// stay visible while it is processed). Layers that read another layer's cache (Gemma 4 KV
-// sharing) get no storage. Not thread-safe: one forward pass at a time per cache.
+// Memory follows the sequences: Reserve allocates the blocks a batch will write before the
+// forward pass (the only place that can fail: out of the configured positions), Commit advances
+// the length afterwards and hands back the blocks of sliding-window layers that no later
+// position can read (every position before pos - window + 1 of the next token), so a sliding
+// layer holds at most window + batch + one block of rows whatever the context length. Layers that
+// read another layer's K/V (Gemma 4 KV sharing) own nothing. Freed blocks are kept for reuse by
+// the same layer.
+//
+// The scheduler's paged pool (one budget for every request, prefix sharing, preemption) will
+// replace the per-cache allocation behind the same KvView. Not thread-safe: one forward pass at a
+// time per cache.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "gemma_local/status.h"
 #include "model/hparams.h"
+#include "ops/batch.h"
+#include "ops/kv_view.h"
 
 namespace gemma_local {
 
-class KvCache {
+class KvCache final : public KvView {
  public:
-  virtual ~KvCache() = default;
-  // Stores K and V (each kv_dim(layer) floats) for `pos` of `seq`. Positions of a sequence are
-  // written in increasing order without gaps.
-  virtual Status Write(int64_t layer, int32_t seq, int64_t pos, const float* k, const float* v) = 0;
-  // K or V of `pos`, or nullptr when that position is not held (never written, or evicted from a
-  // sliding window).
-  virtual const float* K(int64_t layer, int32_t seq, int64_t pos) const = 0;
-  virtual const float* V(int64_t layer, int32_t seq, int64_t pos) const = 0;
-  // Number of positions written so far for `seq` (0 for an unknown sequence).
-  virtual int64_t Length(int32_t seq) const = 0;
-  // Forgets a sequence.
-  virtual void Clear(int32_t seq) = 0;
-};
+  static constexpr int64_t kDefaultBlockRows = 16;
 
-class SimpleKvCache final : public KvCache {
- public:
-  // `max_batch`: the most positions of one sequence a single forward call appends.
-  SimpleKvCache(const HParams& hp, int32_t n_seq, int64_t max_context, int64_t max_batch);
+  explicit KvCache(const HParams& hp, int64_t block_rows = kDefaultBlockRows);
 
-  Status Write(int64_t layer, int32_t seq, int64_t pos, const float* k, const float* v) override;
-  const float* K(int64_t layer, int32_t seq, int64_t pos) const override;
-  const float* V(int64_t layer, int32_t seq, int64_t pos) const override;
+  // Makes rows for `n` positions of `seq` after its current length (idempotent up to the largest
+  // reservation since the last Commit).
+  Status Reserve(int32_t seq, int64_t n);
+  // Reserve for every sequence in `batch` (its entries per sequence).
+  Status Reserve(const Batch& batch);
+  // `n` more positions of `seq` hold valid K/V (they must have been reserved).
+  void Commit(int32_t seq, int64_t n);
+  void Commit(const Batch& batch);
+  // Forgets a sequence and frees its blocks.
+  void Clear(int32_t seq);
+
   int64_t Length(int32_t seq) const override;
-  void Clear(int32_t seq) override;
+  int64_t Reserved(int32_t seq) const override;
+  KvBlockTable Table(int64_t layer, int32_t seq) const override;
+
+  // Bytes of K/V blocks held by sequences (not counting the free lists).
+  int64_t BytesInUse() const;
+  int64_t block_rows() const { return block_rows_; }
 
  private:
-  struct LayerStore {
-    int64_t dim = 0;        // floats per position for K (and for V)
-    int64_t capacity = 0;   // positions held (ring size for sliding layers)
-    bool ring = false;
-    std::vector<std::vector<float>> k, v;  // per sequence
+  struct LayerGeometry {
+    int64_t row_elems = 0;  // 0: the layer owns no K/V
+    int64_t window = 0;     // > 0: sliding window (positions a token sees, itself included)
   };
-  const float* Slot(const LayerStore& s, const std::vector<float>& data, int32_t seq, int64_t pos) const;
+  struct SeqLayer {
+    std::vector<float*> k, v;  // by block index; null = dropped
+  };
+  struct Sequence {
+    int64_t length = 0;
+    int64_t reserved = 0;
+    std::vector<SeqLayer> layers;  // by layer
+  };
+  float* TakeBlock(int64_t layer);
+  void GiveBlock(int64_t layer, float* block);
 
-  std::vector<LayerStore> layers_;  // indexed by layer; dim 0 for layers without storage
-  std::vector<int64_t> length_;     // per sequence
-  int64_t max_context_;
+  int64_t block_rows_;
+  std::vector<LayerGeometry> geometry_;
+  std::map<int32_t, Sequence> seqs_;
+  std::vector<std::vector<std::unique_ptr<float[]>>> storage_;  // by layer: every block ever made
+  std::vector<std::vector<float*>> free_;                       // by layer: blocks to reuse
+  int64_t blocks_in_use_bytes_ = 0;
 };
 
 }  // namespace gemma_local

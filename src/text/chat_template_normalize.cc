@@ -47,7 +47,8 @@ std::string ToolText(const json& content) {
   std::string text;
   if (content.is_array()) {
     for (const auto& p : content) {
-      if (p.is_object() && p.value("type", "") == "text" && p.contains("text") &&
+      // Checked access only: hostile content must not throw (value() throws on a type mismatch).
+      if (p.is_object() && p.contains("type") && p["type"] == "text" && p.contains("text") &&
           p["text"].is_string()) {
         text += p["text"].get<std::string>();
       }

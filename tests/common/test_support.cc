@@ -24,6 +24,11 @@ std::optional<std::string> SharedDir() {
   return std::nullopt;
 }
 
+bool ReferencesRequired() {
+  const char* env = std::getenv("GEMMA_LOCAL_REQUIRE_REFERENCES");
+  return env != nullptr && std::string(env) == "1";
+}
+
 TempDir::TempDir() {
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern = std::string(tmp ? tmp : "/tmp") + "/gemma_local_test_XXXXXX";

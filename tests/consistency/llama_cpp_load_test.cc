@@ -31,7 +31,7 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.preset << "/" << c.dtyp
 class LlamaCppLoads : public ::testing::TestWithParam<Case> {};
 
 TEST_P(LlamaCppLoads, RunsGeneratedGguf) {
-  if (!HarnessInstalled()) GTEST_SKIP() << "llama.cpp reference harness not installed (run scripts/setup.sh)";
+  GL_REQUIRE_REFERENCE(HarnessInstalled(), "llama.cpp reference harness not installed (run scripts/setup.sh)");
   const Case& c = GetParam();
   TempDir dir;
   testing::CommandResult made = RunCommand(testing::BinaryPath() + " dev make-model --layout gguf --out " +
@@ -77,8 +77,8 @@ namespace {
 // GGUF and tokenizes with it.
 TEST(LlamaCppLoadsRealTokenizer, Gemma3Vocabulary) {
   std::optional<std::string> shared = testing::SharedDir();
-  if (!shared) GTEST_SKIP() << "../shared is absent (real Gemma 3 tokenizer test data)";
-  if (!HarnessInstalled()) GTEST_SKIP() << "llama.cpp reference harness not installed (run scripts/setup.sh)";
+  GL_REQUIRE_REFERENCE(shared, "../shared is absent (real Gemma 3 tokenizer test data)");
+  GL_REQUIRE_REFERENCE(HarnessInstalled(), "llama.cpp reference harness not installed (run scripts/setup.sh)");
   TempDir dir;
   testing::CommandResult made = RunCommand(testing::BinaryPath() + " dev make-model --out " + dir.path() +
                                            " --preset tiny --dtype f16 --tokenizer gemma3:" + *shared +

@@ -131,7 +131,7 @@ TEST_F(TokenizeCli, ErrorsExitNonZeroWithAMessage) {
 
 TEST(TokenizeCliGemma3, RealTokenizerKnownIds) {
   auto shared = SharedDir();
-  if (!shared) GTEST_SKIP() << "../shared is absent";
+  GL_REQUIRE_REFERENCE(shared, "../shared is absent");
   TempDir dir;
   WriteFile(dir.File("in"),
             json("Hello, my dog is cute").dump() + "\n" + json("<start_of_turn>").dump() + "\n");

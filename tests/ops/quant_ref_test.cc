@@ -603,10 +603,9 @@ std::vector<size_t> F16Fields(DType t) {
 }
 
 TEST(QuantRefIndependent, MatchesPythonDequantizerBitForBit) {
-  if (testing::RunCommand("command -v python3").exit_code != 0) {
-    GTEST_SKIP() << "python3 not found on PATH; the independent Python dequantizer "
-                    "(tests/reference/dequant_ref.py) cannot run";
-  }
+  GL_REQUIRE_REFERENCE(testing::RunCommand("command -v python3").exit_code == 0,
+                       "python3 not found on PATH; the independent Python dequantizer "
+                       "(tests/reference/dequant_ref.py) cannot run");
   const std::string script = testing::SourceDir() + "/tests/reference/dequant_ref.py";
   testing::TempDir dir;
   std::mt19937 rng(2024);

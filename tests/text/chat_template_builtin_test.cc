@@ -63,7 +63,7 @@ std::vector<ChatTemplateInputs> Conversations(bool gemma4, uint32_t seed) {
 
 void ExpectSameAsOfficial(const std::string& family, const std::string& official_file) {
   const auto shared = testing::SharedDir();
-  if (!shared) GTEST_SKIP() << "../shared is absent: no official templates";
+  GL_REQUIRE_REFERENCE(shared, "../shared is absent: no official templates");
   Result<ChatTemplate> official = ChatTemplate::FromSource(
       testing::ReadFile(*shared + "/testdata/chat-templates/" + official_file), kSpecial);
   ASSERT_TRUE(official.ok()) << official.status().ToString();

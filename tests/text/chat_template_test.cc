@@ -217,7 +217,7 @@ TEST(NormalizeOpenAiMessagesTest, ErrorsNameIndexAndField) {
 
 TEST(NormalizeOpenAiMessagesTest, NormalizedToolTurnRendersInGemma4NativeForm) {
   const auto shared = testing::SharedDir();
-  if (!shared) GTEST_SKIP() << "../shared is absent: no official Gemma 4 template";
+  GL_REQUIRE_REFERENCE(shared, "../shared is absent: no official Gemma 4 template");
   Result<ChatTemplate> t = ChatTemplate::FromSource(
       testing::ReadFile(*shared + "/testdata/chat-templates/gemma4-official.jinja"),
       json({{"bos_token", "<bos>"}}));

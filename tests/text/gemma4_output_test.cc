@@ -397,7 +397,7 @@ TEST(Gemma4Output, MarkerSet) {
 // arguments (the template sorts keys and writes Python's spelling of numbers).
 TEST(Gemma4Output, ParsesWhatTheOfficialTemplateWrites) {
   const auto shared = testing::SharedDir();
-  if (!shared) GTEST_SKIP() << "../shared is absent: no official Gemma 4 template";
+  GL_REQUIRE_REFERENCE(shared, "../shared is absent: no official Gemma 4 template");
   Result<ChatTemplate> tmpl = ChatTemplate::FromSource(
       testing::ReadFile(*shared + "/testdata/chat-templates/gemma4-official.jinja"),
       {{"bos_token", "<bos>"}});

@@ -489,7 +489,7 @@ std::shared_ptr<const Tokenizer> Gemma3() {
 
 #define GL_REQUIRE_GEMMA3() \
   auto g3 = Gemma3();       \
-  if (!g3) GTEST_SKIP() << "../shared/testdata/gemma3-tokenizer is absent"
+  GL_REQUIRE_REFERENCE(g3, "../shared/testdata/gemma3-tokenizer is absent")
 
 TEST(TokenizerGemma3, KnownIdsAndSpecialTokens) {
   GL_REQUIRE_GEMMA3();

@@ -7,7 +7,7 @@
 //                 script tests/reference/llama_bench.mjs implements the same generator).
 //   prefill tok/s P / prompt_ms, where prompt_ms is the engine's time for the prompt's forward
 //                 pass (one call: max_batch = P), ending with the last position's logits.
-//   ttft_ms       wall time from calling Generate until the first generated id is handed out:
+//   ttft_ms       wall time from the request's start on the engine until the first generated id:
 //                 KV-cache set-up + prefill + sampling the first id.
 //   decode tok/s  (G-1) / (t_last - t_first): the G-1 ids after the first, each one forward pass
 //                 of one token plus sampling, over the time between the first and the last id.
@@ -193,23 +193,18 @@ struct RunTimes {
   double decode_ms = 0;
 };
 
-// One Generate call of exactly `gen` ids (no stop tokens), timed as defined at the top.
+// One request of exactly `gen` ids (no stop tokens), timed by the engine as defined at the top.
 Result<RunTimes> TimedRun(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen) {
-  GenerateOptions go;
-  go.max_tokens = gen;  // greedy by default; stop_tokens empty so all `gen` ids are produced
-  int64_t seen = 0;
-  Clock::time_point first, last;
-  const Clock::time_point start = Clock::now();
-  GL_ASSIGN_OR_RETURN(GenerateResult r, engine.Generate(prompt, go, [&](int32_t) {
-    last = Clock::now();
-    if (seen++ == 0) first = last;
-    return true;
-  }));
-  if (static_cast<int64_t>(r.tokens.size()) != gen || seen != gen) {
-    return InternalError("generation produced " + std::to_string(r.tokens.size()) +
-                         " ids, expected " + std::to_string(gen));
+  Request request;
+  request.input = RequestInput::Tokens(prompt);
+  request.max_tokens = gen;  // greedy by default
+  request.ignore_model_stop_tokens = true;
+  GL_ASSIGN_OR_RETURN(Completion r, engine.Generate(std::move(request)));
+  if (static_cast<int64_t>(r.tokens.size()) != gen) {
+    return InternalError("generation produced " + std::to_string(r.tokens.size()) + " ids, expected " +
+                         std::to_string(gen));
   }
-  return RunTimes{r.prompt_ms, Ms(start, first), Ms(first, last)};
+  return RunTimes{r.timings.prompt_ms, r.timings.ttft_ms, r.timings.decode_ms};
 }
 
 int Error(const std::string& message, int code) {

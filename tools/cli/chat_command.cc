@@ -11,16 +11,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
 
 #include "cli/commands.h"
 #include "gemma_local/chat_output.h"
-#include "gemma_local/chat_template.h"
 #include "gemma_local/engine.h"
-#include "gemma_local/model_info.h"
-#include "gemma_local/tokenizer.h"
 
 namespace gemma_local::cli {
 namespace {
@@ -113,18 +111,14 @@ CommandRunner RegisterChat(CLI::App& app) {
   cmd->add_option("--top-p", o->sampling.top_p, "top-p (1 = off)");
   cmd->add_option("--seed", o->sampling.seed, "sampling seed");
   return [o]() {
-    Result<std::shared_ptr<const Tokenizer>> tokenizer = Tokenizer::Load(o->model);
-    if (!tokenizer.ok()) return ChatFail(tokenizer.status());
-    Result<ChatTemplate> tmpl = ChatTemplate::Load(o->model, o->template_path);
-    if (!tmpl.ok()) return ChatFail(tmpl.status());
     EngineOptions eo;
     eo.threads = o->threads;
     eo.quantize = o->quantize;
     eo.max_context = o->context;
+    eo.template_path = o->template_path;
     Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
     if (!engine.ok()) return ChatFail(engine.status());
-    Result<ModelInfo> info = InspectModel(o->model);
-    const bool gemma4 = info.ok() && info->architecture == "gemma4";
+    if (Status ready = (*engine)->ChatReady(); !ready.ok()) return ChatFail(ready);
     const bool tty = isatty(fileno(stdout)) != 0;
     struct sigaction sa {};
     sa.sa_handler = OnSigint;
@@ -133,10 +127,6 @@ CommandRunner RegisterChat(CLI::App& app) {
 
     std::string system = o->system;
     nlohmann::ordered_json history = nlohmann::ordered_json::array();
-    GenerateOptions go;
-    go.max_tokens = o->max_tokens;
-    go.sampling = o->sampling;
-    go.stop_tokens = (*engine)->default_stop_tokens();
     std::fprintf(stderr, "gemma-local chat: /reset clears the conversation, /system TEXT sets the system message, "
                          "/exit or Ctrl-D leaves, Ctrl-C stops a reply.\n");
     std::string line;
@@ -166,60 +156,43 @@ CommandRunner RegisterChat(CLI::App& app) {
         continue;
       }
       if (line.empty()) continue;
-      ChatTemplateInputs in;
-      if (!system.empty()) in.messages.push_back({{"role", "system"}, {"content", system}});
-      for (const auto& m : history) in.messages.push_back(m);
-      in.messages.push_back({{"role", "user"}, {"content", line}});
-      in.add_generation_prompt = true;
-      if (o->think) in.enable_thinking = true;
-      Result<std::string> rendered = tmpl->Render(in);
-      if (!rendered.ok()) {
-        std::fprintf(stderr, "error: %s\n", rendered.status().ToString().c_str());
+      ChatInput chat;
+      if (!system.empty()) chat.messages.push_back({{"role", "system"}, {"content", system}});
+      for (const auto& m : history) chat.messages.push_back(m);
+      chat.messages.push_back({{"role", "user"}, {"content", line}});
+      if (o->think) chat.enable_thinking = true;
+      Request request;
+      request.input = RequestInput::Chat(std::move(chat));
+      request.max_tokens = o->max_tokens;
+      request.sampling = o->sampling;
+      Result<std::unique_ptr<RequestHandle>> handle = (*engine)->Submit(std::move(request));
+      if (!handle.ok()) {
+        std::fprintf(stderr, "error: %s\n", handle.status().ToString().c_str());
         continue;
       }
-      Result<std::vector<int32_t>> ids = (*tokenizer)->Encode(*rendered, EncodeOptions{std::nullopt, true});
-      if (!ids.ok()) {
-        std::fprintf(stderr, "error: %s\n", ids.status().ToString().c_str());
-        continue;
-      }
-      // Gemma 4: special tokens are skipped except the markers the reply parser reads.
-      TokenStreamDecoder stream(*tokenizer, DecodeOptions{/*skip_special=*/!gemma4});
-      Gemma4OutputParser parser;
+      // Gemma 4 replies arrive parsed (reasoning, tool calls); Gemma 3 replies as content only.
       ReplyPrinter printer(tty);
       std::string reply;
-      auto show = [&](const std::string& piece) {
-        if (gemma4) {
-          printer.Print(parser.Feed(piece));
-          return;
+      Event last;
+      for (;;) {
+        // Polls so that Ctrl-C (which only sets a flag) cancels within a tenth of a second.
+        std::optional<Event> e = (*handle)->NextFor(std::chrono::milliseconds(100));
+        if (!e) {
+          if (g_interrupted.load()) (*handle)->Cancel();
+          continue;
         }
-        reply += piece;
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-      };
-      const std::vector<int32_t>& stops = go.stop_tokens;
-      Result<GenerateResult> r = (*engine)->Generate(*ids, go, [&](int32_t id) {
-        if (g_interrupted.load()) return false;
-        if (std::find(stops.begin(), stops.end(), id) != stops.end()) return true;
-        if (gemma4 && (*tokenizer)->IsSpecial(id)) {
-          Result<std::string> marker = (*tokenizer)->IdToPiece(id);
-          if (!marker.ok() || !IsGemma4OutputMarker(*marker)) return true;
+        printer.Print(e->deltas);
+        reply += e->Content();
+        if (e->final) {
+          last = std::move(*e);
+          break;
         }
-        Result<std::string> piece = stream.Push(id);
-        if (piece.ok()) show(*piece);
-        return true;
-      });
-      show(stream.Finish());
-      if (gemma4) {
-        printer.Print(parser.Finish());
-        reply = parser.reply().content;
       }
       std::fprintf(stdout, "%s\n", g_interrupted.load() ? " [stopped]" : "");
       std::fflush(stdout);
-      if (gemma4 && parser.reply().malformed) {
-        std::fprintf(stderr, "(reply not fully parsed: %s)\n", parser.reply().malformed_reason.c_str());
-      }
-      if (!r.ok()) {
-        std::fprintf(stderr, "error: %s\n", r.status().ToString().c_str());
+      if (last.malformed) std::fprintf(stderr, "(reply not fully parsed: %s)\n", last.malformed_reason.c_str());
+      if (last.finish_reason == "error") {
+        std::fprintf(stderr, "error: %s\n", last.error.ToString().c_str());
         continue;
       }
       history.push_back({{"role", "user"}, {"content", line}});

@@ -13,10 +13,7 @@
 
 #include "cli/commands.h"
 #include "gemma_local/chat_output.h"
-#include "gemma_local/chat_template.h"
 #include "gemma_local/engine.h"
-#include "gemma_local/model_info.h"
-#include "gemma_local/tokenizer.h"
 
 namespace gemma_local::cli {
 namespace {
@@ -79,89 +76,33 @@ int Fail(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
 }
 
-// The prompt's token ids: --tokens as given; --prompt as raw text (BOS per the model, special-token
+// The request input: --tokens as given; --prompt as raw text (BOS per the model, special-token
 // text parsed as Hugging Face's encode does) or, with --chat, rendered through the model's chat
 // template (which writes <bos> itself; no second one is added).
-Result<std::vector<int32_t>> InputTokens(const CommonOptions& o) {
+Result<RequestInput> Input(const CommonOptions& o) {
   if (o.prompt.empty()) {
     if (o.chat) return InvalidArgumentError("--chat needs --prompt");
     if (o.tokens.empty()) return InvalidArgumentError("give --tokens or --prompt");
-    return ParseTokenList(o.tokens);
+    GL_ASSIGN_OR_RETURN(std::vector<int32_t> ids, ParseTokenList(o.tokens));
+    return RequestInput::Tokens(std::move(ids));
   }
-  GL_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer, Tokenizer::Load(o.model));
-  if (!o.chat) return tokenizer->Encode(o.prompt);
-  GL_ASSIGN_OR_RETURN(ChatTemplate tmpl, ChatTemplate::Load(o.model));
-  ChatTemplateInputs in;
-  if (!o.system.empty()) in.messages.push_back({{"role", "system"}, {"content", o.system}});
-  in.messages.push_back({{"role", "user"}, {"content", o.prompt}});
-  in.add_generation_prompt = true;
-  if (o.think) in.enable_thinking = true;
-  GL_ASSIGN_OR_RETURN(std::string rendered, tmpl.Render(in));
-  return tokenizer->Encode(rendered, EncodeOptions{std::nullopt, /*parse_special=*/true});
+  if (!o.chat) return RequestInput::Text(o.prompt);
+  ChatInput chat;
+  if (!o.system.empty()) chat.messages.push_back({{"role", "system"}, {"content", o.system}});
+  chat.messages.push_back({{"role", "user"}, {"content", o.prompt}});
+  if (o.think) chat.enable_thinking = true;
+  return RequestInput::Chat(std::move(chat));
 }
 
-// Streams generated ids to text (special tokens skipped, stop tokens dropped) and ends generation
-// when the text contains one of `stop_strings` (the text is cut before it). Without a tokenizer
-// the text stays empty and stop strings cannot match. With `keep_gemma4_markers` the special
-// tokens the Gemma 4 reply parser reads (<|channel>, <|tool_call>, ...) are kept as text.
-class TextStream {
- public:
-  TextStream(const std::string& model, std::vector<int32_t> stop_tokens, std::vector<std::string> stop_strings,
-             bool keep_gemma4_markers = false)
-      : stop_tokens_(std::move(stop_tokens)), stop_strings_(std::move(stop_strings)),
-        keep_markers_(keep_gemma4_markers) {
-    Result<std::shared_ptr<const Tokenizer>> tokenizer = Tokenizer::Load(model);
-    if (tokenizer.ok()) {
-      tokenizer_ = *tokenizer;
-      decoder_.emplace(*tokenizer, DecodeOptions{/*skip_special=*/!keep_markers_});
-    }
-  }
-  // False when a stop string completed (generation should end).
-  bool Push(int32_t id) {
-    if (!decoder_ || std::find(stop_tokens_.begin(), stop_tokens_.end(), id) != stop_tokens_.end()) return true;
-    if (keep_markers_ && tokenizer_->IsSpecial(id)) {
-      Result<std::string> marker = tokenizer_->IdToPiece(id);
-      if (!marker.ok() || !IsGemma4OutputMarker(*marker)) return true;  // skipped like skip_special
-    }
-    Result<std::string> piece = decoder_->Push(id);
-    if (piece.ok()) text_ += *piece;
-    return !CutAtStopString();
-  }
-  std::string Finish() {
-    if (decoder_ && !stopped_) {
-      text_ += decoder_->Finish();
-      CutAtStopString();
-    }
-    return text_;
-  }
-  bool stopped() const { return stopped_; }
-
- private:
-  bool CutAtStopString() {
-    for (const std::string& stop : stop_strings_) {
-      const size_t at = stop.empty() ? std::string::npos : text_.find(stop);
-      if (at != std::string::npos) {
-        text_.resize(at);
-        stopped_ = true;
-        return true;
-      }
-    }
-    return false;
-  }
-  std::shared_ptr<const Tokenizer> tokenizer_;
-  std::optional<TokenStreamDecoder> decoder_;
-  std::vector<int32_t> stop_tokens_;
-  std::vector<std::string> stop_strings_;
-  bool keep_markers_ = false;
-  std::string text_;
-  bool stopped_ = false;
-};
-
-// Gemma 4 replies carry thinking and tool-call markup that `run --chat` parses; Gemma 3 output is
-// used as is. Reads metadata only.
-bool IsGemma4(const std::string& model) {
-  Result<ModelInfo> info = InspectModel(model);
-  return info.ok() && info->architecture == "gemma4";
+// The engine for one command. The KV cache grows with the request, so --context no longer needs
+// to be raised for long prompts: it stays accepted for compatibility and bounds nothing here
+// (it never did: the old code raised it to fit the request).
+Result<std::unique_ptr<Engine>> OpenEngine(const CommonOptions& o) {
+  EngineOptions eo;
+  eo.threads = o.threads;
+  eo.quantize = o.quantize;
+  eo.max_context = 0;
+  return Engine::Open(o.model, eo);
 }
 
 }  // namespace
@@ -173,20 +114,16 @@ CommandRunner RegisterScore(CLI::App& app) {
   AddCommon(cmd, *o);
   cmd->add_option("--top-k", *top_k, "entries per position");
   return [o, top_k]() {
-    Result<std::vector<int32_t>> tokens = InputTokens(*o);
-    if (!tokens.ok()) return Fail(tokens.status());
-    EngineOptions eo;
-    eo.threads = o->threads;
-    eo.quantize = o->quantize;
-    eo.max_context = std::max<int64_t>(o->context, static_cast<int64_t>(tokens->size()));
-    Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
+    Result<RequestInput> input = Input(*o);
+    if (!input.ok()) return Fail(input.status());
+    Result<std::unique_ptr<Engine>> engine = OpenEngine(*o);
     if (!engine.ok()) return Fail(engine.status());
-    Result<std::vector<PositionScores>> scores = (*engine)->Score(*tokens, *top_k);
+    Result<ScoreResult> scores = (*engine)->Score(ScoreRequest{*input, *top_k});
     if (!scores.ok()) return Fail(scores.status());
     nlohmann::json out;
-    out["tokens"] = *tokens;
+    out["tokens"] = scores->tokens;
     nlohmann::json positions = nlohmann::json::array();
-    for (const PositionScores& p : *scores) {
+    for (const PositionScores& p : scores->positions) {
       nlohmann::json top = nlohmann::json::array();
       for (const auto& [id, lp] : p.top) top.push_back({id, lp});
       positions.push_back({{"top", top}});
@@ -215,69 +152,62 @@ CommandRunner RegisterRun(CLI::App& app) {
   cmd->add_option("--seed", sp->seed, "sampling seed");
   cmd->add_option("--stop", *stops, "stop when the generated text contains this string (repeatable; cut from the text)");
   return [o, max_tokens, sp, stops]() {
-    Result<std::vector<int32_t>> tokens = InputTokens(*o);
-    if (!tokens.ok()) return Fail(tokens.status());
-    EngineOptions eo;
-    eo.threads = o->threads;
-    eo.quantize = o->quantize;
-    eo.max_context = std::max<int64_t>(o->context, static_cast<int64_t>(tokens->size()) + *max_tokens);
-    Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
+    Result<RequestInput> input = Input(*o);
+    if (!input.ok()) return Fail(input.status());
+    Result<std::unique_ptr<Engine>> engine = OpenEngine(*o);
     if (!engine.ok()) return Fail(engine.status());
-    GenerateOptions go;
-    go.max_tokens = *max_tokens;
-    go.sampling = *sp;
-    go.stop_tokens = (*engine)->default_stop_tokens();
-    // A Gemma 4 chat reply is split into answer, thinking and tool calls (chat_output.h).
-    const bool parse_reply = o->chat && IsGemma4(o->model);
-    TextStream stream(o->model, go.stop_tokens, *stops, parse_reply);
-    Result<GenerateResult> r = (*engine)->Generate(*tokens, go, [&](int32_t id) { return stream.Push(id); });
+    Request request;
+    request.input = std::move(*input);
+    request.max_tokens = *max_tokens;
+    request.sampling = *sp;
+    request.stop = *stops;
+    Result<Completion> r = (*engine)->Generate(std::move(request));
     if (!r.ok()) return Fail(r.status());
-    std::string text = stream.Finish();
-    if (stream.stopped()) r->finish_reason = "stop";
-    std::optional<ParsedReply> reply;
-    if (parse_reply) {
-      reply = ParseGemma4Output(text);
-      text = reply->content;
-    }
+    // A Gemma 4 chat reply comes split into answer, thinking and tool calls (chat_output.h).
+    const bool parsed = r->reply_parsed;
     if (!o->json) {
-      if (reply && !reply->reasoning.empty()) {
-        std::fprintf(stderr, "[thinking] %s\n", reply->reasoning.c_str());
-      }
+      if (parsed && !r->reasoning.empty()) std::fprintf(stderr, "[thinking] %s\n", r->reasoning.c_str());
       if (!o->prompt.empty()) {
-        std::printf("%s\n", text.c_str());
+        std::printf("%s\n", r->text.c_str());
       } else {
         for (size_t i = 0; i < r->tokens.size(); ++i) std::printf("%s%d", i ? "," : "", r->tokens[i]);
         std::printf("\n");
       }
-      if (reply) {
-        for (const ToolCall& call : reply->tool_calls) {
-          std::printf("[tool_call] %s\n", call.ToJson().dump().c_str());
-        }
-        if (reply->malformed) std::fprintf(stderr, "warning: %s\n", reply->malformed_reason.c_str());
+      if (parsed) {
+        for (const ToolCall& call : r->tool_calls) std::printf("[tool_call] %s\n", call.ToJson().dump().c_str());
+        if (r->malformed) std::fprintf(stderr, "warning: %s\n", r->malformed_reason.c_str());
       }
       return kExitOk;
     }
     nlohmann::json out;
-    out["prompt_tokens"] = *tokens;
+    out["prompt_tokens"] = r->prompt_tokens;
     out["tokens"] = r->tokens;
-    out["text"] = text;
-    if (reply) {
-      const nlohmann::ordered_json parsed = reply->ToJson();
-      out["text"] = parsed["content"];
-      out["reasoning"] = parsed["reasoning"];
-      out["tool_calls"] = parsed["tool_calls"];
-      if (reply->malformed) {
+    if (parsed) {
+      ParsedReply reply;
+      reply.content = r->text;
+      reply.reasoning = r->reasoning;
+      reply.tool_calls = r->tool_calls;
+      reply.malformed = r->malformed;
+      reply.malformed_reason = r->malformed_reason;
+      const nlohmann::ordered_json j = reply.ToJson();
+      out["text"] = j["content"];
+      out["reasoning"] = j["reasoning"];
+      out["tool_calls"] = j["tool_calls"];
+      if (r->malformed) {
         out["malformed"] = true;
-        out["malformed_reason"] = parsed["malformed_reason"];
+        out["malformed_reason"] = j["malformed_reason"];
       }
+    } else {
+      out["text"] = r->text;
     }
     out["finish_reason"] = r->finish_reason;
-    const double n_prompt = static_cast<double>(tokens->size());
+    const double n_prompt = static_cast<double>(r->prompt_tokens.size());
     const double n_gen = static_cast<double>(r->tokens.size());
-    out["timings"] = {{"prompt_ms", r->prompt_ms},
-                      {"prompt_tokens_per_s", r->prompt_ms > 0 ? n_prompt * 1000.0 / r->prompt_ms : 0.0},
-                      {"gen_ms", r->gen_ms},
-                      {"gen_tokens_per_s", r->gen_ms > 0 ? n_gen * 1000.0 / r->gen_ms : 0.0},
+    const Timings& t = r->timings;
+    out["timings"] = {{"prompt_ms", t.prompt_ms},
+                      {"prompt_tokens_per_s", t.prompt_ms > 0 ? n_prompt * 1000.0 / t.prompt_ms : 0.0},
+                      {"gen_ms", t.gen_ms},
+                      {"gen_tokens_per_s", t.gen_ms > 0 ? n_gen * 1000.0 / t.gen_ms : 0.0},
                       {"peak_rss_bytes", PeakRssBytes()}};
     std::printf("%s\n", out.dump().c_str());
     return kExitOk;

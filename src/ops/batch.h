@@ -1,6 +1,7 @@
 // One forward-pass batch: tokens from one or more sequences, each at its position, with a flag
 // saying which ones need logits. Prompt chunks and decode steps of many sequences all go through
-// the same Model::Forward call.
+// the same Model::Forward call. Lives below the model layer: the runtime builds batches, the model
+// and the backend ops consume them.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,319 @@
+// The public engine API: request validation, event streams, stop strings, logprobs, cancellation,
+// stats, shutdown, and many threads submitting at once (each output equals the request run alone).
+#include "gemma_local/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "common/test_support.h"
+#include "testgen/make_test_model.h"
+
+namespace gemma_local {
+namespace {
+
+// One generated model per preset for the whole binary (models are deterministic).
+const std::string& ModelPath(const std::string& preset) {
+  static testing::TempDir* dir = new testing::TempDir();  // lives until exit
+  static std::map<std::string, std::string> paths;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = paths.find(preset);
+  if (it != paths.end()) return it->second;
+  testgen::TestModelOptions opt;
+  opt.hparams = *testgen::PresetShape(preset);
+  opt.write_hf = false;
+  Result<testgen::WrittenModel> w = testgen::WriteTestModel(opt, dir->File(preset));
+  EXPECT_TRUE(w.ok()) << w.status().ToString();
+  return paths.emplace(preset, w->gguf_path).first->second;
+}
+
+std::unique_ptr<Engine> OpenEngine(const std::string& preset, EngineOptions options = {}) {
+  if (options.threads == 0) options.threads = 2;
+  Result<std::unique_ptr<Engine>> e = Engine::Open(ModelPath(preset), options);
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  return std::move(*e);
+}
+
+Request TokensRequest(std::vector<int32_t> ids, int64_t max_tokens) {
+  Request r;
+  r.input = RequestInput::Tokens(std::move(ids));
+  r.max_tokens = max_tokens;
+  return r;
+}
+
+ChatInput UserSays(const std::string& text) {
+  ChatInput chat;
+  chat.messages.push_back({{"role", "user"}, {"content", text}});
+  return chat;
+}
+
+TEST(Engine, InvalidRequestsFailAtSubmit) {
+  std::unique_ptr<Engine> engine = OpenEngine("tiny");
+  Request none;
+  EXPECT_EQ(engine->Submit(none).status().code(), StatusCode::kInvalidArgument);
+  Request two = TokensRequest({2, 300}, 4);
+  two.input.text = "hello";
+  EXPECT_EQ(engine->Submit(two).status().code(), StatusCode::kInvalidArgument);
+  Request bad_id = TokensRequest({2, 99999}, 4);
+  Result<std::unique_ptr<RequestHandle>> r = engine->Submit(bad_id);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("prompt token 1"), std::string::npos) << r.status().ToString();
+  Request bad_sampling = TokensRequest({2, 300}, 4);
+  bad_sampling.sampling.temperature = -1;
+  EXPECT_EQ(engine->Submit(bad_sampling).status().code(), StatusCode::kInvalidArgument);
+  Request bad_logprobs = TokensRequest({2, 300}, 4);
+  bad_logprobs.logprobs = 21;
+  EXPECT_EQ(engine->Submit(bad_logprobs).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit(TokensRequest({2, 300}, -1)).status().code(), StatusCode::kInvalidArgument);
+
+  EngineOptions small;
+  small.max_context = 8;
+  std::unique_ptr<Engine> limited = OpenEngine("tiny", small);
+  EXPECT_EQ(limited->Submit(TokensRequest({2, 300, 301}, 6)).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(limited->Submit(TokensRequest({2, 300, 301}, 5)).ok());
+}
+
+TEST(Engine, EventsStreamTokensTextAndAFinalEvent) {
+  std::unique_ptr<Engine> engine = OpenEngine("tiny");
+  Request req;
+  req.input = RequestInput::Text("the model is");
+  req.max_tokens = 10;
+  req.sampling.temperature = 1.5f;
+  req.sampling.seed = 3;
+  req.logprobs = 3;
+  Result<std::unique_ptr<RequestHandle>> h = engine->Submit(req);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  std::vector<int32_t> ids;
+  std::string text;
+  int finals = 0;
+  Event last;
+  while (std::optional<Event> e = (*h)->Next()) {
+    ids.insert(ids.end(), e->tokens.begin(), e->tokens.end());
+    text += e->Content();
+    ASSERT_EQ(e->logprobs.size(), e->tokens.size());
+    for (size_t i = 0; i < e->tokens.size(); ++i) {
+      EXPECT_EQ(e->logprobs[i].id, e->tokens[i]);
+      EXPECT_LE(e->logprobs[i].logprob, 0.0f);
+      ASSERT_EQ(e->logprobs[i].top.size(), 3u);
+      EXPECT_GE(e->logprobs[i].top[0].second, e->logprobs[i].logprob);
+    }
+    if (e->final) {
+      ++finals;
+      last = *e;
+    }
+  }
+  EXPECT_TRUE((*h)->done());
+  EXPECT_EQ(finals, 1);
+  EXPECT_EQ(last.finish_reason, "length");
+  EXPECT_EQ(last.usage.completion_tokens, 10);
+  EXPECT_EQ(last.usage.prompt_tokens, static_cast<int64_t>(last.prompt_tokens.size()));
+  EXPECT_EQ(last.prompt_tokens.front(), 2) << "raw text gets <bos>";
+  // The stream's pieces add up to the whole request's result.
+  Result<Completion> whole = engine->Generate(req);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(whole->tokens, ids);
+  EXPECT_EQ(whole->text, text);
+  EXPECT_FALSE(whole->reply_parsed);
+}
+
+TEST(Engine, StopStringsAreCutAndNeverStreamed) {
+  std::unique_ptr<Engine> engine = OpenEngine("tiny");
+  Request req;
+  req.input = RequestInput::Text("the model is");
+  req.max_tokens = 24;
+  req.sampling.temperature = 1.5f;
+  req.sampling.seed = 3;
+  Result<Completion> free_run = engine->Generate(req);
+  ASSERT_TRUE(free_run.ok());
+  ASSERT_GE(free_run->text.size(), 6u);
+  // Every 2- and 3-byte substring of the free text as a stop string.
+  for (size_t len : {2u, 3u}) {
+    for (size_t at = 0; at + len <= free_run->text.size(); ++at) {
+      Request stopped = req;
+      stopped.stop = {free_run->text.substr(at, len)};
+      Result<std::unique_ptr<RequestHandle>> h = engine->Submit(stopped);
+      ASSERT_TRUE(h.ok());
+      std::string streamed, reason;
+      while (std::optional<Event> e = (*h)->Next()) {
+        streamed += e->Content();
+        if (e->final) reason = e->finish_reason;
+      }
+      const size_t cut = free_run->text.find(stopped.stop[0]);
+      EXPECT_EQ(streamed, free_run->text.substr(0, cut)) << "stop '" << stopped.stop[0] << "'";
+      EXPECT_EQ(reason, "stop");
+    }
+  }
+}
+
+TEST(Engine, CancelEndsARequestAndDroppingAHandleCancelsIt) {
+  std::unique_ptr<Engine> engine = OpenEngine("tiny");
+  Result<std::unique_ptr<RequestHandle>> h = engine->Submit(TokensRequest({2, 300, 301}, 4000));
+  ASSERT_TRUE(h.ok());
+  std::optional<Event> first = (*h)->Next();
+  ASSERT_TRUE(first.has_value());
+  (*h)->Cancel();
+  Result<Completion> c = (*h)->Wait();
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->finish_reason, "cancelled");
+  EXPECT_LT(c->tokens.size(), 1000u);
+  // Dropped without reading: the engine moves on to the next request.
+  { Result<std::unique_ptr<RequestHandle>> dropped = engine->Submit(TokensRequest({2, 300}, 4000)); }
+  Result<Completion> next = engine->Generate(TokensRequest({2, 300}, 3));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->tokens.size(), 3u);
+  const EngineStats s = engine->Stats();
+  EXPECT_EQ(s.cancelled, 2);
+  EXPECT_EQ(s.completed, 1);
+  EXPECT_EQ(s.running, 0);
+  EXPECT_EQ(s.queued, 0);
+  EXPECT_EQ(s.lm_head_passes, s.forward_calls) << "every call here wants logits";
+}
+
+TEST(Engine, ShutdownCancelsQueuedRequestsAndFullQueuesRefuse) {
+  EngineOptions o;
+  o.max_queued_requests = 2;
+  std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
+  std::vector<std::unique_ptr<RequestHandle>> handles;
+  Status refused;
+  for (int i = 0; i < 6 && refused.ok(); ++i) {
+    Result<std::unique_ptr<RequestHandle>> h = engine->Submit(TokensRequest({2, 300}, 4000));
+    if (h.ok()) {
+      handles.push_back(std::move(*h));
+    } else {
+      refused = h.status();
+    }
+  }
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused.ToString();
+  engine.reset();  // cancels the running request and every queued one
+  for (auto& h : handles) {
+    Result<Completion> c = h->Wait();
+    ASSERT_TRUE(c.ok());
+    EXPECT_TRUE(c->finish_reason == "cancelled" || c->finish_reason == "length") << c->finish_reason;
+  }
+}
+
+TEST(Engine, ChatInputAndScore) {
+  std::unique_ptr<Engine> engine = OpenEngine("g4-e2b-like");
+  EXPECT_EQ(engine->architecture(), "gemma4");
+  EXPECT_TRUE(engine->ChatReady().ok());
+  Request req;
+  req.input = RequestInput::Chat(UserSays("hello"));
+  req.max_tokens = 8;
+  Result<Completion> c = engine->Generate(req);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->reply_parsed);
+  Result<std::vector<int32_t>> ids = engine->Tokenize(req.input);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(c->prompt_tokens, *ids);
+  Result<ScoreResult> scores = engine->Score(ScoreRequest{RequestInput::Tokens({2, 300, 301}), 4});
+  ASSERT_TRUE(scores.ok());
+  ASSERT_EQ(scores->positions.size(), 3u);
+  EXPECT_EQ(scores->positions[0].top.size(), 4u);
+  EXPECT_EQ(engine->Score(ScoreRequest{RequestInput::Tokens({2}), 0}).status().code(), StatusCode::kInvalidArgument);
+  ChatInput openai = UserSays("hi");
+  openai.openai_format = true;
+  openai.messages[0]["content"] = nlohmann::ordered_json::array({{{"type", 5}}});
+  req.input = RequestInput::Chat(openai);
+  Result<std::unique_ptr<RequestHandle>> bad = engine->Submit(req);
+  EXPECT_FALSE(bad.ok());
+}
+
+// 16 threads submit 200 mixed requests (token ids, raw text, chat; greedy and seeded sampling;
+// stop strings; logprobs; random cancels) to one engine. Every finished request equals the same
+// request run alone; a cancelled one is a prefix of it.
+void ManyThreadsSubmitting(const std::string& preset) {
+  std::unique_ptr<Engine> engine = OpenEngine(preset);
+  std::mt19937 rng(12345);
+  std::vector<Request> requests;
+  for (int i = 0; i < 200; ++i) {
+    Request r;
+    switch (i % 3) {
+      case 0: {
+        std::vector<int32_t> ids = {2};
+        for (int n = 0; n < 3 + static_cast<int>(rng() % 20); ++n) ids.push_back(108 + static_cast<int32_t>(rng() % 400));
+        r.input = RequestInput::Tokens(ids);
+        break;
+      }
+      case 1:
+        r.input = RequestInput::Text("the model number " + std::to_string(rng() % 1000));
+        break;
+      default:
+        r.input = RequestInput::Chat(UserSays("say " + std::to_string(rng() % 1000)));
+        break;
+    }
+    r.max_tokens = 1 + static_cast<int64_t>(rng() % 12);
+    if (rng() % 2 == 0) {
+      r.sampling.temperature = 1.2f;
+      r.sampling.top_k = static_cast<int32_t>(rng() % 50);
+      r.sampling.seed = rng();
+    }
+    if (rng() % 5 == 0) r.stop = {"zz"};
+    if (rng() % 4 == 0) r.logprobs = static_cast<int>(rng() % 3);
+    requests.push_back(r);
+  }
+  std::vector<Completion> alone;
+  for (const Request& r : requests) {
+    Result<Completion> c = engine->Generate(r);
+    if (!c.ok()) FAIL() << c.status().ToString();
+    alone.push_back(*c);
+  }
+  std::vector<std::optional<Completion>> together(requests.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 local(static_cast<uint32_t>(t));
+      for (size_t i = next++; i < requests.size(); i = next++) {
+        Result<std::unique_ptr<RequestHandle>> h = engine->Submit(requests[i]);
+        if (!h.ok()) continue;
+        if (local() % 8 == 0) {
+          (*h)->NextFor(std::chrono::milliseconds(local() % 3));
+          (*h)->Cancel();
+        }
+        Result<Completion> c = (*h)->Wait();
+        if (c.ok()) together[i] = *c;
+        if (local() % 16 == 0) engine->Stats();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int cancelled = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (!together[i].has_value()) FAIL() << "request " << i << " got no result";
+    const Completion& got = *together[i];
+    const Completion& want = alone[i];
+    EXPECT_EQ(got.prompt_tokens, want.prompt_tokens) << i;
+    if (got.finish_reason == "cancelled") {
+      ++cancelled;
+      if (got.tokens.size() > want.tokens.size()) FAIL() << "request " << i << " grew when cancelled";
+      EXPECT_EQ(got.tokens, std::vector<int32_t>(want.tokens.begin(), want.tokens.begin() + got.tokens.size())) << i;
+      continue;
+    }
+    EXPECT_EQ(got.tokens, want.tokens) << i;
+    EXPECT_EQ(got.text, want.text) << i;
+    EXPECT_EQ(got.finish_reason, want.finish_reason) << i;
+    if (got.logprobs.size() != want.logprobs.size()) FAIL() << "request " << i << ": logprob count differs";
+    for (size_t k = 0; k < got.logprobs.size(); ++k) {
+      EXPECT_EQ(got.logprobs[k].logprob, want.logprobs[k].logprob) << i;
+      EXPECT_EQ(got.logprobs[k].top, want.logprobs[k].top) << i;
+    }
+  }
+  const EngineStats s = engine->Stats();
+  EXPECT_EQ(s.submitted, 400);
+  EXPECT_EQ(s.completed + s.cancelled + s.failed, 400);
+  EXPECT_EQ(s.cancelled, cancelled);
+  EXPECT_EQ(s.failed, 0);
+  EXPECT_EQ(s.running, 0);
+  EXPECT_EQ(s.queued, 0);
+  std::printf("%s: %d of 200 requests cancelled mid-way\n", preset.c_str(), cancelled);
+}
+
+TEST(Engine, ManyThreadsSubmittingGetTheOutputsOfRequestsRunAloneGemma3) { ManyThreadsSubmitting("tiny"); }
+TEST(Engine, ManyThreadsSubmittingGetTheOutputsOfRequestsRunAloneGemma4) { ManyThreadsSubmitting("g4-e2b-like"); }
+
+}  // namespace
+}  // namespace gemma_local
