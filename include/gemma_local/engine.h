@@ -37,6 +37,11 @@ struct EngineOptions {
   std::string quantize;
   std::string template_path;          // a chat template file overriding the model's ("": the model's)
   int64_t max_queued_requests = 1024;  // Submit fails with kResourceExhausted beyond this
+  // Debugging: a directory that receives every forward call's named intermediates (llama.cpp's
+  // names: inp_embd, attn_norm-L, Qcur-L, Kcur-L, Vcur-L, kqv_out-L, ffn_inp-L, ffn_out-L, l_out-L,
+  // result_norm, result_output) as raw little-endian f32 files NNNNNN-NAME.f32, listed with their
+  // shapes in index.jsonl. Slow; "" = off.
+  std::string dump_activations;
 };
 
 // A conversation rendered with the model's chat template (add_generation_prompt is set).

@@ -87,101 +87,78 @@ void WriteKv(const KvView& kv, int64_t layer, const Batch& batch, const float* k
   }
 }
 
-void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, const Batch& batch,
+void CausalAttention(const ops::ForwardContext& ctx, const HParams& hp, int64_t layer, const Batch& batch,
                      const float* q, const KvView& kv, float* out) {
-  const int64_t d = hp.head_dim[layer];
-  const int64_t nh = hp.n_heads;
-  const int64_t group = nh / hp.n_kv_heads[layer];
-  const int64_t src = hp.kv_source[layer];
-  const bool sliding = hp.is_sliding(layer) && hp.sliding_window > 0;
-  const float softcap = hp.attn_logit_softcap ? *hp.attn_logit_softcap : 0.0f;
-  // A work item is one token and a run of query heads inside one KV group: the whole group when
-  // there are enough items to keep every thread busy (each K/V row is then read once per group),
-  // single heads otherwise (decode of one token).
-  const int64_t n_tokens = static_cast<int64_t>(batch.size());
-  const int64_t heads_per_item =
-      n_tokens * hp.n_kv_heads[layer] >= 2 * ctx.pool->size() ? group : 1;
-  const int64_t items_per_token = nh / heads_per_item;
-  ctx.pool->ParallelFor(n_tokens * items_per_token, 1, [&](int64_t begin, int64_t end) {
-    std::vector<const float*> k_rows, v_rows;
-    std::vector<float> scratch;
-    int64_t rows_token = -1;
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / items_per_token;
-      const int64_t h0 = (item % items_per_token) * heads_per_item;
-      const int64_t pos = batch[t].pos;
-      const int64_t lo = sliding ? std::max<int64_t>(0, pos - hp.sliding_window + 1) : 0;
-      if (rows_token != t) {  // the visible rows are the same for every head of a token
-        const KvBlockTable table = kv.Table(src, batch[t].seq);
-        k_rows.clear();
-        v_rows.clear();
-        for (int64_t j = lo; j <= pos; ++j) {
-          k_rows.push_back(table.KRow(j));
-          v_rows.push_back(table.VRow(j));
-        }
-        rows_token = t;
-      }
-      const int64_t kv_off = (h0 / group) * d;
-      ops::AttendGroup(q + (t * nh + h0) * d, heads_per_item, d, k_rows.data(), v_rows.data(), kv_off,
-                       pos - lo + 1, hp.attention_scale, softcap, &scratch, out + (t * nh + h0) * d);
-    }
-  });
+  ops::AttentionParams p;
+  p.kv_layer = hp.kv_source[layer];
+  p.n_heads = hp.n_heads;
+  p.n_kv_heads = hp.n_kv_heads[layer];
+  p.head_dim = hp.head_dim[layer];
+  p.window = hp.is_sliding(layer) && hp.sliding_window > 0 ? hp.sliding_window : 0;
+  p.scale = hp.attention_scale;
+  p.softcap = hp.attn_logit_softcap ? *hp.attn_logit_softcap : 0.0f;
+  ctx.backend->Attention(p, batch, q, kv, out);
 }
 
-void EmbedTokens(const ref::MatrixView& embed, const Batch& batch, std::vector<float>* x) {
+std::vector<int32_t> BatchTokens(const Batch& batch) {
+  std::vector<int32_t> ids;
+  ids.reserve(batch.size());
+  for (const BatchEntry& e : batch) ids.push_back(e.token);
+  return ids;
+}
+
+std::vector<int64_t> BatchPositions(const Batch& batch) {
+  std::vector<int64_t> pos;
+  pos.reserve(batch.size());
+  for (const BatchEntry& e : batch) pos.push_back(e.pos);
+  return pos;
+}
+
+void EmbedTokens(const ops::ForwardContext& ctx, const ref::MatrixView& embed, const Batch& batch,
+                 std::vector<float>* x) {
   const int64_t H = embed.cols;
-  x->assign(batch.size() * static_cast<size_t>(H), 0.0f);
-  const float scale = std::sqrt(static_cast<float>(H));
-  for (size_t t = 0; t < batch.size(); ++t) {
-    float* row = x->data() + t * H;
-    ref::DequantizeRow(embed, batch[t].token, row);
-    for (int64_t i = 0; i < H; ++i) row[i] *= scale;
-  }
+  const auto T = static_cast<int64_t>(batch.size());
+  x->assign(static_cast<size_t>(T * H), 0.0f);
+  const std::vector<int32_t> ids = BatchTokens(batch);
+  ctx.backend->GetRows(embed, ids.data(), T, x->data());
+  ctx.backend->Scale(x->data(), std::sqrt(static_cast<float>(H)), T * H);
 }
 
-void AddNormedBranch(const float* gain, float eps, int64_t n_rows, int64_t width, float* branch, float* x) {
-  for (int64_t r = 0; r < n_rows; ++r) {
-    float* b = branch + r * width;
-    ref::RmsNorm(b, gain, 0.0f, width, eps, b);
-    for (int64_t i = 0; i < width; ++i) x[r * width + i] += b[i];
-  }
+void AddNormedBranch(const ops::ForwardContext& ctx, const float* gain, float eps, int64_t n_rows, int64_t width,
+                     float* branch, float* x) {
+  ctx.backend->RmsNorm(branch, gain, n_rows, width, eps, branch);
+  ctx.backend->Add(x, branch, n_rows * width);
 }
 
-void NormRopeHeads(const Batch& batch, int64_t n_heads, int64_t head_dim, const float* gain,
-                   const std::vector<float>& inv_freq, float eps, float* x) {
-  for (size_t t = 0; t < batch.size(); ++t) {
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = x + (static_cast<int64_t>(t) * n_heads + h) * head_dim;
-      ref::RmsNorm(v, gain, 0.0f, head_dim, eps, v);
-      ref::RopeNeox(v, head_dim, static_cast<double>(batch[t].pos), inv_freq.data());
-    }
-  }
+void NormRopeHeads(const ops::ForwardContext& ctx, const std::vector<int64_t>& positions, int64_t n_heads,
+                   int64_t head_dim, const float* gain, const std::vector<float>& inv_freq, float eps, float* x) {
+  const auto T = static_cast<int64_t>(positions.size());
+  ctx.backend->RmsNorm(x, gain, T * n_heads, head_dim, eps, x);
+  ctx.backend->Rope(x, T, n_heads, head_dim, positions.data(), inv_freq.data());
 }
 
-void OutputLogits(const ops::Context& ctx, const HParams& hp, const ref::MatrixView& lm_head,
+void OutputLogits(const ops::ForwardContext& ctx, const HParams& hp, const ref::MatrixView& lm_head,
                   const std::vector<float>& norm_gain, const Batch& batch, const float* x,
                   std::vector<float>* logits) {
   const int64_t H = hp.hidden_size;
   const int64_t V = lm_head.rows;
-  // y: [R, H], the normed rows that want logits.
+  // y: [R, H], the rows that want logits, then normed in place.
   std::vector<float> y;
   for (size_t t = 0; t < batch.size(); ++t) {
-    if (!batch[t].want_logits) continue;
-    y.resize(y.size() + static_cast<size_t>(H));
-    ref::RmsNorm(x + t * H, norm_gain.data(), 0.0f, H, hp.rms_norm_eps, y.data() + y.size() - H);
+    if (batch[t].want_logits) y.insert(y.end(), x + t * H, x + (t + 1) * H);
   }
   const int64_t R = static_cast<int64_t>(y.size()) / H;
   logits->resize(static_cast<size_t>(R * V));
   if (R == 0) return;
-  ops::MatMul(ctx, lm_head, y.data(), R, logits->data());
+  ctx.backend->RmsNorm(y.data(), norm_gain.data(), R, H, hp.rms_norm_eps, y.data());
+  ctx.Dump("result_norm", y.data(), R, H);
+  ctx.backend->MatMul(lm_head, y.data(), R, logits->data());
   if (ctx.counters != nullptr) {
     ++ctx.counters->lm_head_passes;
     ctx.counters->logit_rows += R;
   }
-  if (hp.final_logit_softcap) {
-    const float cap = *hp.final_logit_softcap;
-    for (float& l : *logits) l = cap * std::tanh(l / cap);
-  }
+  if (hp.final_logit_softcap) ctx.backend->SoftCap(logits->data(), *hp.final_logit_softcap, R * V);
+  ctx.Dump("result_output", logits->data(), R, V);
 }
 
 }  // namespace gemma_local

@@ -8,7 +8,7 @@
 
 #include "model/checkpoint.h"
 #include "model/model.h"
-#include "ops/ops.h"
+#include "ops/backend.h"
 #include "ops/batch.h"
 #include "ops/kv_view.h"
 
@@ -37,32 +37,38 @@ std::vector<float> RopeInverseFrequencies(const RopeParams& rope, int64_t head_d
 
 // out[t] (n_heads * head_dim) = concat_h softmax(scale * q_h . K_j + causal/window mask) V_j over
 // the cached positions of batch[t].seq in layer hp.kv_source[layer]. Parallel over (token, head).
-void CausalAttention(const ops::Context& ctx, const HParams& hp, int64_t layer, const Batch& batch,
+void CausalAttention(const ops::ForwardContext& ctx, const HParams& hp, int64_t layer, const Batch& batch,
                      const float* q, const KvView& kv, float* out);
 
 // x[t] = embed[token_t] * sqrt(hidden) for every batch entry (x is resized to T * hidden).
-void EmbedTokens(const ref::MatrixView& embed, const Batch& batch, std::vector<float>* x);
+void EmbedTokens(const ops::ForwardContext& ctx, const ref::MatrixView& embed, const Batch& batch,
+                 std::vector<float>* x);
+
+// The token ids / positions of a batch, in order.
+std::vector<int32_t> BatchTokens(const Batch& batch);
+std::vector<int64_t> BatchPositions(const Batch& batch);
 
 // x[t] += RMSNorm(branch[t]) * gain for every row (branch is normalized in place).
-void AddNormedBranch(const float* gain, float eps, int64_t n_rows, int64_t width, float* branch, float* x);
+void AddNormedBranch(const ops::ForwardContext& ctx, const float* gain, float eps, int64_t n_rows, int64_t width,
+                     float* branch, float* x);
 
 // For each token t and head: head = RoPE(RMSNorm(head) * gain, batch[t].pos). `x` is
 // [T, n_heads * head_dim].
-void NormRopeHeads(const Batch& batch, int64_t n_heads, int64_t head_dim, const float* gain,
-                   const std::vector<float>& inv_freq, float eps, float* x);
+void NormRopeHeads(const ops::ForwardContext& ctx, const std::vector<int64_t>& positions, int64_t n_heads,
+                   int64_t head_dim, const float* gain, const std::vector<float>& inv_freq, float eps, float* x);
 
 // One row of logits per entry with want_logits: lm_head . RMSNorm(x[t]) * norm_gain, soft-capped
 // when hp.final_logit_softcap is set. The rows are gathered first and the LM head (the largest
 // matrix: 262k rows) runs once for all of them; the result is bit-identical to one product per
 // row (MatMul does not depend on which tokens share a call).
-void OutputLogits(const ops::Context& ctx, const HParams& hp, const ref::MatrixView& lm_head,
+void OutputLogits(const ops::ForwardContext& ctx, const HParams& hp, const ref::MatrixView& lm_head,
                   const std::vector<float>& norm_gain, const Batch& batch, const float* x,
                   std::vector<float>* logits);
 
-// Constructs family `M` (constructor (checkpoint), Status Init()) and binds its weights.
+// Constructs family `M` (constructor (checkpoint, backend), Status Init()) and binds its weights.
 template <typename M>
-Result<std::unique_ptr<Model>> LoadFamily(std::shared_ptr<const Checkpoint> checkpoint) {
-  auto model = std::make_unique<M>(std::move(checkpoint));
+Result<std::unique_ptr<Model>> LoadFamily(std::shared_ptr<const Checkpoint> checkpoint, const ops::Backend& backend) {
+  auto model = std::make_unique<M>(std::move(checkpoint), backend);
   GL_RETURN_IF_ERROR(model->Init());
   return std::unique_ptr<Model>(std::move(model));
 }

@@ -6,7 +6,6 @@
 
 #include "core/half.h"
 #include "model/decoder_common.h"
-#include "ops/ops.h"
 
 namespace gemma_local {
 namespace {
@@ -20,11 +19,12 @@ struct LayerWeights {
 
 class Gemma3 final : public Model {
  public:
-  explicit Gemma3(std::shared_ptr<const Checkpoint> ck) : ck_(std::move(ck)), hp_(ck_->hparams()) {}
+  Gemma3(std::shared_ptr<const Checkpoint> ck, const ops::Backend& backend)
+      : ck_(std::move(ck)), hp_(ck_->hparams()), backend_(backend) {}
 
   Status Init();
   const HParams& hparams() const override { return hp_; }
-  Status Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+  Status Forward(const Batch& batch, const KvView& kv, const ops::ForwardContext& ctx,
                  std::vector<float>* logits) const override;
 
  private:
@@ -36,6 +36,7 @@ class Gemma3 final : public Model {
 
   std::shared_ptr<const Checkpoint> ck_;
   HParams hp_;
+  const ops::Backend& backend_;  // prepares the weights at load
   ref::MatrixView embed_;
   ref::MatrixView lm_head_;
   std::vector<std::vector<uint8_t>> packed_;  // backend copies the views above point into
@@ -70,52 +71,62 @@ Status Gemma3::Init() {
     // Linear RoPE scaling applies to global layers only (spec §2.2 step 4).
     w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
     for (ref::MatrixView* m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) {
-      ops::RepackWeights(m, &packed_, ck_->all_tensors_file_backed());
+      backend_.PrepareWeights(m, &packed_, ck_->all_tensors_file_backed());
     }
     layers_.push_back(std::move(w));
   }
-  ops::RepackWeights(&lm_head_, &packed_, ck_->all_tensors_file_backed());
+  backend_.PrepareWeights(&lm_head_, &packed_, ck_->all_tensors_file_backed());
   return Status::Ok();
 }
 
-Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::ForwardContext& ctx,
                        std::vector<float>* logits) const {
   logits->clear();
   GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, kv));
+  ops::Backend& be = *ctx.backend;
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const float eps = hp_.rms_norm_eps;
-  std::vector<float> x;
-  EmbedTokens(embed_, batch, &x);
+  const std::vector<int64_t> positions = BatchPositions(batch);
+  std::vector<float> x;  // x: [T, H], the residual stream
+  EmbedTokens(ctx, embed_, batch, &x);
+  ctx.Dump("inp_embd", x.data(), T, H);
   std::vector<float> h(x.size()), branch(x.size());
   for (int64_t l = 0; l < hp_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
     const int64_t d = hp_.head_dim[l];
     const int64_t nq = hp_.n_heads * d;
     const int64_t nkv = hp_.n_kv_heads[l] * d;
-    for (int64_t t = 0; t < T; ++t) ref::RmsNorm(&x[t * H], w.attn_norm.data(), 0.0f, H, eps, &h[t * H]);
+    be.RmsNorm(x.data(), w.attn_norm.data(), T, H, eps, h.data());
+    ctx.Dump("attn_norm", l, h.data(), T, H);
+    // q: [T, n_heads * d]; k, v: [T, n_kv_heads * d]
     std::vector<float> q(static_cast<size_t>(T * nq)), k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
-    ops::MatMul(ctx, w.q, h.data(), T, q.data());
-    ops::MatMul(ctx, w.k, h.data(), T, k.data());
-    ops::MatMul(ctx, w.v, h.data(), T, v.data());
-    NormRopeHeads(batch, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
-    NormRopeHeads(batch, hp_.n_kv_heads[l], d, w.k_norm.data(), w.inv_freq, eps, k.data());
+    be.MatMul(w.q, h.data(), T, q.data());
+    be.MatMul(w.k, h.data(), T, k.data());
+    be.MatMul(w.v, h.data(), T, v.data());
+    NormRopeHeads(ctx, positions, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
+    NormRopeHeads(ctx, positions, hp_.n_kv_heads[l], d, w.k_norm.data(), w.inv_freq, eps, k.data());
+    ctx.Dump("Qcur", l, q.data(), T, nq);
+    ctx.Dump("Kcur", l, k.data(), T, nkv);
+    ctx.Dump("Vcur", l, v.data(), T, nkv);
     WriteKv(kv, l, batch, k.data(), v.data());
     std::vector<float> attn(static_cast<size_t>(T * nq));
     CausalAttention(ctx, hp_, l, batch, q.data(), kv, attn.data());
-    ops::MatMul(ctx, w.o, attn.data(), T, branch.data());
-    for (int64_t t = 0; t < T; ++t) {
-      ref::RmsNorm(&branch[t * H], w.post_attn_norm.data(), 0.0f, H, eps, &branch[t * H]);
-      for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
-      ref::RmsNorm(&x[t * H], w.ffn_norm.data(), 0.0f, H, eps, &h[t * H]);
-    }
+    ctx.Dump("kqv_out", l, attn.data(), T, nq);
+    be.MatMul(w.o, attn.data(), T, branch.data());
+    be.RmsNorm(branch.data(), w.post_attn_norm.data(), T, H, eps, branch.data());
+    be.Add(x.data(), branch.data(), T * H);
+    ctx.Dump("ffn_inp", l, x.data(), T, H);
+    be.RmsNorm(x.data(), w.ffn_norm.data(), T, H, eps, h.data());
     const int64_t ff = hp_.ffn_size[l];
     std::vector<float> gate(static_cast<size_t>(T * ff)), up(static_cast<size_t>(T * ff));
-    ops::MatMul(ctx, w.gate, h.data(), T, gate.data());
-    ops::MatMul(ctx, w.up, h.data(), T, up.data());
-    ops::GeluMul(ctx, gate.data(), up.data(), static_cast<int64_t>(gate.size()));
-    ops::MatMul(ctx, w.down, gate.data(), T, branch.data());
-    AddNormedBranch(w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
+    be.MatMul(w.gate, h.data(), T, gate.data());
+    be.MatMul(w.up, h.data(), T, up.data());
+    be.GeluMul(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
+    be.MatMul(w.down, gate.data(), T, branch.data());
+    ctx.Dump("ffn_out", l, branch.data(), T, H);
+    AddNormedBranch(ctx, w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
+    ctx.Dump("l_out", l, x.data(), T, H);
   }
   OutputLogits(ctx, hp_, lm_head_, output_norm_, batch, x.data(), logits);
   return Status::Ok();
@@ -123,8 +134,8 @@ Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::Context&
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint) {
-  return LoadFamily<Gemma3>(std::move(checkpoint));
+Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint, const ops::Backend& backend) {
+  return LoadFamily<Gemma3>(std::move(checkpoint), backend);
 }
 
 }  // namespace gemma_local

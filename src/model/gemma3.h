@@ -10,6 +10,6 @@
 
 namespace gemma_local {
 
-Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint);
+Result<std::unique_ptr<Model>> LoadGemma3(std::shared_ptr<const Checkpoint> checkpoint, const ops::Backend& backend);
 
 }  // namespace gemma_local

@@ -5,7 +5,6 @@
 #include <numeric>
 
 #include "model/decoder_common.h"
-#include "ops/ops.h"
 
 namespace gemma_local {
 namespace {
@@ -16,6 +15,7 @@ namespace {
 struct MoeWeights {
   ref::MatrixView router;            // [E, H]
   std::vector<float> router_scale;   // [H]
+  std::vector<float> router_gain;    // [H]: router_scale / sqrt(H), the router input's norm gain
   std::vector<float> expert_scale;   // [E]
   const WeightTensor* gate_up = nullptr;
   const WeightTensor* gate = nullptr;  // split form (gate and up separately), when not fused
@@ -49,23 +49,25 @@ ref::MatrixView ExpertRows(const WeightTensor* t, int64_t first_row, int64_t n_r
 
 class Gemma4 final : public Model {
  public:
-  explicit Gemma4(std::shared_ptr<const Checkpoint> ck) : ck_(std::move(ck)), hp_(ck_->hparams()) {}
+  Gemma4(std::shared_ptr<const Checkpoint> ck, const ops::Backend& backend)
+      : ck_(std::move(ck)), hp_(ck_->hparams()), backend_(backend) {}
 
   Status Init();
   const HParams& hparams() const override { return hp_; }
-  Status Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+  Status Forward(const Batch& batch, const KvView& kv, const ops::ForwardContext& ctx,
                  std::vector<float>* logits) const override;
 
  private:
   Result<ref::MatrixView> Matrix(const std::string& name) const { return BindMatrix(*ck_, name); }
   Result<std::vector<float>> Gain(const std::string& name) const { return BindVector(*ck_, name, 0.0f); }
-  void PerLayerInputs(const ops::Context& ctx, const Batch& batch, const float* x0, std::vector<float>* ple) const;
-  void Mlp(const ops::Context& ctx, const ref::MatrixView& gate, const ref::MatrixView& up,
+  void PerLayerInputs(const ops::ForwardContext& ctx, const Batch& batch, const float* x0, std::vector<float>* ple) const;
+  void Mlp(const ops::ForwardContext& ctx, const ref::MatrixView& gate, const ref::MatrixView& up,
            const ref::MatrixView& down, const float* in, int64_t n, float* out) const;
-  void Experts(const ops::Context& ctx, const LayerWeights& w, const float* residual, int64_t T, float* out) const;
+  void Experts(const ops::ForwardContext& ctx, const LayerWeights& w, const float* residual, int64_t T, float* out) const;
 
   std::shared_ptr<const Checkpoint> ck_;
   HParams hp_;
+  const ops::Backend& backend_;  // prepares the weights at load
   ref::MatrixView embed_, lm_head_, ple_embed_, ple_model_proj_;
   std::vector<std::vector<uint8_t>> packed_;  // backend copies the views above/below point into
   std::vector<float> output_norm_, ple_proj_norm_;
@@ -122,6 +124,8 @@ Status Gemma4::Init() {
       w.moe = true;
       GL_ASSIGN_OR_RETURN(m.router, Matrix(b + "ffn_gate_inp.weight"));
       GL_ASSIGN_OR_RETURN(m.router_scale, Gain(b + "ffn_gate_inp.scale"));
+      const float inv_sqrt_h = 1.0f / std::sqrt(static_cast<float>(hp_.hidden_size));
+      for (float g : m.router_scale) m.router_gain.push_back(g * inv_sqrt_h);
       GL_ASSIGN_OR_RETURN(m.expert_scale, Gain(b + "ffn_down_exps.scale"));
       GL_ASSIGN_OR_RETURN(m.post_norm_1, Gain(b + "post_ffw_norm_1.weight"));
       GL_ASSIGN_OR_RETURN(m.pre_norm_2, Gain(b + "pre_ffw_norm_2.weight"));
@@ -140,74 +144,66 @@ Status Gemma4::Init() {
         m.expert_up.push_back(fused ? ExpertRows(m.gate_up, e * 2 * F + F, F) : ExpertRows(m.up, e * F, F));
         m.expert_down.push_back(ExpertRows(m.down, e * H, H));
         for (ref::MatrixView* v : {&m.expert_gate.back(), &m.expert_up.back(), &m.expert_down.back()}) {
-          ops::RepackWeights(v, &packed_, ck_->all_tensors_file_backed());
+          backend_.PrepareWeights(v, &packed_, ck_->all_tensors_file_backed());
         }
       }
     }
     w.inv_freq = RopeInverseFrequencies(hp_.is_sliding(l) ? hp_.rope_sliding : hp_.rope_full, hp_.head_dim[l]);
     for (ref::MatrixView* m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down, &w.ple_gate, &w.ple_proj}) {
-      if (m->data != nullptr) ops::RepackWeights(m, &packed_, ck_->all_tensors_file_backed());
+      if (m->data != nullptr) backend_.PrepareWeights(m, &packed_, ck_->all_tensors_file_backed());
     }
     layers_.push_back(std::move(w));
   }
-  ops::RepackWeights(&lm_head_, &packed_, ck_->all_tensors_file_backed());
+  backend_.PrepareWeights(&lm_head_, &packed_, ck_->all_tensors_file_backed());
   return Status::Ok();
 }
 
 // PLE (spec §2.3.2): ple[t] = (norm(W_proj x0 / sqrt(H)) + E_ple[token] * sqrt(P)) / sqrt(2), [L, P].
-void Gemma4::PerLayerInputs(const ops::Context& ctx, const Batch& batch, const float* x0,
+void Gemma4::PerLayerInputs(const ops::ForwardContext& ctx, const Batch& batch, const float* x0,
                             std::vector<float>* ple) const {
+  ops::Backend& be = *ctx.backend;
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t L = hp_.n_layers, P = hp_.per_layer_input_size, LP = L * P;
   ple->assign(static_cast<size_t>(T * LP), 0.0f);
-  ops::MatMul(ctx, ple_model_proj_, x0, T, ple->data());
-  std::vector<float> row(static_cast<size_t>(LP));
-  const float inv_sqrt_h = 1.0f / std::sqrt(static_cast<float>(hp_.hidden_size));
-  const float sqrt_p = std::sqrt(static_cast<float>(P));
-  const float inv_sqrt2 = 1.0f / std::sqrt(2.0f);
-  for (int64_t t = 0; t < T; ++t) {
-    float* c = ple->data() + t * LP;
-    ref::DequantizeRow(ple_embed_, batch[t].token, row.data());
-    for (int64_t l = 0; l < L; ++l) {
-      float* cl = c + l * P;
-      for (int64_t i = 0; i < P; ++i) cl[i] *= inv_sqrt_h;
-      ref::RmsNorm(cl, ple_proj_norm_.data(), 0.0f, P, hp_.rms_norm_eps, cl);
-      for (int64_t i = 0; i < P; ++i) cl[i] = (cl[i] + row[l * P + i] * sqrt_p) * inv_sqrt2;
-    }
-  }
+  be.MatMul(ple_model_proj_, x0, T, ple->data());  // ple: [T, L * P]
+  be.Scale(ple->data(), 1.0f / std::sqrt(static_cast<float>(hp_.hidden_size)), T * LP);
+  be.RmsNorm(ple->data(), ple_proj_norm_.data(), T * L, P, hp_.rms_norm_eps, ple->data());
+  std::vector<float> rows(static_cast<size_t>(T * LP));  // E_ple[token]: [T, L * P]
+  const std::vector<int32_t> ids = BatchTokens(batch);
+  be.GetRows(ple_embed_, ids.data(), T, rows.data());
+  be.Scale(rows.data(), std::sqrt(static_cast<float>(P)), T * LP);
+  be.Add(ple->data(), rows.data(), T * LP);
+  be.Scale(ple->data(), 1.0f / std::sqrt(2.0f), T * LP);
 }
 
 // out = down(gelu_tanh(gate in) * up in) for n rows.
-void Gemma4::Mlp(const ops::Context& ctx, const ref::MatrixView& gate, const ref::MatrixView& up,
+void Gemma4::Mlp(const ops::ForwardContext& ctx, const ref::MatrixView& gate, const ref::MatrixView& up,
                  const ref::MatrixView& down, const float* in, int64_t n, float* out) const {
   std::vector<float> g(static_cast<size_t>(n * gate.rows)), u(static_cast<size_t>(n * up.rows));
-  ops::MatMul(ctx, gate, in, n, g.data());
-  ops::MatMul(ctx, up, in, n, u.data());
-  ops::GeluMul(ctx, g.data(), u.data(), static_cast<int64_t>(g.size()));
-  ops::MatMul(ctx, down, g.data(), n, out);
+  ctx.backend->MatMul(gate, in, n, g.data());
+  ctx.backend->MatMul(up, in, n, u.data());
+  ctx.backend->GeluMul(g.data(), u.data(), static_cast<int64_t>(g.size()));
+  ctx.backend->MatMul(down, g.data(), n, out);
 }
 
 // Routed experts (spec §2.3.4): router on the residual, softmax over all experts, top-k,
 // renormalise, per-expert scale; out[t] = post_norm_2(sum_e w_e * expert_e(pre_norm_2(r))).
 // Tokens are grouped per expert so each expert's weights are read once per batch.
-void Gemma4::Experts(const ops::Context& ctx, const LayerWeights& w, const float* r, int64_t T, float* out) const {
+void Gemma4::Experts(const ops::ForwardContext& ctx, const LayerWeights& w, const float* r, int64_t T, float* out) const {
   const MoeWeights& m = w.experts;
   const int64_t H = hp_.hidden_size, E = hp_.n_experts, K = hp_.n_experts_used;
   const float eps = hp_.rms_norm_eps;
+  ops::Backend& be = *ctx.backend;
   std::vector<float> z(static_cast<size_t>(T * H)), h2(static_cast<size_t>(T * H)), logits(static_cast<size_t>(T * E));
-  const float inv_sqrt_h = 1.0f / std::sqrt(static_cast<float>(H));
-  for (int64_t t = 0; t < T; ++t) {
-    ref::RmsNorm(r + t * H, nullptr, 0.0f, H, eps, &z[t * H]);
-    for (int64_t i = 0; i < H; ++i) z[t * H + i] *= m.router_scale[i] * inv_sqrt_h;
-    ref::RmsNorm(r + t * H, m.pre_norm_2.data(), 0.0f, H, eps, &h2[t * H]);
-  }
-  ops::MatMul(ctx, m.router, z.data(), T, logits.data());
+  be.RmsNorm(r, m.router_gain.data(), T, H, eps, z.data());
+  be.RmsNorm(r, m.pre_norm_2.data(), T, H, eps, h2.data());
+  be.MatMul(m.router, z.data(), T, logits.data());
+  be.Softmax(logits.data(), T, E);
   // Per expert: the tokens routed to it and their weights.
   std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));
   std::vector<int64_t> ids(static_cast<size_t>(E));
   for (int64_t t = 0; t < T; ++t) {
-    float* lt = &logits[t * E];
-    ref::Softmax(lt, E);
+    const float* lt = &logits[t * E];
     std::iota(ids.begin(), ids.end(), 0);
     std::partial_sort(ids.begin(), ids.begin() + K, ids.end(),
                       [&](int64_t a, int64_t b) { return lt[a] != lt[b] ? lt[a] > lt[b] : a < b; });
@@ -228,25 +224,25 @@ void Gemma4::Experts(const ops::Context& ctx, const LayerWeights& w, const float
     for (int64_t i = 0; i < n; ++i) std::copy_n(&h2[tokens[i].first * H], H, &xin[i * H]);
     y.resize(static_cast<size_t>(n * H));
     Mlp(ctx, m.expert_gate[e], m.expert_up[e], m.expert_down[e], xin.data(), n, y.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* o = out + tokens[i].first * H;
-      for (int64_t j = 0; j < H; ++j) o[j] += tokens[i].second * y[i * H + j];
-    }
+    for (int64_t i = 0; i < n; ++i) be.AddScaled(out + tokens[i].first * H, &y[i * H], tokens[i].second, H);
   }
-  for (int64_t t = 0; t < T; ++t) ref::RmsNorm(out + t * H, m.post_norm_2.data(), 0.0f, H, eps, out + t * H);
+  be.RmsNorm(out, m.post_norm_2.data(), T, H, eps, out);
 }
 
-Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::ForwardContext& ctx,
                        std::vector<float>* logits) const {
   logits->clear();
   GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, kv));
+  ops::Backend& be = *ctx.backend;
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const int64_t P = hp_.per_layer_input_size;
   const float eps = hp_.rms_norm_eps;
-  std::vector<float> x;
-  EmbedTokens(embed_, batch, &x);
-  std::vector<float> ple;
+  const std::vector<int64_t> positions = BatchPositions(batch);
+  std::vector<float> x;  // x: [T, H], the residual stream
+  EmbedTokens(ctx, embed_, batch, &x);
+  ctx.Dump("inp_embd", x.data(), T, H);
+  std::vector<float> ple;  // [T, L * P]
   if (P > 0) PerLayerInputs(ctx, batch, x.data(), &ple);
   std::vector<float> h(x.size()), branch(x.size()), branch2(x.size());
   for (int64_t l = 0; l < hp_.n_layers; ++l) {
@@ -255,57 +251,58 @@ Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::Context&
     const int64_t nkv_heads = hp_.n_kv_heads[l];
     const int64_t nq = hp_.n_heads * d;
     const int64_t nkv = nkv_heads * d;
-    for (int64_t t = 0; t < T; ++t) ref::RmsNorm(&x[t * H], w.attn_norm.data(), 0.0f, H, eps, &h[t * H]);
-    std::vector<float> q(static_cast<size_t>(T * nq));
-    ops::MatMul(ctx, w.q, h.data(), T, q.data());
-    NormRopeHeads(batch, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
+    be.RmsNorm(x.data(), w.attn_norm.data(), T, H, eps, h.data());
+    ctx.Dump("attn_norm", l, h.data(), T, H);
+    std::vector<float> q(static_cast<size_t>(T * nq));  // q: [T, n_heads * d]
+    be.MatMul(w.q, h.data(), T, q.data());
+    NormRopeHeads(ctx, positions, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
+    ctx.Dump("Qcur", l, q.data(), T, nq);
     if (w.has_k) {
       // K = RoPE(norm_k(W_k h)); V = norm(W_v h), or of the raw K projection on K=V layers.
       std::vector<float> k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
-      ops::MatMul(ctx, w.k, h.data(), T, k.data());
+      be.MatMul(w.k, h.data(), T, k.data());
       if (w.has_v) {
-        ops::MatMul(ctx, w.v, h.data(), T, v.data());
+        be.MatMul(w.v, h.data(), T, v.data());
       } else {
         v = k;
       }
-      NormRopeHeads(batch, nkv_heads, d, w.k_norm.data(), w.inv_freq, eps, k.data());
-      for (int64_t r = 0; r < T * nkv_heads; ++r) ref::RmsNorm(&v[r * d], nullptr, 0.0f, d, eps, &v[r * d]);
+      NormRopeHeads(ctx, positions, nkv_heads, d, w.k_norm.data(), w.inv_freq, eps, k.data());
+      be.RmsNorm(v.data(), nullptr, T * nkv_heads, d, eps, v.data());
+      ctx.Dump("Kcur", l, k.data(), T, nkv);
+      ctx.Dump("Vcur", l, v.data(), T, nkv);
       WriteKv(kv, l, batch, k.data(), v.data());
     }
     std::vector<float> attn(static_cast<size_t>(T * nq));
     CausalAttention(ctx, hp_, l, batch, q.data(), kv, attn.data());
-    ops::MatMul(ctx, w.o, attn.data(), T, branch.data());
-    for (int64_t t = 0; t < T; ++t) {
-      ref::RmsNorm(&branch[t * H], w.post_attn_norm.data(), 0.0f, H, eps, &branch[t * H]);
-      for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
-      ref::RmsNorm(&x[t * H], w.ffn_norm.data(), 0.0f, H, eps, &h[t * H]);
-    }
+    ctx.Dump("kqv_out", l, attn.data(), T, nq);
+    be.MatMul(w.o, attn.data(), T, branch.data());
+    be.RmsNorm(branch.data(), w.post_attn_norm.data(), T, H, eps, branch.data());
+    be.Add(x.data(), branch.data(), T * H);
+    ctx.Dump("ffn_inp", l, x.data(), T, H);
+    be.RmsNorm(x.data(), w.ffn_norm.data(), T, H, eps, h.data());
     Mlp(ctx, w.gate, w.up, w.down, h.data(), T, branch.data());
     if (w.moe) {
-      for (int64_t t = 0; t < T; ++t) {
-        ref::RmsNorm(&branch[t * H], w.experts.post_norm_1.data(), 0.0f, H, eps, &branch[t * H]);
-      }
+      be.RmsNorm(branch.data(), w.experts.post_norm_1.data(), T, H, eps, branch.data());
       Experts(ctx, w, x.data(), T, branch2.data());
-      for (size_t i = 0; i < branch.size(); ++i) branch[i] += branch2[i];
+      ctx.Dump("ffn_moe_out", l, branch2.data(), T, H);
+      be.Add(branch.data(), branch2.data(), T * H);
     }
-    AddNormedBranch(w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
+    ctx.Dump("ffn_out", l, branch.data(), T, H);
+    AddNormedBranch(ctx, w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
     if (P > 0) {
-      // x += post_norm(W_proj (gelu(W_gate x) * ple_l))
-      std::vector<float> g(static_cast<size_t>(T * P));
-      ops::MatMul(ctx, w.ple_gate, x.data(), T, g.data());
+      // x += post_norm(W_proj (gelu(W_gate x) * ple_l)); ple_l gathered to [T, P] first.
+      std::vector<float> g(static_cast<size_t>(T * P)), u(static_cast<size_t>(T * P));
       for (int64_t t = 0; t < T; ++t) {
-        const float* u = &ple[(t * hp_.n_layers + l) * P];
-        for (int64_t i = 0; i < P; ++i) g[t * P + i] = ref::GeluTanh(g[t * P + i]) * u[i];
+        std::copy_n(&ple[(t * hp_.n_layers + l) * P], P, &u[t * P]);
       }
-      ops::MatMul(ctx, w.ple_proj, g.data(), T, branch.data());
-      for (int64_t t = 0; t < T; ++t) {
-        ref::RmsNorm(&branch[t * H], w.ple_post_norm.data(), 0.0f, H, eps, &branch[t * H]);
-        for (int64_t i = 0; i < H; ++i) x[t * H + i] += branch[t * H + i];
-      }
+      be.MatMul(w.ple_gate, x.data(), T, g.data());
+      be.Gelu(g.data(), T * P);
+      be.Mul(g.data(), u.data(), T * P);
+      be.MatMul(w.ple_proj, g.data(), T, branch.data());
+      AddNormedBranch(ctx, w.ple_post_norm.data(), eps, T, H, branch.data(), x.data());
     }
-    if (w.layer_scale != 1.0f) {
-      for (float& v : x) v *= w.layer_scale;
-    }
+    if (w.layer_scale != 1.0f) be.Scale(x.data(), w.layer_scale, T * H);
+    ctx.Dump("l_out", l, x.data(), T, H);
   }
   OutputLogits(ctx, hp_, lm_head_, output_norm_, batch, x.data(), logits);
   return Status::Ok();
@@ -313,8 +310,8 @@ Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::Context&
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> LoadGemma4(std::shared_ptr<const Checkpoint> checkpoint) {
-  return LoadFamily<Gemma4>(std::move(checkpoint));
+Result<std::unique_ptr<Model>> LoadGemma4(std::shared_ptr<const Checkpoint> checkpoint, const ops::Backend& backend) {
+  return LoadFamily<Gemma4>(std::move(checkpoint), backend);
 }
 
 }  // namespace gemma_local

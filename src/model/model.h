@@ -8,7 +8,7 @@
 
 #include "gemma_local/status.h"
 #include "model/checkpoint.h"
-#include "ops/ops.h"
+#include "ops/backend.h"
 #include "ops/batch.h"
 #include "ops/kv_view.h"
 
@@ -25,12 +25,13 @@ class Model {
   // computed or written, and nothing after it can fail, so an error leaves `kv` untouched.
   // Const and stateless between calls: any number of threads may run forward passes on one model
   // with their own contexts and caches.
-  virtual Status Forward(const Batch& batch, const KvView& kv, const ops::Context& ctx,
+  virtual Status Forward(const Batch& batch, const KvView& kv, const ops::ForwardContext& ctx,
                          std::vector<float>* logits) const = 0;
 };
 
-// Binds `checkpoint` (kept alive by the model) to its family's implementation. Errors name the
-// tensor whose dtype cannot be computed yet.
-Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint);
+// Binds `checkpoint` (kept alive by the model) to its family's implementation, with weights
+// prepared for `backend` (its layouts; the model then runs on backends of that kind). Errors name
+// the tensor whose dtype cannot be computed yet.
+Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint, const ops::Backend& backend);
 
 }  // namespace gemma_local

@@ -4,12 +4,12 @@
 
 namespace gemma_local {
 
-Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint) {
+Result<std::unique_ptr<Model>> LoadModel(std::shared_ptr<const Checkpoint> checkpoint, const ops::Backend& backend) {
   switch (checkpoint->hparams().family) {
     case ModelFamily::kGemma3:
-      return LoadGemma3(std::move(checkpoint));
+      return LoadGemma3(std::move(checkpoint), backend);
     case ModelFamily::kGemma4:
-      return LoadGemma4(std::move(checkpoint));
+      return LoadGemma4(std::move(checkpoint), backend);
   }
   return InternalError("unknown model family");
 }

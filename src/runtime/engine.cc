@@ -14,13 +14,14 @@
 #include <optional>
 #include <thread>
 
-#include "core/thread_pool.h"
 #include "gemma_local/chat_template.h"
 #include "gemma_local/tokenizer.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "model/quantize.h"
 #include "ops/reference/ref_ops.h"
+#include "ops/backend.h"
+#include "runtime/activation_dump.h"
 #include "runtime/kv_cache.h"
 #include "runtime/reply_assembler.h"
 #include "runtime/request_state.h"
@@ -58,10 +59,10 @@ struct Job {
 
 class LocalEngine final : public Engine {
  public:
-  LocalEngine(std::string model_path, std::unique_ptr<ThreadPool> pool, std::unique_ptr<Model> model,
+  LocalEngine(std::string model_path, std::unique_ptr<ops::Backend> backend, std::unique_ptr<Model> model,
               const EngineOptions& options, Result<std::shared_ptr<const Tokenizer>> tokenizer)
       : model_path_(std::move(model_path)),
-        pool_(std::move(pool)),
+        backend_(std::move(backend)),
         model_(std::move(model)),
         options_(options),
         tokenizer_(std::move(tokenizer)),
@@ -172,7 +173,15 @@ class LocalEngine final : public Engine {
     auto promise = std::make_shared<std::promise<Result<ScoreResult>>>();
     std::future<Result<ScoreResult>> result = promise->get_future();
     Job job;
-    job.run = [this, promise, tokens, top_k = request.top_k] { promise->set_value(RunScore(tokens, top_k)); };
+    job.run = [this, promise, tokens, top_k = request.top_k] {
+      Result<ScoreResult> r = RunScore(tokens, top_k);
+      if (!r.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.failed;
+        --stats_.running;
+      }
+      promise->set_value(std::move(r));
+    };
     job.abandon = [promise] { promise->set_value(CancelledError("the engine shut down before the request ran")); };
     GL_RETURN_IF_ERROR(Enqueue(std::move(job)));
     return result.get();
@@ -233,9 +242,7 @@ class LocalEngine final : public Engine {
         queue_.pop_front();
         ++stats_.running;
       }
-      job.run();
-      std::lock_guard<std::mutex> lock(mu_);
-      --stats_.running;
+      job.run();  // ends with stats_.running decremented, before its result is delivered
     }
   }
 
@@ -252,7 +259,14 @@ class LocalEngine final : public Engine {
   Status ForwardOn(KvCache& cache, const Batch& batch, std::vector<float>* logits) {
     GL_RETURN_IF_ERROR(cache.Reserve(batch));
     ops::ForwardCounters counters;
-    const Status s = model_->Forward(batch, cache, ops::Context{pool_.get(), &counters}, logits);
+    ops::ForwardContext ctx{backend_.get(), &counters, nullptr};
+    std::optional<ActivationDump> dump;
+    if (!options_.dump_activations.empty()) {
+      dump.emplace(options_.dump_activations, forward_index_++);
+      ctx.activations = &*dump;
+    }
+    const Status s = model_->Forward(batch, cache, ctx, logits);
+    if (dump && s.ok()) GL_RETURN_IF_ERROR(dump->status());
     if (s.ok()) cache.Commit(batch);
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.forward_calls;
@@ -349,9 +363,12 @@ class LocalEngine final : public Engine {
     Finish(state, std::move(final));
   }
 
+  // Counts the outcome and delivers the final event (in that order: a reader that saw the final
+  // event sees the stats that include it).
   void Finish(RequestState& state, Event final) {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      --stats_.running;
       if (final.finish_reason == "cancelled") {
         ++stats_.cancelled;
       } else if (final.finish_reason == "error") {
@@ -382,12 +399,14 @@ class LocalEngine final : public Engine {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.prompt_tokens += static_cast<int64_t>(tokens.size());
     ++stats_.completed;
+    --stats_.running;
     return out;
   }
 
   const std::string model_path_;
-  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ops::Backend> backend_;  // declared before the model whose weights it prepared
   std::unique_ptr<Model> model_;
+  int64_t forward_index_ = 0;  // worker only: numbers activation dumps
   EngineOptions options_;
   Result<std::shared_ptr<const Tokenizer>> tokenizer_;
   mutable std::once_flag template_once_;
@@ -415,11 +434,12 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
     GL_ASSIGN_OR_RETURN(QuantMix mix, ParseQuantMix(options.quantize));
     GL_RETURN_IF_ERROR(QuantizeCheckpointInMemory(ck, mix, options.threads));
   }
-  auto pool = std::make_unique<ThreadPool>(options.threads);
-  GL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(std::make_shared<const Checkpoint>(std::move(ck))));
+  GL_ASSIGN_OR_RETURN(std::unique_ptr<ops::Backend> backend, ops::CreateBackend(ops::BackendOptions{"cpu", options.threads}));
+  GL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                      LoadModel(std::make_shared<const Checkpoint>(std::move(ck)), *backend));
   Result<std::shared_ptr<const Tokenizer>> tokenizer = Tokenizer::Load(model_path);
   return std::unique_ptr<Engine>(
-      new LocalEngine(model_path, std::move(pool), std::move(model), options, std::move(tokenizer)));
+      new LocalEngine(model_path, std::move(backend), std::move(model), options, std::move(tokenizer)));
 }
 
 }  // namespace gemma_local

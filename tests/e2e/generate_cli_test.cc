@@ -1,6 +1,9 @@
 // `run`, `score` and `chat` driven through the real binary on a generated model.
 #include <gtest/gtest.h>
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common/test_support.h"
 
@@ -89,6 +92,52 @@ TEST_F(GenerateCli, BadArgumentsAreUsageErrors) {
   testing::CommandResult big = RunCommand(Bin() + " run --model " + dir_.File("hf") + " --tokens 2,99999");
   EXPECT_EQ(big.exit_code, 2);
   EXPECT_NE(big.err.find("99999"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gemma_local
+
+namespace gemma_local {
+namespace {
+
+using testing::RunCommand;
+using testing::TempDir;
+
+// `score --dump-activations DIR`: every named intermediate of every forward call, with its shape,
+// for Gemma 3 and Gemma 4 (PLE, KV sharing) models; the dumped logits are the scored ones.
+TEST(DumpActivationsCli, WritesNamedIntermediatesWithShapes) {
+  for (const char* preset : {"tiny", "g4-e2b-like"}) {
+    TempDir dir;
+    testing::CommandResult made =
+        RunCommand(testing::BinaryPath() + " dev make-model --out " + dir.File("m") + " --preset " + preset);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    testing::CommandResult r = RunCommand(testing::BinaryPath() + " score --json --top-k 1 --model " +
+                                          dir.File("m/model.gguf") + " --tokens 2,300,301 --dump-activations " +
+                                          dir.File("dump"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream index(testing::ReadFile(dir.File("dump/index.jsonl")));
+    std::map<std::string, nlohmann::json> by_name;
+    std::string line;
+    while (std::getline(index, line)) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      const std::string file = testing::ReadFile(dir.File("dump/" + j["file"].get<std::string>()));
+      EXPECT_EQ(file.size(), j["rows"].get<size_t>() * j["cols"].get<size_t>() * 4) << line;
+      by_name[j["name"]] = j;
+    }
+    for (const char* name : {"inp_embd", "attn_norm-0", "Qcur-0", "kqv_out-0", "ffn_inp-0", "ffn_out-0", "l_out-0",
+                             "l_out-1", "result_norm", "result_output"}) {
+      ASSERT_TRUE(by_name.count(name)) << preset << ": " << name;
+      EXPECT_EQ(by_name[name]["rows"], 3) << name;
+    }
+    const nlohmann::json scores = nlohmann::json::parse(r.out);
+    const nlohmann::json& out = by_name["result_output"];
+    const std::string logits = testing::ReadFile(dir.File("dump/" + out["file"].get<std::string>()));
+    // The best-scored id of position 0 is the arg-max of the dumped logits' first row.
+    const auto* row = reinterpret_cast<const float*>(logits.data());
+    const int64_t vocab = out["cols"];
+    const int64_t best = std::max_element(row, row + vocab) - row;
+    EXPECT_EQ(best, scores["positions"][0]["top"][0][0].get<int64_t>()) << preset;
+  }
 }
 
 }  // namespace

@@ -10,9 +10,15 @@
 namespace gemma_local {
 namespace {
 
-ThreadPool& Pool() {
-  static ThreadPool pool(3);  // test-local; several threads exercise the parallel paths
-  return pool;
+std::unique_ptr<ops::Backend> MakeBackend(int threads) {
+  Result<std::unique_ptr<ops::Backend>> b = ops::CreateBackend(ops::BackendOptions{"cpu", threads});
+  EXPECT_TRUE(b.ok());
+  return std::move(*b);
+}
+
+ops::Backend& Cpu() {
+  static ops::Backend* backend = MakeBackend(3).release();  // several threads exercise the parallel paths
+  return *backend;
 }
 
 std::unique_ptr<Model> TinyModel(const testing::TempDir& dir, const std::string& preset) {
@@ -23,7 +29,7 @@ std::unique_ptr<Model> TinyModel(const testing::TempDir& dir, const std::string&
   EXPECT_TRUE(w.ok());
   Result<Checkpoint> ck = Checkpoint::Open(w->gguf_path);
   EXPECT_TRUE(ck.ok());
-  Result<std::unique_ptr<Model>> m = LoadModel(std::make_shared<const Checkpoint>(std::move(*ck)));
+  Result<std::unique_ptr<Model>> m = LoadModel(std::make_shared<const Checkpoint>(std::move(*ck)), Cpu());
   EXPECT_TRUE(m.ok()) << m.status().ToString();
   return std::move(*m);
 }
@@ -35,22 +41,23 @@ std::vector<int32_t> Tokens(int n, int salt) {
 }
 
 // Reserve, forward, commit: what the engine does around every forward call.
-Status ForwardStep(const Model& m, KvCache& cache, const Batch& b, std::vector<float>* logits, ThreadPool& pool = Pool(),
-           ops::ForwardCounters* counters = nullptr) {
+Status ForwardStep(const Model& m, KvCache& cache, const Batch& b, std::vector<float>* logits,
+                   ops::Backend& backend = Cpu(), ops::ForwardCounters* counters = nullptr) {
   GL_RETURN_IF_ERROR(cache.Reserve(b));
-  GL_RETURN_IF_ERROR(m.Forward(b, cache, ops::Context{&pool, counters}, logits));
+  GL_RETURN_IF_ERROR(m.Forward(b, cache, ops::ForwardContext{&backend, counters}, logits));
   cache.Commit(b);
   return Status::Ok();
 }
 
 // Logits of every position of `tokens` as sequence `seq`, fed in chunks of `chunk`.
-std::vector<float> Alone(const Model& m, const std::vector<int32_t>& tokens, size_t chunk, ThreadPool& pool = Pool()) {
+std::vector<float> Alone(const Model& m, const std::vector<int32_t>& tokens, size_t chunk,
+                         ops::Backend& backend = Cpu()) {
   KvCache cache(m.hparams());
   std::vector<float> all, logits;
   for (size_t s = 0; s < tokens.size(); s += chunk) {
     Batch b;
     for (size_t i = s; i < std::min(tokens.size(), s + chunk); ++i) b.push_back({0, static_cast<int64_t>(i), tokens[i], true});
-    EXPECT_TRUE(ForwardStep(m, cache, b, &logits, pool).ok());
+    EXPECT_TRUE(ForwardStep(m, cache, b, &logits, backend).ok());
     all.insert(all.end(), logits.begin(), logits.end());
   }
   return all;
@@ -92,7 +99,7 @@ TEST(Batching, BadBatchesAreRejected) {
   EXPECT_EQ(ForwardStep(*m, cache, {{0, 1, 5, true}}, &logits).code(), StatusCode::kInvalidArgument);  // repeat
   EXPECT_EQ(logits.size(), 0u);
   // Forward without a reservation is refused before anything is written.
-  const ops::Context ctx{&Pool()};
+  const ops::ForwardContext ctx{&Cpu()};
   EXPECT_EQ(m->Forward({{3, 0, 7, true}}, cache, ctx, &logits).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(cache.Length(3), 0);
 }
@@ -120,7 +127,7 @@ TEST(Batching, DecodeOfNSequencesReadsTheLmHeadOnce) {
       step.push_back({s, static_cast<int64_t>(seqs[s].size() - 1), seqs[s].back(), true});
     }
     ops::ForwardCounters counters;
-    ASSERT_TRUE(ForwardStep(*m, cache, step, &logits, Pool(), &counters).ok());
+    ASSERT_TRUE(ForwardStep(*m, cache, step, &logits, Cpu(), &counters).ok());
     EXPECT_EQ(counters.lm_head_passes, 1) << n << " sequences";
     EXPECT_EQ(counters.logit_rows, n);
     for (int s = 0; s < n; ++s) {
@@ -148,10 +155,10 @@ TEST(Determinism, LogitsIdenticalAcrossThreadCounts) {
   auto ck = std::make_shared<const Checkpoint>(std::move(*Checkpoint::Open(w->gguf_path)));
   std::vector<float> reference;
   for (int threads : {1, 2, 5}) {
-    ThreadPool pool(threads);
-    Result<std::unique_ptr<Model>> m = LoadModel(ck);
+    std::unique_ptr<ops::Backend> backend = MakeBackend(threads);
+    Result<std::unique_ptr<Model>> m = LoadModel(ck, *backend);
     ASSERT_TRUE(m.ok());
-    const std::vector<float> logits = Alone(**m, Tokens(70, 3), 16, pool);
+    const std::vector<float> logits = Alone(**m, Tokens(70, 3), 16, *backend);
     if (reference.empty()) {
       reference = logits;
     } else {

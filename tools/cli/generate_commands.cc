@@ -47,6 +47,7 @@ struct CommonOptions {
   int threads = 0;
   int64_t context = 4096;
   std::string quantize;
+  std::string dump_activations;
   bool json = false;
 };
 
@@ -61,6 +62,8 @@ void AddCommon(CLI::App* cmd, CommonOptions& o) {
   cmd->add_option("--threads", o.threads, "worker threads (0 = all cores)");
   cmd->add_option("--context", o.context, "context size in tokens (KV cache capacity)");
   cmd->add_option("--quantize", o.quantize, "quantize weights at load: q8_0, q4_0, q4_k (= q4_k_m), ...");
+  cmd->add_option("--dump-activations", o.dump_activations,
+                  "write every forward call's named intermediates (raw f32 + index.jsonl) into this directory");
   cmd->add_flag("--json", o.json, "print one JSON object");
 }
 
@@ -102,6 +105,7 @@ Result<std::unique_ptr<Engine>> OpenEngine(const CommonOptions& o) {
   eo.threads = o.threads;
   eo.quantize = o.quantize;
   eo.max_context = 0;
+  eo.dump_activations = o.dump_activations;
   return Engine::Open(o.model, eo);
 }
 

@@ -1,0 +1,125 @@
+// The backend seam: every op a forward pass computes, behind one interface, so a second backend
+// (CUDA next) plugs in without touching the model code, and can be compared with the first op by
+// op (tests/backends/backend_consistency_test.cc; activation dumps).
+//
+// A backend owns its execution resources (the CPU backend its thread pool; a GPU backend its
+// stream) and receives the per-call state in a ForwardContext. Model code calls only these ops
+// and never a kernel or the scalar reference directly; the scalar reference (ops/reference) is
+// the oracle the ops are tested against, not the production path.
+//
+// Layout conventions as in ops/reference/ref_ops.h: activations row-major f32 [rows, cols];
+// weights as ref::MatrixView. In-place calls (y == x) are allowed where noted.
+//
+// Thread-safety: ops may be called from one thread at a time per backend (a forward pass is one
+// caller); a backend's results do not depend on its thread count.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gemma_local/status.h"
+#include "ops/batch.h"
+#include "ops/kv_view.h"
+#include "ops/ops.h"
+#include "ops/reference/ref_ops.h"
+
+namespace gemma_local::ops {
+
+// Causal (optionally sliding-window) grouped-query attention of one layer over the KV view.
+struct AttentionParams {
+  int64_t kv_layer = 0;    // the layer whose K/V the view holds (Gemma 4 KV sharing: the source)
+  int64_t n_heads = 0;     // query heads
+  int64_t n_kv_heads = 0;  // K/V heads; n_heads is a multiple
+  int64_t head_dim = 0;
+  int64_t window = 0;      // > 0: a query at p sees positions > p - window (itself included)
+  float scale = 1.0f;      // applied to q . k
+  float softcap = 0.0f;    // > 0: scores become softcap * tanh(s / softcap)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  virtual int threads() const = 0;
+
+  // Gives `w` a backend-specific layout when the backend computes faster from one (the copy goes
+  // to `storage`, which must outlive `w`; see ops::RepackWeights). Called once at load.
+  virtual void PrepareWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage,
+                              bool source_is_file_mapping) const = 0;
+
+  // out[i] = row ids[i] of `table` as f32, for i < n (x: [n, table.cols]).
+  virtual void GetRows(const ref::MatrixView& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // y[t] = W x[t] for t < n_tokens (y: [n_tokens, w.rows]).
+  virtual void MatMul(const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y) = 0;
+  // y[r] = RMSNorm(x[r]) * gain for r < n_rows rows of `width` (gain may be null: no gain).
+  // y may equal x.
+  virtual void RmsNorm(const float* x, const float* gain, int64_t n_rows, int64_t width, float eps,
+                       float* y) = 0;
+  // NEOX RoPE in place on x: [n_rows, n_heads * head_dim], row r at positions[r], with
+  // head_dim / 2 inverse frequencies (ref::RopeNeox per head).
+  virtual void Rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim,
+                    const int64_t* positions, const float* inv_freq) = 0;
+  // In-place softmax of n_rows rows of `width`.
+  virtual void Softmax(float* x, int64_t n_rows, int64_t width) = 0;
+  // gate[i] = GeluTanh(gate[i]) * up[i], i < n (the MLP's fused GeGLU; may use a vector tanh).
+  virtual void GeluMul(float* gate, const float* up, int64_t n) = 0;
+  // x[i] = GeluTanh(x[i]) with the precision of std::tanh, i < n.
+  virtual void Gelu(float* x, int64_t n) = 0;
+  // x[i] *= y[i], i < n.
+  virtual void Mul(float* x, const float* y, int64_t n) = 0;
+  // x[i] += y[i], i < n (residual adds).
+  virtual void Add(float* x, const float* y, int64_t n) = 0;
+  // x[i] += s * y[i], i < n.
+  virtual void AddScaled(float* x, const float* y, float s, int64_t n) = 0;
+  // x[i] *= s, i < n.
+  virtual void Scale(float* x, float s, int64_t n) = 0;
+  // x[i] = cap * tanh(x[i] / cap), i < n.
+  virtual void SoftCap(float* x, float cap, int64_t n) = 0;
+  // out[t] ([n_heads * head_dim]) = attention of q[t] over the cached positions of batch[t].seq
+  // (ref::AttendGroup per KV group with the causal / window mask).
+  virtual void Attention(const AttentionParams& p, const Batch& batch, const float* q,
+                         const KvView& kv, float* out) = 0;
+};
+
+struct BackendOptions {
+  std::string name = "cpu";  // the only one today
+  int threads = 0;           // 0 = one per hardware thread
+};
+
+// The backends this build has ("cpu").
+std::vector<std::string> AvailableBackends();
+// Creates a backend (defined by the backend implementations).
+Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options);
+
+// Receives named intermediates of a forward pass (opt-in: see ForwardContext::Dump).
+class ActivationSink {
+ public:
+  virtual ~ActivationSink() = default;
+  // `name` follows llama.cpp's tensor names where one exists ("inp_embd", "attn_norm-3",
+  // "Qcur-3", "kqv_out-3", "ffn_out-3", "l_out-3", "result_norm", "result_output"); data is
+  // [rows, cols] f32, valid during the call only.
+  virtual void Record(std::string_view name, const float* data, int64_t rows, int64_t cols) = 0;
+};
+
+// Everything one forward call computes with.
+struct ForwardContext {
+  Backend* backend = nullptr;              // required
+  ForwardCounters* counters = nullptr;     // optional
+  ActivationSink* activations = nullptr;   // optional: receives every named intermediate
+
+  bool dumping() const { return activations != nullptr; }
+  void Dump(std::string_view name, const float* data, int64_t rows, int64_t cols) const {
+    if (activations != nullptr) activations->Record(name, data, rows, cols);
+  }
+  // "name-<layer>".
+  void Dump(std::string_view name, int64_t layer, const float* data, int64_t rows, int64_t cols) const {
+    if (activations != nullptr) {
+      activations->Record(std::string(name) + "-" + std::to_string(layer), data, rows, cols);
+    }
+  }
+};
+
+}  // namespace gemma_local::ops
