@@ -26,6 +26,7 @@
 #include "runtime/reply_assembler.h"
 #include "runtime/request_state.h"
 #include "runtime/sampler.h"
+#include "text/tokenizer.h"
 
 namespace gemma_local {
 namespace {
@@ -430,6 +431,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
     return InvalidArgumentError("max_context must be >= 0, max_batch and max_queued_requests >= 1");
   }
   GL_ASSIGN_OR_RETURN(Checkpoint ck, Checkpoint::Open(model_path));
+  // A GGUF's vocabulary comes from the metadata the checkpoint already parsed.
+  Result<std::shared_ptr<const Tokenizer>> tokenizer =
+      ck.gguf() != nullptr ? text::TokenizerFromGguf(*ck.gguf()) : Tokenizer::Load(model_path);
   if (!options.quantize.empty()) {
     GL_ASSIGN_OR_RETURN(QuantMix mix, ParseQuantMix(options.quantize));
     GL_RETURN_IF_ERROR(QuantizeCheckpointInMemory(ck, mix, options.threads));
@@ -437,7 +441,6 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
   GL_ASSIGN_OR_RETURN(std::unique_ptr<ops::Backend> backend, ops::CreateBackend(ops::BackendOptions{"cpu", options.threads}));
   GL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                       LoadModel(std::make_shared<const Checkpoint>(std::move(ck)), *backend));
-  Result<std::shared_ptr<const Tokenizer>> tokenizer = Tokenizer::Load(model_path);
   return std::unique_ptr<Engine>(
       new LocalEngine(model_path, std::move(backend), std::move(model), options, std::move(tokenizer)));
 }

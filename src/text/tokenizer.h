@@ -41,6 +41,9 @@
 #include "gemma_local/status.h"
 #include "text/tokenizer_tables.h"
 
+namespace gemma_local {
+class Tokenizer;
+}
 namespace gemma_local::gguf {
 class GgufFile;
 }
@@ -182,6 +185,10 @@ class TokenizerModel {
 Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::string_view config_json,
                                       const std::string& source);
 Result<VocabSpec> VocabSpecFromGguf(const gguf::GgufFile& file);
+
+// The tokenizer of an already-parsed GGUF file (the engine's checkpoint), so the file's metadata
+// is not read twice.
+Result<std::shared_ptr<const Tokenizer>> TokenizerFromGguf(const gguf::GgufFile& file);
 
 // Streaming UTF-8 helper shared by the decoders: how many trailing bytes of `bytes` form an
 // incomplete-but-still-valid UTF-8 prefix (0..3).

@@ -37,6 +37,10 @@ Result<std::shared_ptr<const Tokenizer>> Wrap(Result<text::VocabSpec> spec) {
 
 }  // namespace
 
+Result<std::shared_ptr<const Tokenizer>> text::TokenizerFromGguf(const gguf::GgufFile& file) {
+  return Wrap(text::VocabSpecFromGguf(file));
+}
+
 Tokenizer::Tokenizer(std::shared_ptr<const text::TokenizerModel> model)
     : model_(std::move(model)) {}
 
