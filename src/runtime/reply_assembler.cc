@@ -77,7 +77,10 @@ size_t ReplyAssembler::SafeEnd() const {
       }
     }
   }
-  return std::max(released_, text_.size() - hold);
+  size_t end = text_.size() - hold;
+  // Never split a UTF-8 character (a stop string that is not valid UTF-8 could ask for that).
+  while (end > released_ && end < text_.size() && (static_cast<unsigned char>(text_[end]) & 0xC0) == 0x80) --end;
+  return std::max(released_, end);
 }
 
 void ReplyAssembler::Release(size_t end, std::vector<ReplyEvent>* out) {
