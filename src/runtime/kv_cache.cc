@@ -1,6 +1,7 @@
 #include "runtime/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace gemma_local {
 
@@ -97,6 +98,27 @@ void KvCache::Clear(int32_t seq) {
     for (float* b : it->second.layers[l].v) GiveBlock(static_cast<int64_t>(l), b);
   }
   seqs_.erase(it);
+}
+
+Status KvCache::Fork(int32_t from, int32_t to) {
+  if (from == to) return InvalidArgumentError("KV cache: cannot fork sequence " + std::to_string(from) + " onto itself");
+  auto it = seqs_.find(from);
+  if (it == seqs_.end()) return NotFoundError("KV cache: no sequence " + std::to_string(from) + " to fork");
+  Clear(to);
+  const int64_t length = it->second.length;
+  GL_RETURN_IF_ERROR(Reserve(to, length));
+  const Sequence& src = seqs_.at(from);  // std::map: references survive the insertion of `to`
+  Sequence& dst = seqs_.at(to);
+  for (size_t l = 0; l < geometry_.size(); ++l) {
+    const size_t bytes = static_cast<size_t>(block_rows_ * geometry_[l].row_elems) * sizeof(float);
+    for (size_t b = 0; b < dst.layers[l].k.size() && b < src.layers[l].k.size(); ++b) {
+      if (src.layers[l].k[b] == nullptr) continue;  // dropped from a window: nothing to copy
+      std::memcpy(dst.layers[l].k[b], src.layers[l].k[b], bytes);
+      std::memcpy(dst.layers[l].v[b], src.layers[l].v[b], bytes);
+    }
+  }
+  Commit(to, length);  // also drops the window's dead blocks, as for the source
+  return Status::Ok();
 }
 
 int64_t KvCache::Length(int32_t seq) const {

@@ -42,6 +42,9 @@ class KvCache final : public KvView {
   void Commit(const Batch& batch);
   // Forgets a sequence and frees its blocks.
   void Clear(int32_t seq);
+  // Makes `to` a copy of `from`'s committed positions (for n > 1 samples of one prompt; `to` is
+  // cleared first). Copies the blocks: sharing them copy-on-write is the scheduler's paged pool.
+  Status Fork(int32_t from, int32_t to);
 
   int64_t Length(int32_t seq) const override;
   int64_t Reserved(int32_t seq) const override;

@@ -62,6 +62,24 @@ TEST(KvCache, ABatchLongerThanTheWindowKeepsEveryRowItWrites) {
   EXPECT_NE(cache.Table(0, 0).KRow(40), nullptr);
 }
 
+TEST(KvCache, ForkCopiesTheCommittedRows) {
+  HParams hp = *testgen::PresetShape("tiny");
+  KvCache cache(hp, 4);
+  ASSERT_TRUE(cache.Reserve(0, 30).ok());
+  for (int64_t p = 0; p < 30; ++p) WriteRow(cache, hp, 0, p);
+  cache.Commit(0, 30);
+  ASSERT_TRUE(cache.Fork(0, 5).ok());
+  EXPECT_EQ(cache.Length(5), 30);
+  for (int64_t p = 0; p < 30; ++p) {
+    EXPECT_EQ(cache.Table(1, 5).KRow(p)[0], static_cast<float>(p));
+    EXPECT_NE(cache.Table(1, 5).KRow(p), cache.Table(1, 0).KRow(p)) << "copied, not shared";
+  }
+  EXPECT_EQ(cache.Table(0, 5).KRow(19), nullptr);  // outside the sliding window, as in the source
+  EXPECT_EQ(cache.Table(0, 5).KRow(29)[0], 29.0f);
+  EXPECT_FALSE(cache.Fork(9, 6).ok());
+  EXPECT_FALSE(cache.Fork(0, 0).ok());
+}
+
 TEST(KvCache, CommitIsBoundedByTheReservation) {
   HParams hp = *testgen::PresetShape("tiny");
   KvCache cache(hp);
