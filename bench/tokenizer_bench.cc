@@ -39,9 +39,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/utf8.h"
 #include "gemma_local/tokenizer.h"
-#include "model/hparams.h"
+// Only to generate a GGUF when none is given (as `gemma-local dev make-model` does).
 #include "testgen/make_test_model.h"
 
 namespace gemma_local {
@@ -62,6 +61,26 @@ struct BenchContext {
 
 // ---------------------------------------------------------------------------------------------
 // Corpus: documents of mixed kinds, fully determined by the seed (splitmix64).
+
+// Appends code point `cp` (<= U+10FFFF, not a surrogate) as UTF-8. The bench sees only the public
+// API, so it carries this small encoder rather than core/utf8.h's.
+void AppendUtf8(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
 
 class Rng {
  public:

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Runs every test: the Release build's suite, the same suite under AddressSanitizer +
-# UndefinedBehaviorSanitizer, the concurrent tests (thread pool, engine, runtime) under
-# ThreadSanitizer, and each libFuzzer target briefly. Run scripts/setup.sh first.
+# Runs every test: the layer rules on the include graph (first: seconds, no build), the Release
+# build's suite, the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the
+# concurrent tests (thread pool, engine, runtime) under ThreadSanitizer, and each libFuzzer target
+# briefly. Run scripts/setup.sh first.
 # Environment: FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1, SKIP_TSAN=1, SKIP_FUZZ=1,
 # GEMMA_LOCAL_REQUIRE_REFERENCES=1 (tests needing ../shared or the llama.cpp harness fail instead
 # of skipping; .ci/run sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="$(nproc)"
+
+echo "== Layer rules"
+python3 scripts/check_layers.py
 
 echo "== Release build and tests"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

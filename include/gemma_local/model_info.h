@@ -79,4 +79,12 @@ struct ModelInfo {
 // Opens `path` (GGUF file or HF checkpoint directory) and describes it.
 Result<ModelInfo> InspectModel(const std::string& path);
 
+// Weight bytes one decode step reads (`gemma-local bench`'s bytes/token): every decoder tensor as
+// stored, except the token-embedding table (one row is gathered) unless the LM head is tied to it
+// (then the whole table is the LM head, read every token), and the Gemma 4 per-layer embedding
+// table (row gathers too); MoE expert tensors count n_experts_used / n_experts of their size. The
+// KV cache and activations are not counted, so this is a lower bound on the traffic. Reads
+// metadata and tensor headers of `path` (GGUF file or HF checkpoint directory) only.
+Result<uint64_t> DecodeBytesPerToken(const std::string& path);
+
 }  // namespace gemma_local

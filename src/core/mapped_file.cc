@@ -43,4 +43,14 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+Result<std::string> ReadSmallFile(const std::string& path, uint64_t max_bytes) {
+  GL_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
+  if (file->size() > max_bytes) {
+    return ResourceExhaustedError(path + ": " + std::to_string(file->size()) +
+                                  " bytes exceeds the " + std::to_string(max_bytes) +
+                                  "-byte limit for this file");
+  }
+  return std::string(file->bytes());
+}
+
 }  // namespace gemma_local

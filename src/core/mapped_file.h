@@ -35,4 +35,11 @@ class MappedFile {
   uint64_t size_ = 0;
 };
 
+// The whole of a small file (config.json, tokenizer_config.json, a chat template) as a string,
+// read through a mapping. kResourceExhausted naming the path when it exceeds `max_bytes` (the cap
+// keeps a wrong path, such as a weights file, from being copied into memory); open errors as
+// MappedFile::Open. The one whole-file reader of the library: layers above use it rather than
+// their own ifstream loops, so every such read has the same cap and error text.
+Result<std::string> ReadSmallFile(const std::string& path, uint64_t max_bytes);
+
 }  // namespace gemma_local

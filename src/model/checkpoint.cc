@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error_text.h"
+#include "core/mapped_file.h"
 #include "model/gguf_hparams.h"
 #include "model/hf_config.h"
 #include "model/tensor_names.h"

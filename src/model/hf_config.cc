@@ -357,15 +357,6 @@ Result<HParams> HParamsFromConfigJson(const json& config, const std::string& sou
   return hp;
 }
 
-Result<std::string> ReadSmallFile(const std::string& path, uint64_t max_bytes) {
-  GL_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
-  if (file->size() > max_bytes) {
-    return ResourceExhaustedError(path + ": " + std::to_string(file->size()) + " bytes exceeds the " +
-                                  std::to_string(max_bytes) + "-byte limit for this file");
-  }
-  return std::string(file->bytes());
-}
-
 Result<HParams> LoadHfConfig(const std::string& path) {
   GL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, 16u << 20));
   // nlohmann stops at a NUL byte as if the input ended there; JSON text never contains one.

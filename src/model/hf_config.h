@@ -29,7 +29,4 @@ enum class HfConfigLayout {
 // The config.json transformers would write for `hp` (legacy Gemma 3 keys, v5 Gemma 4 keys).
 nlohmann::json ConfigJsonFromHParams(const HParams& hp, HfConfigLayout layout);
 
-// Reads a whole small text file (config.json, tokenizer_config.json) with a size cap.
-Result<std::string> ReadSmallFile(const std::string& path, uint64_t max_bytes);
-
 }  // namespace gemma_local

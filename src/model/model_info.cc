@@ -244,4 +244,25 @@ std::string ModelInfo::ToText() const {
   return s;
 }
 
+Result<uint64_t> DecodeBytesPerToken(const std::string& path) {
+  GL_ASSIGN_OR_RETURN(Checkpoint ck, Checkpoint::Open(path));
+  const HParams& hp = ck.hparams();
+  uint64_t bytes = 0;
+  uint64_t embedding = 0;
+  for (const WeightTensor& t : ck.tensors()) {
+    if (t.name == "token_embd.weight") {
+      embedding = t.n_bytes;
+    } else if (t.name == "per_layer_token_embd.weight") {
+      continue;
+    } else if (t.name.find("_exps.") != std::string::npos && hp.n_experts > 0) {
+      bytes += t.n_bytes * static_cast<uint64_t>(hp.n_experts_used) /
+               static_cast<uint64_t>(hp.n_experts);
+    } else {
+      bytes += t.n_bytes;
+    }
+  }
+  if (ck.FindTensor("output.weight") == nullptr) bytes += embedding;  // tied LM head
+  return bytes;
+}
+
 }  // namespace gemma_local

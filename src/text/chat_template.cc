@@ -5,8 +5,8 @@
 
 #include <filesystem>
 
+#include "core/mapped_file.h"
 #include "formats/gguf.h"
-#include "model/hf_config.h"
 #include "text/jinja/template.h"
 
 namespace gemma_local {

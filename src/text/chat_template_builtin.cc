@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/mapped_file.h"
 #include "formats/gguf.h"
-#include "model/hf_config.h"
 #include "text/chat_template.h"
 
 namespace gemma_local {

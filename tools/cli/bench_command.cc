@@ -39,7 +39,7 @@
 
 #include "cli/commands.h"
 #include "gemma_local/engine.h"
-#include "model/checkpoint.h"
+#include "gemma_local/model_info.h"
 
 namespace gemma_local::cli {
 namespace {
@@ -103,28 +103,6 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Weight bytes one decode step reads (definition at the top of the file).
-Result<uint64_t> DecodeBytesPerToken(const std::string& model_path) {
-  GL_ASSIGN_OR_RETURN(Checkpoint ck, Checkpoint::Open(model_path));
-  const HParams& hp = ck.hparams();
-  uint64_t bytes = 0;
-  uint64_t embedding = 0;
-  for (const WeightTensor& t : ck.tensors()) {
-    if (t.name == "token_embd.weight") {
-      embedding = t.n_bytes;
-    } else if (t.name == "per_layer_token_embd.weight") {
-      continue;
-    } else if (t.name.find("_exps.") != std::string::npos && hp.n_experts > 0) {
-      bytes += t.n_bytes * static_cast<uint64_t>(hp.n_experts_used) /
-               static_cast<uint64_t>(hp.n_experts);
-    } else {
-      bytes += t.n_bytes;
-    }
-  }
-  if (ck.FindTensor("output.weight") == nullptr) bytes += embedding;  // tied LM head
-  return bytes;
 }
 
 // Read bandwidth in decimal GB/s: `threads` threads each sum their contiguous slice of a

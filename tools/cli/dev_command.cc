@@ -5,7 +5,9 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "core/dtype.h"
+// The one front-end file that sees internal types (HParams, DType, HfConfigLayout): they come with
+// the test-model generator's interface, a developer tool (scripts/check_layers.py allows
+// testgen/ here only).
 #include "testgen/make_test_model.h"
 
 namespace gemma_local::cli {

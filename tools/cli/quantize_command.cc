@@ -6,8 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "model/checkpoint.h"
-#include "model/quantize.h"
+#include "gemma_local/quantize.h"
 
 namespace gemma_local::cli {
 
@@ -19,7 +18,7 @@ CommandRunner RegisterQuantize(CLI::App& app) {
   };
   auto opts = std::make_shared<Options>();
   std::string names;
-  for (const std::string& n : QuantMixNames()) names += (names.empty() ? "" : ", ") + n;
+  for (const std::string& n : QuantizeTypeNames()) names += (names.empty() ? "" : ", ") + n;
   CLI::App* cmd = app.add_subcommand("quantize", "Write a quantized copy of a GGUF model");
   cmd->add_option("in", opts->in, "input GGUF file (f32/f16/bf16 or already quantized)")->required();
   cmd->add_option("out", opts->out, "output GGUF file")->required();
@@ -27,9 +26,9 @@ CommandRunner RegisterQuantize(CLI::App& app) {
   cmd->add_option("--threads", opts->threads, "worker threads (0 = all cores)");
   cmd->add_flag("--force", opts->force, "overwrite OUT if it exists");
   return [opts]() {
-    Result<QuantMix> mix = ParseQuantMix(opts->type);
-    if (!mix.ok()) {
-      std::fprintf(stderr, "error: --type: %s\n", mix.status().message().c_str());
+    Result<std::string> type = CanonicalQuantizeType(opts->type);
+    if (!type.ok()) {
+      std::fprintf(stderr, "error: --type: %s\n", type.status().message().c_str());
       return kExitUsage;
     }
     std::error_code ec;
@@ -38,14 +37,13 @@ CommandRunner RegisterQuantize(CLI::App& app) {
       return kExitUsage;
     }
     const auto start = std::chrono::steady_clock::now();
-    Result<Checkpoint> ck = Checkpoint::Open(opts->in);
-    Status s = ck.ok() ? WriteQuantizedGguf(*ck, *mix, opts->out, opts->threads) : ck.status();
+    Status s = QuantizeGgufFile(opts->in, opts->out, *type, opts->threads);
     if (!s.ok()) {
       std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
       return kExitError;
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::fprintf(stderr, "wrote %s (%s) in %.1f s\n", opts->out.c_str(), QuantMixName(*mix).c_str(), secs);
+    std::fprintf(stderr, "wrote %s (%s) in %.1f s\n", opts->out.c_str(), type->c_str(), secs);
     return kExitOk;
   };
 }

@@ -4,7 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "model/hf_config.h"
+#include "core/mapped_file.h"
 
 namespace gemma_local::testgen {
 namespace {
