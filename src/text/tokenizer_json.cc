@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/json_access.h"
 #include "core/utf8.h"
 
 namespace gemma_local::text {
@@ -96,8 +97,9 @@ class Scanner {
       }
       json v;
       if (!Generic(v)) return false;
-      if (v.is_number_integer()) {
-        out_.vocab.emplace_back(key, v.get<int64_t>());
+      // An integer beyond int64 (or any other value) is reported, never wrapped around.
+      if (const Result<int64_t> id = JsonGet<int64_t>(v, ""); id.ok()) {
+        out_.vocab.emplace_back(key, *id);
       } else {
         out_.vocab_not_integer.push_back(key);
       }
@@ -118,8 +120,8 @@ class Scanner {
         json v;
         if (!Generic(v)) return false;
         if (v.is_array() && v.size() == 2 && v[0].is_string() && v[1].is_string()) {
-          m.a = out_.owned.emplace_back(v[0].get<std::string>());
-          m.b = out_.owned.emplace_back(v[1].get<std::string>());
+          m.a = out_.owned.emplace_back(v[0].get_ref<const std::string&>());
+          m.b = out_.owned.emplace_back(v[1].get_ref<const std::string&>());
           m.kind = HfJsonMerge::kPair;
         }
       }
