@@ -17,9 +17,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr uint64_t kMaxTemplateFileBytes = 16u << 20;
-// jinja::Value::FromJson's nesting cap, checked before Render copies its inputs (nlohmann's copy
-// recurses per level, so a deeper hostile value would exhaust the stack before FromJson saw it).
-constexpr size_t kMaxTemplateJsonDepth = 200;
 
 Result<nlohmann::ordered_json> ReadJsonFile(const std::string& path) {
   GL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, kMaxTemplateFileBytes));
@@ -245,12 +242,14 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& inputs) const
   if (!inputs.extra_kwargs.is_object())
     return InvalidArgumentError("template kwargs: expected an object");
   const StatusCode bad = StatusCode::kInvalidArgument;
-  GL_RETURN_IF_ERROR(CheckJsonDepth(inputs.messages, kMaxTemplateJsonDepth, "messages", bad));
+  // Before the copies below (they recurse per level; jinja::Value::FromJson has the same cap but
+  // would only see the value after the copy).
+  GL_RETURN_IF_ERROR(CheckJsonDepth(inputs.messages, kMaxChatJsonDepth, "messages", bad));
   if (inputs.tools) {
-    GL_RETURN_IF_ERROR(CheckJsonDepth(*inputs.tools, kMaxTemplateJsonDepth, "tools", bad));
+    GL_RETURN_IF_ERROR(CheckJsonDepth(*inputs.tools, kMaxChatJsonDepth, "tools", bad));
   }
   GL_RETURN_IF_ERROR(
-      CheckJsonDepth(inputs.extra_kwargs, kMaxTemplateJsonDepth, "template kwargs", bad));
+      CheckJsonDepth(inputs.extra_kwargs, kMaxChatJsonDepth, "template kwargs", bad));
   // Same keyword arguments, in the same precedence, as transformers' render_jinja_template.
   nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
   ctx["messages"] = inputs.messages;
