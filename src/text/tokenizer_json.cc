@@ -312,12 +312,14 @@ class Scanner {
     if (neg) ++i;
     const size_t digits_start = i;
     int64_t v = 0;
-    while (i < t_.size() && t_[i] >= '0' && t_[i] <= '9' && i - digits_start < 19) {
+    // At most 18 digits are accumulated (< 10^18: no overflow); a 19th digit is then no
+    // delimiter, so the check below sends longer numbers to the generic path.
+    while (i < t_.size() && t_[i] >= '0' && t_[i] <= '9' && i - digits_start < 18) {
       v = v * 10 + (t_[i] - '0');
       ++i;
     }
     const size_t nd = i - digits_start;
-    if (nd == 0 || nd > 18 || (nd > 1 && t_[digits_start] == '0')) return false;
+    if (nd == 0 || (nd > 1 && t_[digits_start] == '0')) return false;
     if (i < t_.size() && !IsWs(t_[i]) && t_[i] != ',' && t_[i] != '}' && t_[i] != ']') {
       return false;
     }

@@ -28,7 +28,9 @@ json MinimalTokenizer() {
   json added = json::array();
   for (int i = 0; i < 3; ++i) {
     added.push_back({{"id", i},
-                     {"content", i == 0 ? "<unk>" : i == 1 ? "<bos>" : "<eos>"},
+                     {"content", i == 0   ? "<unk>"
+                                 : i == 1 ? "<bos>"
+                                          : "<eos>"},
                      {"lstrip", false},
                      {"rstrip", false},
                      {"single_word", false},
@@ -41,8 +43,11 @@ json MinimalTokenizer() {
   j["pre_tokenizer"] = nullptr;
   j["post_processor"] = {{"type", "TemplateProcessing"},
                          {"single", json::array({{{"SpecialToken", {{"id", "<bos>"}}}}})}};
-  j["model"] = {{"type", "BPE"},  {"byte_fallback", true},       {"unk_token", "<unk>"},
-                {"vocab", vocab}, {"merges", json::array()}};
+  j["model"] = {{"type", "BPE"},
+                {"byte_fallback", true},
+                {"unk_token", "<unk>"},
+                {"vocab", vocab},
+                {"merges", json::array()}};
   return j;
 }
 
@@ -106,9 +111,11 @@ TEST(TokenizerLoadTest, WrongTypesAreErrorsNamingTheField) {
        StatusCode::kCorruptData,
        "t.json: vocabulary ids go up to 1073741823 but only 263 entries define pieces (ids must be "
        "dense)"},
-      {"vocab id beyond int64",
-       [](json& j) { j["model"]["vocab"]["a"] = UINT64_MAX; }, StatusCode::kCorruptData,
-       "t.json: model.vocab[a] is not an integer"},
+      {"vocab id of 19 digits",  // past the fast 18-digit path (which must not overflow)
+       [](json& j) { j["model"]["vocab"]["a"] = 1000000000000000000; }, StatusCode::kCorruptData,
+       "t.json: vocabulary ids out of range (max 1000000000000000000)"},
+      {"vocab id beyond int64", [](json& j) { j["model"]["vocab"]["a"] = UINT64_MAX; },
+       StatusCode::kCorruptData, "t.json: model.vocab[a] is not an integer"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
