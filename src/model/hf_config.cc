@@ -98,7 +98,8 @@ Result<std::vector<LayerType>> ParseLayerTypes(const Fields& f, int64_t n_layers
       types.push_back(LayerType::kFull);
     } else {
       return CorruptDataError(f.source() + ": " + f.Path("layer_types") + "[" + std::to_string(i) +
-                              "]: expected \"sliding_attention\" or \"full_attention\", got " + JsonSnippet(t));
+                              "]: expected \"sliding_attention\" or \"full_attention\", got " +
+                              JsonSnippet(t));
     }
   }
   return types;
@@ -201,7 +202,8 @@ Result<HParams> ParseGemma3Text(const Fields& f) {
     GL_ASSIGN_OR_RETURN(double local_theta, f.Float("rope_local_base_freq", 1e4));
     hp.rope_full = RopeParams{static_cast<float>(theta), 1.0f, 1.0f};
     if (f.Has("rope_scaling")) {
-      GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(*f.Get("rope_scaling"), f.source(), f.Path("rope_scaling"), theta));
+      GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(*f.Get("rope_scaling"), f.source(),
+                                                  f.Path("rope_scaling"), theta));
       hp.rope_full.theta = theta;
     }
     hp.rope_sliding = RopeParams{static_cast<float>(local_theta), 1.0f, 1.0f};

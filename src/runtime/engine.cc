@@ -115,7 +115,8 @@ class LocalEngine final : public Engine {
         ChatTemplateInputs in;
         // The request's JSON is copied below, and copies recurse per level: bound it first.
         const StatusCode bad = StatusCode::kInvalidArgument;
-        GL_RETURN_IF_ERROR(CheckJsonDepth(input.chat->messages, kMaxChatJsonDepth, "messages", bad));
+        GL_RETURN_IF_ERROR(
+            CheckJsonDepth(input.chat->messages, kMaxChatJsonDepth, "messages", bad));
         if (input.chat->tools) {
           GL_RETURN_IF_ERROR(CheckJsonDepth(*input.chat->tools, kMaxChatJsonDepth, "tools", bad));
         }

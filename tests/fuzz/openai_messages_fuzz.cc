@@ -37,9 +37,9 @@ response:{{ r['name'] }}{{ r['response'] | tojson }}
 const gemma_local::ChatTemplate& Template(bool builtin) {
   static const gemma_local::ChatTemplate* small = new gemma_local::ChatTemplate(
       *gemma_local::ChatTemplate::FromSource(kTemplate, json({{"bos_token", "<bos>"}})));
-  static const gemma_local::ChatTemplate* gemma4 = new gemma_local::ChatTemplate(
-      *gemma_local::ChatTemplate::FromSource(*gemma_local::BuiltinChatTemplate("gemma4"),
-                                             json({{"bos_token", "<bos>"}})));
+  static const gemma_local::ChatTemplate* gemma4 =
+      new gemma_local::ChatTemplate(*gemma_local::ChatTemplate::FromSource(
+          *gemma_local::BuiltinChatTemplate("gemma4"), json({{"bos_token", "<bos>"}})));
   return builtin ? *gemma4 : *small;
 }
 

@@ -89,12 +89,15 @@ std::vector<Case> HostileCases() {
        parse(R"([{"role": "assistant", "tool_calls": [{"function": {"name": 1}}]}])"),
        "messages[0].tool_calls[0].function.name: expected a string, got number"},
       {"arguments number",
-       parse(R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": 1}}]}])"),
+       parse(
+           R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": 1}}]}])"),
        "messages[0].tool_calls[0].function.arguments: expected an object or a JSON string"},
       {"arguments not JSON",
-       parse(R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{"}}]}])"),
+       parse(
+           R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{"}}]}])"),
        "messages[0].tool_calls[0].function.arguments: not a JSON object"},
-      {"tool_call_id number", WithCall(parse(R"({"role": "tool", "tool_call_id": 1, "content": ""})")),
+      {"tool_call_id number",
+       WithCall(parse(R"({"role": "tool", "tool_call_id": 1, "content": ""})")),
        "messages[2].tool_call_id: expected a string, got number"},
       {"tool_call_id object", WithCall(parse(R"({"role": "tool", "tool_call_id": {"id": "c1"}})")),
        "messages[2].tool_call_id: expected a string, got object"},
@@ -102,7 +105,8 @@ std::vector<Case> HostileCases() {
        "messages[2].tool_call_id: matches no tool call of the preceding assistant message"},
       {"tool name number", WithCall(parse(R"({"role": "tool", "name": 5, "content": "r"})")),
        "messages[2].name: expected a string, got number"},
-      {"tool content number", WithCall(parse(R"({"role": "tool", "tool_call_id": "c1", "content": 5})")),
+      {"tool content number",
+       WithCall(parse(R"({"role": "tool", "tool_call_id": "c1", "content": 5})")),
        "messages[2].content: expected a string, a list of parts or null"},
       {"tool content part number",
        WithCall(parse(R"({"role": "tool", "tool_call_id": "c1", "content": [5]})")),
@@ -115,8 +119,8 @@ std::vector<Case> HostileCases() {
       {"deep unknown field",
        parse(R"([{"role": "user", "content": "x", "extra": )" + DeepObjectText(10000) + "}]"),
        "messages[0].extra: nested deeper than 64 levels"},
-      {"deep tool_call_id", WithCall(parse(R"({"role": "tool", "tool_call_id": )" +
-                                           DeepArrayText(10000) + "}")),
+      {"deep tool_call_id",
+       WithCall(parse(R"({"role": "tool", "tool_call_id": )" + DeepArrayText(10000) + "}")),
        "messages[2].tool_call_id: nested deeper than 64 levels"},
       {"deep arguments object",
        parse(R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": )" +
@@ -126,8 +130,9 @@ std::vector<Case> HostileCases() {
        parse(R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": )" +
              json(DeepObjectText(10000)).dump() + "}}]}]"),
        "messages[0].tool_calls[0].function.arguments: nested deeper than 64 levels"},
-      {"deep tool result", WithCall(json::object({{"role", "tool"}, {"tool_call_id", "c1"},
-                                                  {"content", DeepObjectText(10000)}})),
+      {"deep tool result",
+       WithCall(json::object(
+           {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", DeepObjectText(10000)}})),
        "messages[2].content: nested deeper than 64 levels"},
       // 10 MiB strings: errors quote at most 80 characters of them.
       {"huge role", json::array({json::object({{"role", huge}})}),
@@ -141,18 +146,19 @@ std::vector<Case> HostileCases() {
       {"huge arguments",
        json::array({json::object(
            {{"role", "assistant"},
-            {"tool_calls", json::array({json::object(
-                               {{"function", json::object({{"name", "f"}, {"arguments", huge}})}})})}})}),
+            {"tool_calls",
+             json::array({json::object(
+                 {{"function", json::object({{"name", "f"}, {"arguments", huge}})}})})}})}),
        "messages[0].tool_calls[0].function.arguments: not a JSON object"},
-};
-std::vector<Case> cases(std::make_move_iterator(std::begin(table)),
-                        std::make_move_iterator(std::end(table)));
-// A deep value under a 10 MiB key: the path quotes the key escaped and cut.
-json deep_key = json::array({json::object({{"role", "user"}})});
-deep_key[0][huge] = json::parse(DeepArrayText(100));
-cases.push_back({"deep value under a huge key", deep_key,
-                 "messages[0]." + short_huge + ": nested deeper than 64 levels"});
-return cases;
+  };
+  std::vector<Case> cases(std::make_move_iterator(std::begin(table)),
+                          std::make_move_iterator(std::end(table)));
+  // A deep value under a 10 MiB key: the path quotes the key escaped and cut.
+  json deep_key = json::array({json::object({{"role", "user"}})});
+  deep_key[0][huge] = json::parse(DeepArrayText(100));
+  cases.push_back({"deep value under a huge key", deep_key,
+                   "messages[0]." + short_huge + ": nested deeper than 64 levels"});
+  return cases;
 }
 
 TEST(NormalizeOpenAiMessagesHostileTest, ErrorsNameTheFieldAndNeverThrow) {
