@@ -15,6 +15,7 @@
 // Thread-safety: a loaded ChatTemplate is immutable; Render may be called concurrently.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -23,6 +24,11 @@
 #include "gemma_local/status.h"
 
 namespace gemma_local {
+
+// The deepest nesting of arrays/objects Render accepts in messages, tools and kwargs (the Jinja
+// engine's cap); deeper input is a kInvalidArgument error. Callers that copy untrusted JSON into
+// ChatTemplateInputs should check this bound first: nlohmann's copy recurses once per level.
+inline constexpr size_t kMaxChatJsonDepth = 200;
 
 struct ChatTemplateInputs {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();  // [{role, content, ...}]

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error_text.h"
+#include "core/json_access.h"
 #include "core/mapped_file.h"
 #include "model/gguf_hparams.h"
 #include "model/hf_config.h"
@@ -150,7 +151,8 @@ Result<bool> HfHasChatTemplate(const fs::path& dir) {
   GL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(cfg.string(), 64u << 20));
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return CorruptDataError(cfg.string() + ": not a JSON object");
-  return j.contains("chat_template") && !j["chat_template"].is_null();
+  const nlohmann::json* tmpl = JsonFind(j, "chat_template");
+  return tmpl != nullptr && !tmpl->is_null();
 }
 
 }  // namespace

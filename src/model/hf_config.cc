@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/json_access.h"
 #include "core/mapped_file.h"
 
 namespace gemma_local {
@@ -13,60 +14,61 @@ using nlohmann::json;
 
 const char* JsonTypeName(const json& v) { return v.type_name(); }
 
-// Typed, path-naming access to one JSON object. Absent or null keys take the default.
+// Typed, path-naming access to one JSON object (core/json_access underneath, so no read can
+// throw). Absent or null keys take the default.
 class Fields {
  public:
   Fields(const json& obj, std::string source, std::string prefix)
       : obj_(obj), source_(std::move(source)), prefix_(std::move(prefix)) {}
 
-  bool Has(const char* key) const { return obj_.contains(key) && !obj_.at(key).is_null(); }
+  // The value of `key`, or nullptr when it is absent or null.
+  const json* Get(const char* key) const {
+    const json* v = JsonFind(obj_, key);
+    return v != nullptr && !v->is_null() ? v : nullptr;
+  }
+  bool Has(const char* key) const { return Get(key) != nullptr; }
   // True when the key is present with an explicit null.
-  bool IsExplicitNull(const char* key) const { return obj_.contains(key) && obj_.at(key).is_null(); }
-  const json& At(const char* key) const { return obj_.at(key); }
+  bool IsExplicitNull(const char* key) const {
+    const json* v = JsonFind(obj_, key);
+    return v != nullptr && v->is_null();
+  }
   std::string Path(const std::string& key) const { return prefix_ + key; }
+  // "<source>: <prefix><key>", the path errors name.
+  std::string FullPath(const std::string& key) const { return source_ + ": " + Path(key); }
 
   Status TypeError(const std::string& key, const char* expected, const json& got) const {
-    return CorruptDataError(source_ + ": " + Path(key) + ": expected " + expected + ", got " +
+    return CorruptDataError(FullPath(key) + ": expected " + expected + ", got " +
                             JsonTypeName(got));
   }
 
+  // Integral floats (2.0) are accepted, as Python writes them for int fields at times.
   Result<int64_t> Int(const char* key, int64_t def) const {
-    if (!Has(key)) return def;
-    const json& v = At(key);
-    if (v.is_number_unsigned()) {
-      if (v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return TypeError(key, "an integer that fits int64", v);
-      return static_cast<int64_t>(v.get<uint64_t>());
-    }
-    if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float()) {
-      double d = v.get<double>();
+    const json* v = Get(key);
+    if (v == nullptr) return def;
+    if (v->is_number_float()) {
+      const double d = v->get<double>();
       if (std::floor(d) == d && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
     }
-    return TypeError(key, "an integer", v);
+    return JsonGet<int64_t>(*v, FullPath(key));
   }
   Result<double> Float(const char* key, double def) const {
-    if (!Has(key)) return def;
-    const json& v = At(key);
-    if (!v.is_number()) return TypeError(key, "a number", v);
-    return v.get<double>();
+    const json* v = Get(key);
+    return v == nullptr ? Result<double>(def) : JsonGet<double>(*v, FullPath(key));
   }
   Result<std::optional<double>> OptFloat(const char* key) const {
-    if (!Has(key)) return std::optional<double>();
-    const json& v = At(key);
-    if (!v.is_number()) return TypeError(key, "a number or null", v);
-    return std::optional<double>(v.get<double>());
+    const json* v = Get(key);
+    if (v == nullptr) return std::optional<double>();
+    if (!v->is_number()) return TypeError(key, "a number or null", *v);
+    return std::optional<double>(v->get<double>());
   }
   Result<bool> Bool(const char* key, bool def) const {
-    if (!Has(key)) return def;
-    const json& v = At(key);
-    if (!v.is_boolean()) return TypeError(key, "a boolean", v);
-    return v.get<bool>();
+    const json* v = Get(key);
+    return v == nullptr ? Result<bool>(def) : JsonGet<bool>(*v, FullPath(key));
   }
   Result<std::string> String(const char* key, std::string def) const {
-    if (!Has(key)) return def;
-    const json& v = At(key);
-    if (!v.is_string()) return TypeError(key, "a string", v);
-    return v.get<std::string>();
+    const json* v = Get(key);
+    if (v == nullptr) return def;
+    return JsonGet<std::string>(*v, FullPath(key));
   }
 
   const std::string& source() const { return source_; }
@@ -78,8 +80,9 @@ class Fields {
   std::string prefix_;
 };
 
+// Precondition: f.Has("layer_types").
 Result<std::vector<LayerType>> ParseLayerTypes(const Fields& f, int64_t n_layers) {
-  const json& v = f.At("layer_types");
+  const json& v = *f.Get("layer_types");
   if (!v.is_array()) return f.TypeError("layer_types", "an array of strings", v);
   if (static_cast<int64_t>(v.size()) != n_layers) {
     return CorruptDataError(f.source() + ": " + f.Path("layer_types") + ": has " +
@@ -95,7 +98,8 @@ Result<std::vector<LayerType>> ParseLayerTypes(const Fields& f, int64_t n_layers
       types.push_back(LayerType::kFull);
     } else {
       return CorruptDataError(f.source() + ": " + f.Path("layer_types") + "[" + std::to_string(i) +
-                              "]: expected \"sliding_attention\" or \"full_attention\", got " + t.dump());
+                              "]: expected \"sliding_attention\" or \"full_attention\", got " +
+                              JsonSnippet(t));
     }
   }
   return types;
@@ -182,12 +186,13 @@ Result<HParams> ParseGemma3Text(const Fields& f) {
   }
 
   // RoPE: v5 rope_parameters per layer type, else legacy keys.
-  if (f.Has("rope_parameters") && f.At("rope_parameters").contains("full_attention")) {
-    const json& rp = f.At("rope_parameters");
-    GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(rp.at("full_attention"), f.source(),
+  const json* rp = f.Get("rope_parameters");
+  const json* rp_full = rp != nullptr ? JsonFind(*rp, "full_attention") : nullptr;
+  if (rp_full != nullptr) {
+    GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(*rp_full, f.source(),
                                                 f.Path("rope_parameters.full_attention"), 1e6));
-    if (rp.contains("sliding_attention")) {
-      GL_ASSIGN_OR_RETURN(hp.rope_sliding, ParseRope(rp.at("sliding_attention"), f.source(),
+    if (const json* rp_sliding = JsonFind(*rp, "sliding_attention")) {
+      GL_ASSIGN_OR_RETURN(hp.rope_sliding, ParseRope(*rp_sliding, f.source(),
                                                      f.Path("rope_parameters.sliding_attention"), 1e4));
     } else {
       hp.rope_sliding = RopeParams{1e4, 1.0, 1.0};
@@ -197,7 +202,8 @@ Result<HParams> ParseGemma3Text(const Fields& f) {
     GL_ASSIGN_OR_RETURN(double local_theta, f.Float("rope_local_base_freq", 1e4));
     hp.rope_full = RopeParams{static_cast<float>(theta), 1.0f, 1.0f};
     if (f.Has("rope_scaling")) {
-      GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(f.At("rope_scaling"), f.source(), f.Path("rope_scaling"), theta));
+      GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(*f.Get("rope_scaling"), f.source(),
+                                                  f.Path("rope_scaling"), theta));
       hp.rope_full.theta = theta;
     }
     hp.rope_sliding = RopeParams{static_cast<float>(local_theta), 1.0f, 1.0f};
@@ -268,15 +274,14 @@ Result<HParams> ParseGemma4Text(const Fields& f) {
 
   hp.rope_sliding = RopeParams{1e4, 1.0, 1.0};
   hp.rope_full = RopeParams{1e6, 1.0, 0.25};
-  if (f.Has("rope_parameters")) {
-    const json& rp = f.At("rope_parameters");
-    if (!rp.is_object()) return f.TypeError("rope_parameters", "an object", rp);
-    if (rp.contains("full_attention")) {
-      GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(rp.at("full_attention"), f.source(),
+  if (const json* rp = f.Get("rope_parameters")) {
+    if (!rp->is_object()) return f.TypeError("rope_parameters", "an object", *rp);
+    if (const json* full = JsonFind(*rp, "full_attention")) {
+      GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(*full, f.source(),
                                                   f.Path("rope_parameters.full_attention"), 1e6));
     }
-    if (rp.contains("sliding_attention")) {
-      GL_ASSIGN_OR_RETURN(hp.rope_sliding, ParseRope(rp.at("sliding_attention"), f.source(),
+    if (const json* sliding = JsonFind(*rp, "sliding_attention")) {
+      GL_ASSIGN_OR_RETURN(hp.rope_sliding, ParseRope(*sliding, f.source(),
                                                      f.Path("rope_parameters.sliding_attention"), 1e4));
     }
   }
@@ -301,11 +306,11 @@ Result<HParams> ParseGemma4Text(const Fields& f) {
 }
 
 std::string ModelTypeFromArchitectures(const json& config) {
-  if (!config.contains("architectures") || !config["architectures"].is_array() ||
-      config["architectures"].empty() || !config["architectures"][0].is_string()) {
+  const json* archs = JsonFind(config, "architectures");
+  if (archs == nullptr || !archs->is_array() || archs->empty() || !(*archs)[0].is_string()) {
     return "";
   }
-  const std::string arch = config["architectures"][0];
+  const std::string& arch = (*archs)[0].get_ref<const std::string&>();
   if (arch == "Gemma3ForCausalLM") return "gemma3_text";
   if (arch == "Gemma3ForConditionalGeneration") return "gemma3";
   if (arch == "Gemma4ForCausalLM") return "gemma4_text";
@@ -320,11 +325,8 @@ Result<HParams> HParamsFromConfigJson(const json& config, const std::string& sou
     return CorruptDataError(source + ": expected a JSON object, got " + config.type_name());
   }
   std::string model_type;
-  if (config.contains("model_type")) {
-    if (!config["model_type"].is_string()) {
-      return CorruptDataError(source + ": model_type: expected a string, got " + config["model_type"].type_name());
-    }
-    model_type = config["model_type"].get<std::string>();
+  if (const json* mt = JsonFind(config, "model_type")) {
+    GL_ASSIGN_OR_RETURN(model_type, JsonGet<std::string>(*mt, source + ": model_type"));
   } else {
     model_type = ModelTypeFromArchitectures(config);
   }
@@ -339,12 +341,10 @@ Result<HParams> HParamsFromConfigJson(const json& config, const std::string& sou
   std::string prefix;
   json empty = json::object();
   if (wrapped) {
-    if (config.contains("text_config") && !config["text_config"].is_null()) {
-      if (!config["text_config"].is_object()) {
-        return CorruptDataError(source + ": text_config: expected an object, got " +
-                                config["text_config"].type_name());
-      }
-      text = &config["text_config"];
+    GL_ASSIGN_OR_RETURN(const json* text_config,
+                        JsonOptionalObjectField(config, "text_config", source + ":"));
+    if (text_config != nullptr) {
+      text = text_config;
     } else {
       text = &empty;  // every key takes its default
     }

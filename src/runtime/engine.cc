@@ -14,6 +14,7 @@
 #include <optional>
 #include <thread>
 
+#include "core/json_access.h"
 #include "gemma_local/chat_template.h"
 #include "gemma_local/tokenizer.h"
 #include "model/checkpoint.h"
@@ -114,6 +115,13 @@ class LocalEngine final : public Engine {
         const Result<ChatTemplate>& chat_template = Template();
         if (!chat_template.ok()) return chat_template.status();
         ChatTemplateInputs in;
+        // The request's JSON is copied below, and copies recurse per level: bound it first.
+        const StatusCode bad = StatusCode::kInvalidArgument;
+        GL_RETURN_IF_ERROR(
+            CheckJsonDepth(input.chat->messages, kMaxChatJsonDepth, "messages", bad));
+        if (input.chat->tools) {
+          GL_RETURN_IF_ERROR(CheckJsonDepth(*input.chat->tools, kMaxChatJsonDepth, "tools", bad));
+        }
         if (input.chat->openai_format) {
           GL_ASSIGN_OR_RETURN(in.messages, NormalizeOpenAiMessages(input.chat->messages));
         } else {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "core/json_access.h"
 #include "core/mapped_file.h"
 #include "formats/gguf.h"
 #include "text/jinja/template.h"
@@ -71,16 +72,16 @@ void WarnBuiltinTemplate(const std::string& model_path, const std::string& famil
 
 Result<std::string> ChatTemplateFromConfigValue(const nlohmann::ordered_json& value,
                                                 const std::string& where) {
-  if (value.is_string()) return value.get<std::string>();
+  if (value.is_string()) return value.get_ref<const std::string&>();
   if (value.is_array()) {
     for (size_t i = 0; i < value.size(); ++i) {
-      const auto& e = value[i];
-      if (!e.is_object() || !e.contains("name") || !e.contains("template") ||
-          !e["name"].is_string() || !e["template"].is_string()) {
-        return CorruptDataError(where + "[" + std::to_string(i) +
-                                "]: expected {\"name\": string, \"template\": string}");
+      const std::string at = JsonPathIndex(where, i);
+      Result<std::string> name = JsonField<std::string>(value[i], "name", at);
+      Result<std::string> tmpl = JsonField<std::string>(value[i], "template", at);
+      if (!name.ok() || !tmpl.ok()) {
+        return CorruptDataError(at + ": expected {\"name\": string, \"template\": string}");
       }
-      if (e["name"] == "default") return e["template"].get<std::string>();
+      if (*name == "default") return std::move(tmpl).value();
     }
     return NotFoundError(where + ": no template named \"default\" in the list");
   }
@@ -89,22 +90,23 @@ Result<std::string> ChatTemplateFromConfigValue(const nlohmann::ordered_json& va
 
 nlohmann::ordered_json SpecialTokensFromConfig(const nlohmann::ordered_json& config) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  // Entries of another shape are skipped, as transformers would not see them as tokens either.
   auto token_string = [](const nlohmann::ordered_json& v) -> std::optional<std::string> {
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_object() && v.contains("content") && v["content"].is_string()) {
-      return v["content"].get<std::string>();
-    }
+    if (v.is_string()) return v.get_ref<const std::string&>();
+    const nlohmann::ordered_json* content = JsonFind(v, "content");
+    if (content != nullptr && content->is_string()) return content->get_ref<const std::string&>();
     return std::nullopt;
   };
   for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
                           "cls_token", "mask_token"}) {
-    if (!config.contains(key)) continue;
-    if (auto s = token_string(config[key])) out[key] = *s;
+    const nlohmann::ordered_json* v = JsonFind(config, key);
+    if (v == nullptr) continue;
+    if (auto s = token_string(*v)) out[key] = *s;
   }
-  if (config.contains("additional_special_tokens") &&
-      config["additional_special_tokens"].is_array()) {
+  const nlohmann::ordered_json* additional = JsonFind(config, "additional_special_tokens");
+  if (additional != nullptr && additional->is_array()) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
-    for (const auto& v : config["additional_special_tokens"]) {
+    for (const auto& v : *additional) {
       if (auto s = token_string(v)) list.push_back(*s);
     }
     out["additional_special_tokens"] = list;
@@ -125,10 +127,10 @@ Result<ChatTemplateSource> FindChatTemplate(const std::string& model_path,
   auto try_config = [&](const std::string& cfg_path, bool take_template) -> Status {
     GL_ASSIGN_OR_RETURN(nlohmann::ordered_json cfg, ReadJsonFile(cfg_path));
     out.special_tokens = SpecialTokensFromConfig(cfg);
-    if (take_template && out.source.empty() && cfg.contains("chat_template") &&
-        !cfg["chat_template"].is_null()) {
-      GL_ASSIGN_OR_RETURN(out.source, ChatTemplateFromConfigValue(cfg["chat_template"],
-                                                                  cfg_path + ": chat_template"));
+    const nlohmann::ordered_json* tmpl = JsonFind(cfg, "chat_template");
+    if (take_template && out.source.empty() && tmpl != nullptr && !tmpl->is_null()) {
+      GL_ASSIGN_OR_RETURN(out.source,
+                          ChatTemplateFromConfigValue(*tmpl, cfg_path + ": chat_template"));
       out.origin = cfg_path + " (chat_template)";
     }
     return Status::Ok();
@@ -143,9 +145,9 @@ Result<ChatTemplateSource> FindChatTemplate(const std::string& model_path,
       out.origin = jinja.string();
     } else if (fs::exists(json, ec)) {
       GL_ASSIGN_OR_RETURN(nlohmann::ordered_json j, ReadJsonFile(json.string()));
-      if (j.contains("chat_template")) {
-        GL_ASSIGN_OR_RETURN(out.source, ChatTemplateFromConfigValue(
-                                            j["chat_template"], json.string() + ": chat_template"));
+      if (const nlohmann::ordered_json* tmpl = JsonFind(j, "chat_template")) {
+        GL_ASSIGN_OR_RETURN(out.source,
+                            ChatTemplateFromConfigValue(*tmpl, json.string() + ": chat_template"));
         out.origin = json.string() + " (chat_template)";
       }
     }
@@ -200,8 +202,9 @@ Status ValidateMessages(const nlohmann::ordered_json& messages) {
     const auto& m = messages[i];
     const std::string at = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) return InvalidArgumentError(at + ": expected an object");
-    if (!m.contains("role")) return InvalidArgumentError(at + ".role: missing");
-    if (!m["role"].is_string()) return InvalidArgumentError(at + ".role: expected a string");
+    const nlohmann::ordered_json* role = JsonFind(m, "role");
+    if (role == nullptr) return InvalidArgumentError(at + ".role: missing");
+    if (!role->is_string()) return InvalidArgumentError(at + ".role: expected a string");
   }
   return Status::Ok();
 }
@@ -238,6 +241,15 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& inputs) const
   }
   if (!inputs.extra_kwargs.is_object())
     return InvalidArgumentError("template kwargs: expected an object");
+  const StatusCode bad = StatusCode::kInvalidArgument;
+  // Before the copies below (they recurse per level; jinja::Value::FromJson has the same cap but
+  // would only see the value after the copy).
+  GL_RETURN_IF_ERROR(CheckJsonDepth(inputs.messages, kMaxChatJsonDepth, "messages", bad));
+  if (inputs.tools) {
+    GL_RETURN_IF_ERROR(CheckJsonDepth(*inputs.tools, kMaxChatJsonDepth, "tools", bad));
+  }
+  GL_RETURN_IF_ERROR(
+      CheckJsonDepth(inputs.extra_kwargs, kMaxChatJsonDepth, "template kwargs", bad));
   // Same keyword arguments, in the same precedence, as transformers' render_jinja_template.
   nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
   ctx["messages"] = inputs.messages;

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/json_access.h"
 #include "core/mapped_file.h"
 #include "formats/gguf.h"
 #include "text/chat_template.h"
@@ -136,18 +137,21 @@ std::string FamilyFromConfigJson(const fs::path& config) {
   if (!text.ok()) return "";
   const nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return "";
-  for (const nlohmann::json* cfg : {&j, j.contains("text_config") ? &j["text_config"] : nullptr}) {
-    if (cfg == nullptr || !cfg->is_object()) continue;
-    if (cfg->contains("model_type") && (*cfg)["model_type"].is_string()) {
-      const std::string f = FamilyOf((*cfg)["model_type"].get<std::string>());
+  // Best effort: any key of an unexpected type is skipped (the family is then unknown).
+  for (const nlohmann::json* cfg : {&j, JsonFind(j, "text_config")}) {
+    if (cfg == nullptr) continue;
+    const nlohmann::json* model_type = JsonFind(*cfg, "model_type");
+    if (model_type != nullptr && model_type->is_string()) {
+      const std::string f = FamilyOf(model_type->get_ref<const std::string&>());
       if (!f.empty()) return f;
     }
   }
-  if (j.contains("architectures") && j["architectures"].is_array()) {
-    for (const auto& a : j["architectures"]) {
-      if (a.is_string() && !FamilyOf(a.get<std::string>()).empty()) {
-        return FamilyOf(a.get<std::string>());
-      }
+  const nlohmann::json* architectures = JsonFind(j, "architectures");
+  if (architectures != nullptr && architectures->is_array()) {
+    for (const auto& a : *architectures) {
+      if (!a.is_string()) continue;
+      const std::string f = FamilyOf(a.get_ref<const std::string&>());
+      if (!f.empty()) return f;
     }
   }
   return "";

@@ -43,7 +43,9 @@ std::string Utf8OrReplaced(const std::string& s) {
   if (IsValidUtf8(s)) return s;
   const std::string dumped =
       nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return nlohmann::json::parse(dumped).get<std::string>();
+  // dump() wrote a valid JSON string, so this parses; checked all the same (no throwing parse).
+  const nlohmann::json back = nlohmann::json::parse(dumped, nullptr, /*allow_exceptions=*/false);
+  return back.is_string() ? back.get_ref<const std::string&>() : std::string();
 }
 
 // Reads the argument syntax of a Gemma 4 tool call into JSON. Errors are values (an offset and

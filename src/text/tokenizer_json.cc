@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/json_access.h"
 #include "core/utf8.h"
 
 namespace gemma_local::text {
@@ -96,8 +97,9 @@ class Scanner {
       }
       json v;
       if (!Generic(v)) return false;
-      if (v.is_number_integer()) {
-        out_.vocab.emplace_back(key, v.get<int64_t>());
+      // An integer beyond int64 (or any other value) is reported, never wrapped around.
+      if (const Result<int64_t> id = JsonGet<int64_t>(v, ""); id.ok()) {
+        out_.vocab.emplace_back(key, *id);
       } else {
         out_.vocab_not_integer.push_back(key);
       }
@@ -118,8 +120,8 @@ class Scanner {
         json v;
         if (!Generic(v)) return false;
         if (v.is_array() && v.size() == 2 && v[0].is_string() && v[1].is_string()) {
-          m.a = out_.owned.emplace_back(v[0].get<std::string>());
-          m.b = out_.owned.emplace_back(v[1].get<std::string>());
+          m.a = out_.owned.emplace_back(v[0].get_ref<const std::string&>());
+          m.b = out_.owned.emplace_back(v[1].get_ref<const std::string&>());
           m.kind = HfJsonMerge::kPair;
         }
       }
@@ -310,12 +312,14 @@ class Scanner {
     if (neg) ++i;
     const size_t digits_start = i;
     int64_t v = 0;
-    while (i < t_.size() && t_[i] >= '0' && t_[i] <= '9' && i - digits_start < 19) {
+    // At most 18 digits are accumulated (< 10^18: no overflow); a 19th digit is then no
+    // delimiter, so the check below sends longer numbers to the generic path.
+    while (i < t_.size() && t_[i] >= '0' && t_[i] <= '9' && i - digits_start < 18) {
       v = v * 10 + (t_[i] - '0');
       ++i;
     }
     const size_t nd = i - digits_start;
-    if (nd == 0 || nd > 18 || (nd > 1 && t_[digits_start] == '0')) return false;
+    if (nd == 0 || (nd > 1 && t_[digits_start] == '0')) return false;
     if (i < t_.size() && !IsWs(t_[i]) && t_[i] != ',' && t_[i] != '}' && t_[i] != ']') {
       return false;
     }

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "core/json_access.h"
 #include "formats/gguf.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_json.h"
@@ -22,20 +23,26 @@ bool IsBytePiece(std::string_view p) {
          std::isxdigit(static_cast<unsigned char>(p[4]));
 }
 
-// A tokenizer_config.json token entry: a string or {"content": ...} (AddedToken form).
+// A tokenizer_config.json token entry: a string or {"content": ...} (AddedToken form). Any other
+// shape reads as no token, as before (the config is advisory here).
 std::string TokenName(const json& config, const char* key) {
-  if (!config.is_object() || !config.contains(key)) return {};
-  const json& v = config[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) {
-    return v["content"].get<std::string>();
-  }
-  return {};
+  const json* v = JsonFind(config, key);
+  if (v == nullptr) return {};
+  if (v->is_string()) return v->get_ref<const std::string&>();
+  const json* content = JsonFind(*v, "content");
+  return content != nullptr && content->is_string() ? content->get_ref<const std::string&>()
+                                                    : std::string();
 }
 
-bool IsStringPattern(const json& pattern, const std::string& s) {
-  return pattern.is_object() && pattern.contains("String") && pattern["String"].is_string() &&
-         pattern["String"].get<std::string>() == s;
+// True when obj[key] is the string `s` (false for any other type, or when obj is no object).
+bool StringMemberIs(const json* obj, const char* key, std::string_view s) {
+  const json* v = obj != nullptr ? JsonFind(*obj, key) : nullptr;
+  return v != nullptr && v->is_string() && v->get_ref<const std::string&>() == s;
+}
+
+// True when obj[key] is {"String": s}.
+bool IsStringPattern(const json* obj, const char* key, std::string_view s) {
+  return StringMemberIs(obj != nullptr ? JsonFind(*obj, key) : nullptr, "String", s);
 }
 
 }  // namespace
@@ -61,46 +68,62 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
     }
   }
 
-  const json* model = j.contains("model") ? &j["model"] : nullptr;
+  // Every member is read through core/json_access: a wrong type is an error naming the field,
+  // never an exception, and nothing untrusted is copied (copies recurse per nesting level).
+  const std::string root = source + ":";
+  const json* model = JsonFind(j, "model");
   if (!model || !model->is_object()) return CorruptDataError(source + ": no \"model\" object");
-  const std::string type = model->value("type", std::string());
+  const std::string mpath = JsonPathKey(root, "model");
+  GL_ASSIGN_OR_RETURN(const std::string type,
+                      JsonOptionalField<std::string>(*model, "type", "", mpath));
   if (type != "BPE") {
     return UnsupportedError(source + ": model.type \"" + type + "\" (only BPE is supported)");
   }
-  if (!model->value("byte_fallback", false)) {
+  GL_ASSIGN_OR_RETURN(const bool byte_fallback,
+                      JsonOptionalField<bool>(*model, "byte_fallback", false, mpath));
+  if (!byte_fallback) {
     return UnsupportedError(source + ": model.byte_fallback is false (Gemma's BPE needs it)");
   }
-  if (model->value("ignore_merges", false)) {
+  GL_ASSIGN_OR_RETURN(const bool ignore_merges,
+                      JsonOptionalField<bool>(*model, "ignore_merges", false, mpath));
+  if (ignore_merges) {
     return UnsupportedError(source + ": model.ignore_merges = true is not supported");
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    if (model->contains(key) && !(*model)[key].is_null() &&
-        !((*model)[key].is_string() && (*model)[key].get<std::string>().empty())) {
+    const json* v = JsonFind(*model, key);
+    if (v != nullptr && !v->is_null() &&
+        !(v->is_string() && v->get_ref<const std::string&>().empty())) {
       return UnsupportedError(source + ": model." + key + " is not supported");
     }
   }
-  if (model->contains("dropout") && !(*model)["dropout"].is_null()) {
+  const json* dropout = JsonFind(*model, "dropout");
+  if (dropout != nullptr && !dropout->is_null()) {
     return UnsupportedError(source + ": model.dropout is not supported (encoding must be exact)");
   }
   // Normalizer: exactly Replace(" " -> "▁"), Gemma's. The Split-on-" " pre-tokenizer that follows
   // it can never fire (no ' ' is left after the normalizer), so it is accepted as a no-op.
-  const json& norm = j.contains("normalizer") ? j["normalizer"] : json();
-  if (!(norm.is_object() && norm.value("type", "") == "Replace" && norm.contains("pattern") &&
-        IsStringPattern(norm["pattern"], " ") && norm.value("content", "") == kSpaceMarker)) {
+  const json* norm = JsonFind(j, "normalizer");
+  if (!(StringMemberIs(norm, "type", "Replace") && IsStringPattern(norm, "pattern", " ") &&
+        StringMemberIs(norm, "content", kSpaceMarker))) {
     return UnsupportedError(source + ": normalizer must be Replace(\" \" -> \"\\u2581\"), got " +
-                            norm.dump().substr(0, 200));
+                            (norm != nullptr ? JsonSnippet(*norm) : "null"));
   }
-  const json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
-  if (!pre.is_null() &&
-      !(pre.is_object() && pre.value("type", "") == "Split" && pre.contains("pattern") &&
-        IsStringPattern(pre["pattern"], " ") && !pre.value("invert", false))) {
-    return UnsupportedError(source + ": pre_tokenizer must be null or Split(\" \"), got " +
-                            pre.dump().substr(0, 200));
+  const json* pre = JsonFind(j, "pre_tokenizer");
+  if (pre != nullptr && !pre->is_null()) {
+    const json* invert = JsonFind(*pre, "invert");
+    if (!(StringMemberIs(pre, "type", "Split") && IsStringPattern(pre, "pattern", " ") &&
+          (invert == nullptr || invert->is_null() || *invert == false))) {
+      return UnsupportedError(source + ": pre_tokenizer must be null or Split(\" \"), got " +
+                              JsonSnippet(*pre));
+    }
   }
 
   if (!parsed.has_vocab) return CorruptDataError(source + ": no model.vocab object");
-  const json& added = j.contains("added_tokens") ? j["added_tokens"] : json::array();
+  static const json kNoAddedTokens = json::array();
+  const json* added_tokens = JsonFind(j, "added_tokens");
+  const json& added = added_tokens != nullptr ? *added_tokens : kNoAddedTokens;
   if (!added.is_array()) return CorruptDataError(source + ": added_tokens is not an array");
+  const std::string added_path = JsonPathKey(root, "added_tokens");
 
   // The id space covers the vocabulary and the added tokens (Gemma 3's <image_soft_token> is
   // 262144, one past the 262,144 BPE pieces).
@@ -112,16 +135,24 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
   }
   int64_t max_id = -1;
   for (const auto& [key, id] : parsed.vocab) max_id = std::max(max_id, id);
-  for (const json& a : added) {
-    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
-        !a.contains("content") || !a["content"].is_string()) {
+  for (size_t k = 0; k < added.size(); ++k) {
+    const Result<int64_t> id = JsonField<int64_t>(added[k], "id", JsonPathIndex(added_path, k));
+    if (!id.ok() || !JsonField<std::string>(added[k], "content", added_path).ok()) {
       return CorruptDataError(source + ": an added_tokens entry lacks an integer id or content");
     }
-    max_id = std::max(max_id, a["id"].get<int64_t>());
+    max_id = std::max(max_id, *id);
   }
   if (max_id < 0 || max_id >= (1 << 30)) {
     return CorruptDataError(source + ": vocabulary ids out of range (max " +
                             std::to_string(max_id) + ")");
+  }
+  // Every id needs a piece, so ids beyond the number of entries leave a gap: say so before
+  // allocating tables for them (a 30-byte file could otherwise ask for 2^30 entries).
+  const uint64_t entries = parsed.vocab.size() + added.size();
+  if (static_cast<uint64_t>(max_id) >= entries) {
+    return CorruptDataError(source + ": vocabulary ids go up to " + std::to_string(max_id) +
+                            " but only " + std::to_string(entries) +
+                            " entries define pieces (ids must be dense)");
   }
   VocabSpec spec;
   spec.source = source;
@@ -141,21 +172,25 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
     spec.pieces[static_cast<size_t>(id)] = key;
     if (IsBytePiece(key)) spec.kinds[static_cast<size_t>(id)] = PieceKind::kByte;
   }
-  const std::string unk_name = model->contains("unk_token") && (*model)["unk_token"].is_string()
-                                   ? (*model)["unk_token"].get<std::string>()
-                                   : std::string();
-  for (const json& a : added) {
-    const int64_t id = a["id"].get<int64_t>();
+  GL_ASSIGN_OR_RETURN(const std::string unk_name,
+                      JsonOptionalField<std::string>(*model, "unk_token", "", mpath));
+  for (size_t k = 0; k < added.size(); ++k) {
+    // Shape checked above: an object with an int64 "id" and a string "content".
+    const json& a = added[k];
+    const std::string at = JsonPathIndex(added_path, k);
+    const int64_t id = *JsonField<int64_t>(a, "id", at);
     if (id < 0) return CorruptDataError(source + ": negative added token id");
-    const std::string& content = a["content"].get_ref<const std::string&>();
+    const std::string& content = JsonFind(a, "content")->get_ref<const std::string&>();
     for (const char* flag : {"lstrip", "rstrip", "single_word"}) {
-      if (a.value(flag, false)) {
+      GL_ASSIGN_OR_RETURN(const bool set, JsonOptionalField<bool>(a, flag, false, at));
+      if (set) {
         return UnsupportedError(source + ": added token \"" + content + "\" has " + flag +
                                 " = true");
       }
     }
-    if (a.value("normalized", false) && (content.find(' ') != std::string::npos ||
-                                         content.find(kSpaceMarker) != std::string::npos)) {
+    GL_ASSIGN_OR_RETURN(const bool normalized, JsonOptionalField<bool>(a, "normalized", false, at));
+    if (normalized && (content.find(' ') != std::string::npos ||
+                       content.find(kSpaceMarker) != std::string::npos)) {
       return UnsupportedError(source + ": normalized added token \"" + content +
                               "\" contains whitespace");
     }
@@ -166,7 +201,7 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
     }
     if (!have[i]) spec.pieces[i] = parsed.owned.emplace_back(content);
     have[i] = 1;
-    const bool special = a.value("special", false);
+    GL_ASSIGN_OR_RETURN(const bool special, JsonOptionalField<bool>(a, "special", false, at));
     spec.kinds[i] = content == unk_name ? PieceKind::kUnknown
                     : special           ? PieceKind::kControl
                                         : PieceKind::kUserDefined;
@@ -207,27 +242,29 @@ Result<VocabSpec> VocabSpecFromHfJson(std::string_view tokenizer_json, std::stri
   std::string eos = TokenName(config, "eos_token");
   // The post-processor names the token it prepends; without a config that decides add_bos.
   bool post_adds_bos = false;
-  const json& post = j.contains("post_processor") ? j["post_processor"] : json();
-  if (post.is_object() && post.value("type", "") == "TemplateProcessing" &&
-      post.contains("single") && post["single"].is_array() && !post["single"].empty()) {
-    const json& first = post["single"][0];
-    if (first.is_object() && first.contains("SpecialToken") && first["SpecialToken"].is_object()) {
+  const json* post = JsonFind(j, "post_processor");
+  const json* single = post != nullptr ? JsonFind(*post, "single") : nullptr;
+  if (StringMemberIs(post, "type", "TemplateProcessing") && single != nullptr &&
+      single->is_array() && !single->empty()) {
+    const json* special = JsonFind((*single)[0], "SpecialToken");
+    if (special != nullptr && special->is_object()) {
       post_adds_bos = true;
-      if (bos.empty()) bos = first["SpecialToken"].value("id", "");
+      if (bos.empty()) {
+        GL_ASSIGN_OR_RETURN(bos, JsonOptionalField<std::string>(
+                                     *special, "id", "",
+                                     JsonPathKey(root, "post_processor.single[0].SpecialToken")));
+      }
     }
   }
   spec.bos_id = find_id(bos.empty() ? "<bos>" : bos);
   spec.eos_id = find_id(eos.empty() ? "<eos>" : eos);
   spec.unk_id = find_id(unk_name);
   spec.pad_id = find_id(TokenName(config, "pad_token"));
-  if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean()) {
-    spec.add_bos = config["add_bos_token"].get<bool>();
-  } else {
-    spec.add_bos = post_adds_bos;
-  }
-  if (config.contains("add_eos_token") && config["add_eos_token"].is_boolean()) {
-    spec.add_eos = config["add_eos_token"].get<bool>();
-  }
+  // add_bos_token / add_eos_token of another type are ignored, as before (advisory config).
+  const json* add_bos = JsonFind(config, "add_bos_token");
+  spec.add_bos = add_bos != nullptr && add_bos->is_boolean() ? add_bos->get<bool>() : post_adds_bos;
+  const json* add_eos = JsonFind(config, "add_eos_token");
+  if (add_eos != nullptr && add_eos->is_boolean()) spec.add_eos = add_eos->get<bool>();
   if (spec.add_bos && spec.bos_id < 0) return CorruptDataError(source + ": BOS token not found");
   if (spec.add_eos && spec.eos_id < 0) return CorruptDataError(source + ": EOS token not found");
   return spec;

@@ -220,6 +220,18 @@ TEST(Engine, ChatInputAndScore) {
   req.input = RequestInput::Chat(openai);
   Result<std::unique_ptr<RequestHandle>> bad = engine->Submit(req);
   EXPECT_FALSE(bad.ok());
+  // Nesting far beyond the template's cap is an error before anything copies it (a copy
+  // recurses per level and would exhaust the stack); moved in, never copied, here too.
+  for (bool openai_format : {false, true}) {
+    ChatInput deep = UserSays("hi");
+    deep.openai_format = openai_format;
+    deep.messages[0]["content"] = nlohmann::ordered_json::parse(std::string(100000, '[') + std::string(100000, ']'));
+    Request deep_req;
+    deep_req.input = RequestInput::Chat(std::move(deep));
+    Result<std::vector<int32_t>> deep_ids = engine->Tokenize(deep_req.input);
+    ASSERT_FALSE(deep_ids.ok());
+    EXPECT_EQ(deep_ids.status().message(), "messages: nested deeper than 200 levels");
+  }
 }
 
 // 16 threads submit 200 mixed requests (token ids, raw text, chat; greedy and seeded sampling;
@@ -270,12 +282,23 @@ void ManyThreadsSubmitting(const std::string& preset) {
       for (size_t i = next++; i < requests.size(); i = next++) {
         Result<std::unique_ptr<RequestHandle>> h = engine->Submit(requests[i]);
         if (!h.ok()) continue;
+        std::optional<Event> first;
         if (local() % 8 == 0) {
-          (*h)->NextFor(std::chrono::milliseconds(local() % 3));
+          first = (*h)->NextFor(std::chrono::milliseconds(local() % 3));
           (*h)->Cancel();
         }
         Result<Completion> c = (*h)->Wait();
-        if (c.ok()) together[i] = *c;
+        if (!c.ok()) continue;
+        if (first) {  // the event read before cancelling belongs in front of the rest
+          c->tokens.insert(c->tokens.begin(), first->tokens.begin(), first->tokens.end());
+          c->logprobs.insert(c->logprobs.begin(), first->logprobs.begin(), first->logprobs.end());
+          c->text = first->Content() + c->text;
+          if (first->final) {
+            c->finish_reason = first->finish_reason;
+            c->prompt_tokens = first->prompt_tokens;
+          }
+        }
+        together[i] = *c;
         if (local() % 16 == 0) engine->Stats();
       }
     });
