@@ -30,7 +30,8 @@ namespace gemma_local {
 
 struct EngineOptions {
   int threads = 0;             // worker threads; 0 = one per hardware thread
-  int64_t max_context = 4096;  // positions per request (prompt + generated)
+  // Positions per request (prompt + max_tokens); 0 = the model's context length.
+  int64_t max_context = 4096;
   int64_t max_batch = 256;     // prompt tokens per forward call (prefill chunk)
   // Quantize the weights in memory at load time: "" (keep the file's types), "q8_0", "q4_0",
   // "q4_k" (= "q4_k_m", also "4bit"), "8bit", or any other `gemma-local quantize` type.

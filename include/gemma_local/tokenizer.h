@@ -22,10 +22,6 @@
 
 namespace gemma_local {
 
-namespace text {
-class TokenizerModel;
-}
-
 struct EncodeOptions {
   // Put the model's BOS token first. nullopt: the model's rule (tokenizer_config add_bos_token,
   // GGUF tokenizer.ggml.add_bos_token; always for Gemma 4 GGUFs). A BOS is never added when the
@@ -75,12 +71,13 @@ class Tokenizer {
   // True for special tokens (HF `special: true`; GGUF CONTROL / UNKNOWN types).
   bool IsSpecial(int32_t id) const;
 
-  // Internal: use Load / FromHfJson.
-  explicit Tokenizer(std::shared_ptr<const text::TokenizerModel> model);
-  const text::TokenizerModel& model() const { return *model_; }
+  // The implementation (opaque here; defined in src/text). Use Load / FromHfJson.
+  struct Impl;
+  explicit Tokenizer(std::shared_ptr<const Impl> impl);
+  const Impl& impl() const { return *impl_; }
 
  private:
-  std::shared_ptr<const text::TokenizerModel> model_;
+  std::shared_ptr<const Impl> impl_;
 };
 
 // Incremental detokenizer for generated tokens: Push returns only complete UTF-8 characters, and

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
@@ -153,7 +154,7 @@ class LocalEngine final : public Engine {
     }
     GL_RETURN_IF_ERROR(request.sampling.Validate());
     GL_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, Tokenize(request.input));
-    GL_RETURN_IF_ERROR(CheckLength(static_cast<int64_t>(prompt.size()) + request.max_tokens));
+    GL_RETURN_IF_ERROR(CheckLength(static_cast<int64_t>(prompt.size()), request.max_tokens));
     const bool gemma4 = model_->hparams().family == ModelFamily::kGemma4;
     const bool parse = request.parse_reply == ReplyParsing::kOn ||
                        (request.parse_reply == ReplyParsing::kAuto && gemma4 && request.input.chat.has_value());
@@ -178,7 +179,7 @@ class LocalEngine final : public Engine {
   Result<ScoreResult> Score(const ScoreRequest& request) override {
     if (request.top_k < 1) return InvalidArgumentError("top_k must be >= 1, got " + std::to_string(request.top_k));
     GL_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, Tokenize(request.input));
-    GL_RETURN_IF_ERROR(CheckLength(static_cast<int64_t>(tokens.size())));
+    GL_RETURN_IF_ERROR(CheckLength(static_cast<int64_t>(tokens.size()), 0));
     auto promise = std::make_shared<std::promise<Result<ScoreResult>>>();
     std::future<Result<ScoreResult>> result = promise->get_future();
     Job job;
@@ -211,10 +212,21 @@ class LocalEngine final : public Engine {
     return *template_;
   }
 
-  Status CheckLength(int64_t n) const {
-    if (options_.max_context > 0 && n > options_.max_context) {
-      return ResourceExhaustedError(std::to_string(n) + " positions exceed the context size " +
-                                    std::to_string(options_.max_context) + " (raise max_context)");
+  // The positions a request may use: EngineOptions::max_context, or (0) the model's context
+  // length, or (unknown) no limit.
+  int64_t ContextLimit() const {
+    if (options_.max_context > 0) return options_.max_context;
+    return model_->hparams().context_length > 0 ? model_->hparams().context_length : INT64_MAX;
+  }
+
+  // prompt + max_tokens within the limit, without overflowing on a huge max_tokens.
+  Status CheckLength(int64_t prompt, int64_t max_tokens) const {
+    const int64_t limit = ContextLimit();
+    if (prompt > limit || max_tokens > limit - prompt) {
+      const std::string need = max_tokens > INT64_MAX - prompt ? "more than 2^63" : std::to_string(prompt + max_tokens);
+      return ResourceExhaustedError(need + " positions (prompt " + std::to_string(prompt) + " + max_tokens " +
+                                    std::to_string(max_tokens) + ") exceed the context size " +
+                                    std::to_string(limit) + " (raise max_context)");
     }
     return Status::Ok();
   }
@@ -302,8 +314,12 @@ class LocalEngine final : public Engine {
     std::vector<float> logits, raw_logits, logprob_row;
     std::vector<int32_t> context = prompt, generated;
     const int64_t chunk = options_.max_batch;
+    bool prompt_cut = false;  // cancelled before the prompt was through
     for (size_t s = 0; s < prompt.size(); s += static_cast<size_t>(chunk)) {
-      if (Stopping(state)) break;
+      if (Stopping(state)) {
+        prompt_cut = true;
+        break;
+      }
       const size_t e = std::min(prompt.size(), s + static_cast<size_t>(chunk));
       Batch batch;
       for (size_t i = s; i < e; ++i) batch.push_back({0, static_cast<int64_t>(i), prompt[i], i + 1 == prompt.size()});
@@ -342,11 +358,13 @@ class LocalEngine final : public Engine {
       const Status st = ForwardOn(cache, {{0, pos++, next, true}}, &logits);
       if (!st.ok()) return Fail(state, std::move(final), st);
     }
-    if (Stopping(state) && static_cast<int64_t>(generated.size()) < request.max_tokens &&
-        final.finish_reason == "length") {
+    if (prompt_cut || (Stopping(state) && static_cast<int64_t>(generated.size()) < request.max_tokens &&
+                       final.finish_reason == "length")) {
       final.finish_reason = "cancelled";
     }
     text.Finish(&final.deltas);
+    // The decoder's last flush can complete a stop string too.
+    if (text.stopped() && final.finish_reason != "cancelled") final.finish_reason = "stop";
     final.reply_parsed = parse;
     if (const ParsedReply* reply = text.reply(); reply != nullptr && reply->malformed) {
       final.malformed = true;
@@ -396,6 +414,7 @@ class LocalEngine final : public Engine {
     std::vector<float> logits, logprobs(static_cast<size_t>(vocab_size()));
     const size_t chunk = static_cast<size_t>(options_.max_batch);
     for (size_t start = 0; start < tokens.size(); start += chunk) {
+      if (stopping_.load()) return CancelledError("the engine shut down while scoring");
       const size_t end = std::min(tokens.size(), start + chunk);
       Batch batch;
       for (size_t i = start; i < end; ++i) batch.push_back({0, static_cast<int64_t>(i), tokens[i], true});

@@ -54,16 +54,15 @@ void ReplyAssembler::Finish(std::vector<ReplyEvent>* out) {
 }
 
 bool ReplyAssembler::CutAtStopString(size_t from) {
+  // The earliest occurrence of any stop string (list order only breaks ties).
+  size_t cut = std::string::npos;
   for (const std::string& stop : stop_strings_) {
-    if (stop.empty()) continue;
-    const size_t at = text_.find(stop, from);
-    if (at != std::string::npos) {
-      text_.resize(at);
-      stopped_ = true;
-      return true;
-    }
+    if (!stop.empty()) cut = std::min(cut, text_.find(stop, from));
   }
-  return false;
+  if (cut == std::string::npos) return false;
+  text_.resize(cut);
+  stopped_ = true;
+  return true;
 }
 
 size_t ReplyAssembler::SafeEnd() const {

@@ -1,6 +1,6 @@
 // Turns a request's generated ids into the text its stream carries: UTF-8-safe incremental
-// detokenization, stop strings (the text is cut before the first one and nothing after it is
-// released), and, for Gemma 4 replies, the reasoning / tool-call parser (chat_output.h).
+// detokenization, stop strings (the text is cut before the earliest occurrence of any of them and
+// nothing after it is released), and, for Gemma 4 replies, the reasoning / tool-call parser (chat_output.h).
 //
 // Text is released as soon as it cannot change any more: bytes of an unfinished UTF-8 character,
 // a tail that may still grow into a stop string, and a possible marker start are held back. The
@@ -41,7 +41,7 @@ class ReplyAssembler {
   const ParsedReply* reply() const { return parser_ ? &parser_->reply() : nullptr; }
 
  private:
-  // Cuts text_ at the first stop string (in list order) found at or after `from`.
+  // Cuts text_ at the earliest stop string occurrence at or after `from`.
   bool CutAtStopString(size_t from);
   // Releases text_[released_, end).
   void Release(size_t end, std::vector<ReplyEvent>* out);

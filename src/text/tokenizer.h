@@ -39,11 +39,9 @@
 #include <vector>
 
 #include "gemma_local/status.h"
+#include "gemma_local/tokenizer.h"
 #include "text/tokenizer_tables.h"
 
-namespace gemma_local {
-class Tokenizer;
-}
 namespace gemma_local::gguf {
 class GgufFile;
 }
@@ -189,6 +187,17 @@ Result<VocabSpec> VocabSpecFromGguf(const gguf::GgufFile& file);
 // The tokenizer of an already-parsed GGUF file (the engine's checkpoint), so the file's metadata
 // is not read twice.
 Result<std::shared_ptr<const Tokenizer>> TokenizerFromGguf(const gguf::GgufFile& file);
+
+}  // namespace gemma_local::text
+
+namespace gemma_local {
+// What the public Tokenizer holds.
+struct Tokenizer::Impl {
+  std::shared_ptr<const text::TokenizerModel> model;
+};
+}  // namespace gemma_local
+
+namespace gemma_local::text {
 
 // Streaming UTF-8 helper shared by the decoders: how many trailing bytes of `bytes` form an
 // incomplete-but-still-valid UTF-8 prefix (0..3).

@@ -32,7 +32,7 @@ bool IsFile(const std::string& path) {
 Result<std::shared_ptr<const Tokenizer>> Wrap(Result<text::VocabSpec> spec) {
   if (!spec.ok()) return spec.status();
   GL_ASSIGN_OR_RETURN(auto model, text::TokenizerModel::Build(std::move(spec).value()));
-  return std::make_shared<const Tokenizer>(std::move(model));
+  return std::make_shared<const Tokenizer>(std::make_shared<const Tokenizer::Impl>(Tokenizer::Impl{std::move(model)}));
 }
 
 }  // namespace
@@ -41,8 +41,7 @@ Result<std::shared_ptr<const Tokenizer>> text::TokenizerFromGguf(const gguf::Ggu
   return Wrap(text::VocabSpecFromGguf(file));
 }
 
-Tokenizer::Tokenizer(std::shared_ptr<const text::TokenizerModel> model)
-    : model_(std::move(model)) {}
+Tokenizer::Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromHfJson(std::string_view tokenizer_json,
                                                                std::string_view config_json,
@@ -80,42 +79,42 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::Load(const std::string& path
 Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
                                                const EncodeOptions& options) const {
   text::EncodeFlags flags;
-  flags.add_bos = options.add_bos.value_or(model_->add_bos());
+  flags.add_bos = options.add_bos.value_or(impl_->model->add_bos());
   // EOS is the model's rule only when the caller takes the model's BOS rule too.
-  flags.add_eos = !options.add_bos.has_value() && model_->add_eos();
+  flags.add_eos = !options.add_bos.has_value() && impl_->model->add_eos();
   flags.parse_special = options.parse_special;
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 2);
-  GL_RETURN_IF_ERROR(model_->Encode(text, flags, ids));
+  GL_RETURN_IF_ERROR(impl_->model->Encode(text, flags, ids));
   return ids;
 }
 
 Result<std::string> Tokenizer::Decode(std::span<const int32_t> ids,
                                       const DecodeOptions& options) const {
-  return model_->Decode(ids, options.skip_special);
+  return impl_->model->Decode(ids, options.skip_special);
 }
 
-int32_t Tokenizer::vocab_size() const { return model_->vocab_size(); }
-int32_t Tokenizer::bos_id() const { return model_->bos_id(); }
-int32_t Tokenizer::eos_id() const { return model_->eos_id(); }
-bool Tokenizer::adds_bos() const { return model_->add_bos(); }
+int32_t Tokenizer::vocab_size() const { return impl_->model->vocab_size(); }
+int32_t Tokenizer::bos_id() const { return impl_->model->bos_id(); }
+int32_t Tokenizer::eos_id() const { return impl_->model->eos_id(); }
+bool Tokenizer::adds_bos() const { return impl_->model->add_bos(); }
 
 std::optional<int32_t> Tokenizer::PieceToId(std::string_view piece) const {
-  const int32_t id = model_->PieceToId(piece);
+  const int32_t id = impl_->model->PieceToId(piece);
   if (id < 0) return std::nullopt;
   return id;
 }
 
 Result<std::string> Tokenizer::IdToPiece(int32_t id) const {
-  if (id < 0 || id >= model_->vocab_size()) {
+  if (id < 0 || id >= impl_->model->vocab_size()) {
     return InvalidArgumentError("token id " + std::to_string(id) + " outside the vocabulary of " +
-                                std::to_string(model_->vocab_size()));
+                                std::to_string(impl_->model->vocab_size()));
   }
-  return std::string(model_->Piece(id));
+  return std::string(impl_->model->Piece(id));
 }
 
 bool Tokenizer::IsSpecial(int32_t id) const {
-  return id >= 0 && id < model_->vocab_size() && model_->IsSpecial(id);
+  return id >= 0 && id < impl_->model->vocab_size() && impl_->model->IsSpecial(id);
 }
 
 TokenStreamDecoder::TokenStreamDecoder(std::shared_ptr<const Tokenizer> tokenizer,
@@ -123,7 +122,7 @@ TokenStreamDecoder::TokenStreamDecoder(std::shared_ptr<const Tokenizer> tokenize
     : tokenizer_(std::move(tokenizer)), options_(options) {}
 
 Result<std::string> TokenStreamDecoder::Push(int32_t id) {
-  const text::TokenizerModel& m = tokenizer_->model();
+  const text::TokenizerModel& m = *tokenizer_->impl().model;
   std::string bytes;
   GL_RETURN_IF_ERROR(m.AppendTokenBytes(id, options_.skip_special, bytes));
   std::string out;

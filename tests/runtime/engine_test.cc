@@ -75,6 +75,15 @@ TEST(Engine, InvalidRequestsFailAtSubmit) {
   std::unique_ptr<Engine> limited = OpenEngine("tiny", small);
   EXPECT_EQ(limited->Submit(TokensRequest({2, 300, 301}, 6)).status().code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(limited->Submit(TokensRequest({2, 300, 301}, 5)).ok());
+  // A huge max_tokens (an HTTP client's INT64_MAX) is refused, not wrapped around; with
+  // max_context 0 the model's context length is the limit.
+  EXPECT_EQ(limited->Submit(TokensRequest({2, 300}, INT64_MAX)).status().code(), StatusCode::kResourceExhausted);
+  EngineOptions model_limit;
+  model_limit.max_context = 0;
+  std::unique_ptr<Engine> unbounded = OpenEngine("tiny", model_limit);
+  Result<std::unique_ptr<RequestHandle>> huge = unbounded->Submit(TokensRequest({2, 300}, INT64_MAX - 1));
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("context size"), std::string::npos) << huge.status().ToString();
 }
 
 TEST(Engine, EventsStreamTokensTextAndAFinalEvent) {

@@ -53,6 +53,24 @@ TEST(ReplyAssembler, StopStringsAreHeldBackThenCut) {
   EXPECT_EQ(released, "hello world, the ");
 }
 
+TEST(ReplyAssembler, TheEarliestStopStringWinsWhateverItsPlaceInTheList) {
+  auto tok = SyntheticTokenizer(false);
+  for (const std::vector<std::string>& stops :
+       {std::vector<std::string>{"model", "the"}, std::vector<std::string>{"the", "model"},
+        std::vector<std::string>{"xyz", "e mo", "the"}}) {
+    ReplyAssembler a(tok, {}, stops, false);
+    std::string released;
+    for (int32_t id : Ids(*tok, "hello world, the model is here")) {
+      std::vector<ReplyEvent> out;
+      const bool stopped = a.Push(id, &out);
+      released += Content(out);
+      if (stopped) break;
+    }
+    EXPECT_TRUE(a.stopped());
+    EXPECT_EQ(released, "hello world, ") << stops[0];
+  }
+}
+
 TEST(ReplyAssembler, ByteTokensNeverSplitACharacter) {
   auto tok = SyntheticTokenizer(false);
   // "é" and "€" as byte-fallback pieces (<0xC3><0xA9>, <0xE2><0x82><0xAC>) with an invalid stop

@@ -177,10 +177,8 @@ CommandRunner RegisterChat(CLI::App& app) {
       for (;;) {
         // Polls so that Ctrl-C (which only sets a flag) cancels within a tenth of a second.
         std::optional<Event> e = (*handle)->NextFor(std::chrono::milliseconds(100));
-        if (!e) {
-          if (g_interrupted.load()) (*handle)->Cancel();
-          continue;
-        }
+        if (g_interrupted.load()) (*handle)->Cancel();
+        if (!e) continue;
         printer.Print(e->deltas);
         reply += e->Content();
         if (e->final) {
