@@ -142,3 +142,28 @@ TEST(DumpActivationsCli, WritesNamedIntermediatesWithShapes) {
 
 }  // namespace
 }  // namespace gemma_local
+
+namespace gemma_local {
+namespace {
+
+// Ctrl-C (SIGINT) during a streaming reply cancels it within a step: the reply ends with
+// " [stopped]", the prompt comes back, and the session ends normally at end of input.
+TEST(ChatCli, InterruptStopsAStreamingReply) {
+  TempDir dir;
+  testing::CommandResult made =
+      RunCommand(testing::BinaryPath() + " dev make-model --out " + dir.File("m") + " --preset g4-e2b-like");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string chat = testing::BinaryPath() + " chat --context 60000 --max-tokens 50000 --model " +
+                           dir.File("m/model.gguf");
+  const std::string out = dir.File("out"), err = dir.File("err");
+  // SIGINT once the reply is streaming (up to 60 s for a slow, sanitized build to get there).
+  testing::CommandResult r = RunCommand("(printf 'hello\\n' | " + chat + " >" + out + " 2>" + err +
+                                        " & pid=$!; i=0; while [ $i -lt 600 ] && [ \"$(wc -c <" + out +
+                                        ")\" -lt 200 ]; do sleep 0.1; i=$((i+1)); done; kill -INT $pid; wait $pid)");
+  const std::string text = testing::ReadFile(out);
+  EXPECT_EQ(r.exit_code, 0) << testing::ReadFile(err);
+  EXPECT_NE(text.find(" [stopped]\n> "), std::string::npos) << text.substr(text.size() > 400 ? text.size() - 400 : 0);
+}
+
+}  // namespace
+}  // namespace gemma_local
