@@ -83,15 +83,19 @@ Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
                        std::vector<float>* logits) const {
   logits->clear();
   GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, kv));
+  ops::Workspace local;
+  ops::Workspace& ws = ctx.workspace != nullptr ? *ctx.workspace : local;
+  enum Slot : size_t { kX, kH, kBranch, kQ, kK, kV, kAttn, kGate, kUp };
   ops::Backend& be = *ctx.backend;
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const float eps = hp_.rms_norm_eps;
   const std::vector<int64_t> positions = BatchPositions(batch);
-  std::vector<float> x;  // x: [T, H], the residual stream
+  std::vector<float>& x = ws.Buf(kX, T * H);  // x: [T, H], the residual stream
   EmbedTokens(ctx, embed_, batch, &x);
   ctx.Dump("inp_embd", x.data(), T, H);
-  std::vector<float> h(x.size()), branch(x.size());
+  std::vector<float>& h = ws.Buf(kH, T * H);
+  std::vector<float>& branch = ws.Buf(kBranch, T * H);
   for (int64_t l = 0; l < hp_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
     const int64_t d = hp_.head_dim[l];
@@ -100,7 +104,9 @@ Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
     be.RmsNorm(x.data(), w.attn_norm.data(), T, H, eps, h.data());
     ctx.Dump("attn_norm", l, h.data(), T, H);
     // q: [T, n_heads * d]; k, v: [T, n_kv_heads * d]
-    std::vector<float> q(static_cast<size_t>(T * nq)), k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
+    std::vector<float>& q = ws.Buf(kQ, T * nq);
+    std::vector<float>& k = ws.Buf(kK, T * nkv);
+    std::vector<float>& v = ws.Buf(kV, T * nkv);
     be.MatMul(w.q, h.data(), T, q.data());
     be.MatMul(w.k, h.data(), T, k.data());
     be.MatMul(w.v, h.data(), T, v.data());
@@ -110,7 +116,7 @@ Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
     ctx.Dump("Kcur", l, k.data(), T, nkv);
     ctx.Dump("Vcur", l, v.data(), T, nkv);
     WriteKv(kv, l, batch, k.data(), v.data());
-    std::vector<float> attn(static_cast<size_t>(T * nq));
+    std::vector<float>& attn = ws.Buf(kAttn, T * nq);
     CausalAttention(ctx, hp_, l, batch, q.data(), kv, attn.data());
     ctx.Dump("kqv_out", l, attn.data(), T, nq);
     be.MatMul(w.o, attn.data(), T, branch.data());
@@ -119,7 +125,8 @@ Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
     ctx.Dump("ffn_inp", l, x.data(), T, H);
     be.RmsNorm(x.data(), w.ffn_norm.data(), T, H, eps, h.data());
     const int64_t ff = hp_.ffn_size[l];
-    std::vector<float> gate(static_cast<size_t>(T * ff)), up(static_cast<size_t>(T * ff));
+    std::vector<float>& gate = ws.Buf(kGate, T * ff);
+    std::vector<float>& up = ws.Buf(kUp, T * ff);
     be.MatMul(w.gate, h.data(), T, gate.data());
     be.MatMul(w.up, h.data(), T, up.data());
     be.GeluMul(gate.data(), up.data(), static_cast<int64_t>(gate.size()));

@@ -9,6 +9,12 @@
 namespace gemma_local {
 namespace {
 
+// Workspace slots of the forward pass (ops::Workspace).
+enum Slot : size_t {
+  kX, kH, kBranch, kBranch2, kPle, kPleRows, kQ, kK, kV, kAttn, kPleGate, kPleIn,
+  kMlpGate, kMlpUp, kRouterIn, kExpertIn, kRouterLogits, kTokensIn, kTokensOut,
+};
+
 // Routed experts of one MoE layer (26B-A4B). Expert e's fused gate/up matrix is rows
 // [e*2F, (e+1)*2F) of ffn_gate_up_exps (gate first, then up); its down matrix is rows [e*H,(e+1)*H)
 // of ffn_down_exps.
@@ -164,11 +170,11 @@ void Gemma4::PerLayerInputs(const ops::ForwardContext& ctx, const Batch& batch, 
   ops::Backend& be = *ctx.backend;
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t L = hp_.n_layers, P = hp_.per_layer_input_size, LP = L * P;
-  ple->assign(static_cast<size_t>(T * LP), 0.0f);
+  ple->resize(static_cast<size_t>(T * LP));
   be.MatMul(ple_model_proj_, x0, T, ple->data());  // ple: [T, L * P]
   be.Scale(ple->data(), 1.0f / std::sqrt(static_cast<float>(hp_.hidden_size)), T * LP);
   be.RmsNorm(ple->data(), ple_proj_norm_.data(), T * L, P, hp_.rms_norm_eps, ple->data());
-  std::vector<float> rows(static_cast<size_t>(T * LP));  // E_ple[token]: [T, L * P]
+  std::vector<float>& rows = ctx.workspace->Buf(kPleRows, T * LP);  // E_ple[token]: [T, L * P]
   const std::vector<int32_t> ids = BatchTokens(batch);
   be.GetRows(ple_embed_, ids.data(), T, rows.data());
   be.Scale(rows.data(), std::sqrt(static_cast<float>(P)), T * LP);
@@ -179,7 +185,8 @@ void Gemma4::PerLayerInputs(const ops::ForwardContext& ctx, const Batch& batch, 
 // out = down(gelu_tanh(gate in) * up in) for n rows.
 void Gemma4::Mlp(const ops::ForwardContext& ctx, const ref::MatrixView& gate, const ref::MatrixView& up,
                  const ref::MatrixView& down, const float* in, int64_t n, float* out) const {
-  std::vector<float> g(static_cast<size_t>(n * gate.rows)), u(static_cast<size_t>(n * up.rows));
+  std::vector<float>& g = ctx.workspace->Buf(kMlpGate, n * gate.rows);
+  std::vector<float>& u = ctx.workspace->Buf(kMlpUp, n * up.rows);
   ctx.backend->MatMul(gate, in, n, g.data());
   ctx.backend->MatMul(up, in, n, u.data());
   ctx.backend->GeluMul(g.data(), u.data(), static_cast<int64_t>(g.size()));
@@ -194,7 +201,10 @@ void Gemma4::Experts(const ops::ForwardContext& ctx, const LayerWeights& w, cons
   const int64_t H = hp_.hidden_size, E = hp_.n_experts, K = hp_.n_experts_used;
   const float eps = hp_.rms_norm_eps;
   ops::Backend& be = *ctx.backend;
-  std::vector<float> z(static_cast<size_t>(T * H)), h2(static_cast<size_t>(T * H)), logits(static_cast<size_t>(T * E));
+  ops::Workspace& ws = *ctx.workspace;
+  std::vector<float>& z = ws.Buf(kRouterIn, T * H);
+  std::vector<float>& h2 = ws.Buf(kExpertIn, T * H);
+  std::vector<float>& logits = ws.Buf(kRouterLogits, T * E);
   be.RmsNorm(r, m.router_gain.data(), T, H, eps, z.data());
   be.RmsNorm(r, m.pre_norm_2.data(), T, H, eps, h2.data());
   be.MatMul(m.router, z.data(), T, logits.data());
@@ -215,7 +225,8 @@ void Gemma4::Experts(const ops::ForwardContext& ctx, const LayerWeights& w, cons
     }
   }
   std::fill(out, out + T * H, 0.0f);
-  std::vector<float> xin, y;
+  std::vector<float>& xin = ws.Buf(kTokensIn, 0);
+  std::vector<float>& y = ws.Buf(kTokensOut, 0);
   for (int64_t e = 0; e < E; ++e) {
     const auto& tokens = routed[e];
     if (tokens.empty()) continue;
@@ -229,22 +240,28 @@ void Gemma4::Experts(const ops::ForwardContext& ctx, const LayerWeights& w, cons
   be.RmsNorm(out, m.post_norm_2.data(), T, H, eps, out);
 }
 
-Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::ForwardContext& ctx,
+Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::ForwardContext& in_ctx,
                        std::vector<float>* logits) const {
   logits->clear();
   GL_RETURN_IF_ERROR(ValidateBatch(hp_, batch, kv));
+  ops::Workspace local;
+  ops::ForwardContext ctx = in_ctx;  // with a workspace for the helpers below
+  if (ctx.workspace == nullptr) ctx.workspace = &local;
+  ops::Workspace& ws = *ctx.workspace;
   ops::Backend& be = *ctx.backend;
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const int64_t P = hp_.per_layer_input_size;
   const float eps = hp_.rms_norm_eps;
   const std::vector<int64_t> positions = BatchPositions(batch);
-  std::vector<float> x;  // x: [T, H], the residual stream
+  std::vector<float>& x = ws.Buf(kX, T * H);  // x: [T, H], the residual stream
   EmbedTokens(ctx, embed_, batch, &x);
   ctx.Dump("inp_embd", x.data(), T, H);
-  std::vector<float> ple;  // [T, L * P]
+  std::vector<float>& ple = ws.Buf(kPle, 0);  // [T, L * P]
   if (P > 0) PerLayerInputs(ctx, batch, x.data(), &ple);
-  std::vector<float> h(x.size()), branch(x.size()), branch2(x.size());
+  std::vector<float>& h = ws.Buf(kH, T * H);
+  std::vector<float>& branch = ws.Buf(kBranch, T * H);
+  std::vector<float>& branch2 = ws.Buf(kBranch2, T * H);
   for (int64_t l = 0; l < hp_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
     const int64_t d = hp_.head_dim[l];
@@ -253,13 +270,14 @@ Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
     const int64_t nkv = nkv_heads * d;
     be.RmsNorm(x.data(), w.attn_norm.data(), T, H, eps, h.data());
     ctx.Dump("attn_norm", l, h.data(), T, H);
-    std::vector<float> q(static_cast<size_t>(T * nq));  // q: [T, n_heads * d]
+    std::vector<float>& q = ws.Buf(kQ, T * nq);  // q: [T, n_heads * d]
     be.MatMul(w.q, h.data(), T, q.data());
     NormRopeHeads(ctx, positions, hp_.n_heads, d, w.q_norm.data(), w.inv_freq, eps, q.data());
     ctx.Dump("Qcur", l, q.data(), T, nq);
     if (w.has_k) {
       // K = RoPE(norm_k(W_k h)); V = norm(W_v h), or of the raw K projection on K=V layers.
-      std::vector<float> k(static_cast<size_t>(T * nkv)), v(static_cast<size_t>(T * nkv));
+      std::vector<float>& k = ws.Buf(kK, T * nkv);
+      std::vector<float>& v = ws.Buf(kV, T * nkv);
       be.MatMul(w.k, h.data(), T, k.data());
       if (w.has_v) {
         be.MatMul(w.v, h.data(), T, v.data());
@@ -272,7 +290,7 @@ Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
       ctx.Dump("Vcur", l, v.data(), T, nkv);
       WriteKv(kv, l, batch, k.data(), v.data());
     }
-    std::vector<float> attn(static_cast<size_t>(T * nq));
+    std::vector<float>& attn = ws.Buf(kAttn, T * nq);
     CausalAttention(ctx, hp_, l, batch, q.data(), kv, attn.data());
     ctx.Dump("kqv_out", l, attn.data(), T, nq);
     be.MatMul(w.o, attn.data(), T, branch.data());
@@ -291,7 +309,8 @@ Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
     AddNormedBranch(ctx, w.post_ffw_norm.data(), eps, T, H, branch.data(), x.data());
     if (P > 0) {
       // x += post_norm(W_proj (gelu(W_gate x) * ple_l)); ple_l gathered to [T, P] first.
-      std::vector<float> g(static_cast<size_t>(T * P)), u(static_cast<size_t>(T * P));
+      std::vector<float>& g = ws.Buf(kPleGate, T * P);
+      std::vector<float>& u = ws.Buf(kPleIn, T * P);
       for (int64_t t = 0; t < T; ++t) {
         std::copy_n(&ple[(t * hp_.n_layers + l) * P], P, &u[t * P]);
       }

@@ -280,7 +280,7 @@ class LocalEngine final : public Engine {
   Status ForwardOn(KvCache& cache, const Batch& batch, std::vector<float>* logits) {
     GL_RETURN_IF_ERROR(cache.Reserve(batch));
     ops::ForwardCounters counters;
-    ops::ForwardContext ctx{backend_.get(), &counters, nullptr};
+    ops::ForwardContext ctx{backend_.get(), &counters, nullptr, &workspace_};
     std::optional<ActivationDump> dump;
     if (!options_.dump_activations.empty()) {
       dump.emplace(options_.dump_activations, forward_index_++);
@@ -435,6 +435,7 @@ class LocalEngine final : public Engine {
   std::unique_ptr<ops::Backend> backend_;  // declared before the model whose weights it prepared
   std::unique_ptr<Model> model_;
   int64_t forward_index_ = 0;  // worker only: numbers activation dumps
+  ops::Workspace workspace_;   // worker only: activations reused across forward calls
   EngineOptions options_;
   Result<std::shared_ptr<const Tokenizer>> tokenizer_;
   mutable std::once_flag template_once_;

@@ -38,12 +38,14 @@ std::string Event::Content() const { return Joined(deltas, ReplyEvent::Kind::kCo
 std::string Event::Reasoning() const { return Joined(deltas, ReplyEvent::Kind::kReasoning); }
 
 void RequestHandle::State::Push(Event e) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu);
     if (final_pushed) return;
     events.push_back(std::move(e));
+    wake = readers_waiting > 0;
   }
-  cv.notify_all();
+  if (wake) cv.notify_all();
 }
 
 void RequestHandle::State::Finish(Event final_event) {
@@ -61,15 +63,24 @@ std::optional<Event> RequestHandle::State::Pop(std::optional<std::chrono::millis
   std::unique_lock<std::mutex> lock(mu);
   if (final_popped) return std::nullopt;
   auto ready = [this] { return !events.empty(); };
+  ++readers_waiting;
+  bool got = true;
   if (timeout) {
-    if (!cv.wait_for(lock, *timeout, ready)) return std::nullopt;
+    got = cv.wait_for(lock, *timeout, ready);
   } else {
     cv.wait(lock, ready);
   }
+  --readers_waiting;
+  if (!got) return std::nullopt;
   Event e = std::move(events.front());
   events.pop_front();
   if (e.final) final_popped = true;
   return e;
+}
+
+void RequestHandle::State::WaitForFinal() {
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [this] { return final_pushed; });
 }
 
 RequestHandle::RequestHandle(std::shared_ptr<State> state) : state_(std::move(state)) {}
@@ -93,6 +104,7 @@ bool RequestHandle::done() const {
 void RequestHandle::Cancel() { state_->cancel.store(true); }
 
 Result<Completion> RequestHandle::Wait() {
+  state_->WaitForFinal();  // then every event is queued: the loop below never blocks
   Completion c;
   while (std::optional<Event> e = Next()) {
     c.tokens.insert(c.tokens.end(), e->tokens.begin(), e->tokens.end());

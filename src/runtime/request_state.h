@@ -24,6 +24,9 @@ struct RequestHandle::State {
 
   // Reader side: the next event within `timeout` (nullopt: none in time, or all were read).
   std::optional<Event> Pop(std::optional<std::chrono::milliseconds> timeout);
+  // Reader side: blocks until the final event has been pushed (the worker then wakes the reader
+  // once, not per token: Wait() readers cost the generating thread nothing per step).
+  void WaitForFinal();
 
   const uint64_t id;
   std::atomic<bool> cancel{false};
@@ -32,6 +35,7 @@ struct RequestHandle::State {
   std::deque<Event> events;
   bool final_pushed = false;
   bool final_popped = false;
+  int readers_waiting = 0;  // readers blocked in Pop: only they need a wake-up per event
 };
 
 using RequestState = RequestHandle::State;

@@ -16,7 +16,7 @@ namespace gemma_local::ops {
 namespace {
 
 // Rows per parallel chunk for row ops, so that tiny decode steps stay on one thread.
-constexpr int64_t kRowGrainElems = 16384;
+constexpr int64_t kRowGrainElems = 65536;
 int64_t RowGrain(int64_t width) { return std::max<int64_t>(1, kRowGrainElems / std::max<int64_t>(1, width)); }
 
 class CpuBackend final : public Backend {
