@@ -94,6 +94,7 @@ CommandRunner RegisterChat(CLI::App& app) {
     int threads = 0;
     std::string quantize;
     bool think = false;
+    bool ignore_eos = false;
     SamplingParams sampling;
   };
   auto o = std::make_shared<Options>();
@@ -106,6 +107,8 @@ CommandRunner RegisterChat(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "worker threads (0 = all cores)");
   cmd->add_option("--quantize", o->quantize, "quantize weights at load: q8_0, q4_0, q4_k (= q4_k_m), ...");
   cmd->add_flag("--think", o->think, "Gemma 4: enable the thinking channel");
+  cmd->add_flag("--ignore-eos", o->ignore_eos,
+                "keep generating past the model's end-of-turn tokens (up to --max-tokens)");
   cmd->add_option("--temperature", o->sampling.temperature, "0 = greedy (default)");
   cmd->add_option("--top-k", o->sampling.top_k, "top-k (0 = off)");
   cmd->add_option("--top-p", o->sampling.top_p, "top-p (1 = off)");
@@ -165,6 +168,7 @@ CommandRunner RegisterChat(CLI::App& app) {
       request.input = RequestInput::Chat(std::move(chat));
       request.max_tokens = o->max_tokens;
       request.sampling = o->sampling;
+      request.ignore_model_stop_tokens = o->ignore_eos;
       Result<std::unique_ptr<RequestHandle>> handle = (*engine)->Submit(std::move(request));
       if (!handle.ok()) {
         std::fprintf(stderr, "error: %s\n", handle.status().ToString().c_str());
