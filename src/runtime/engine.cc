@@ -43,6 +43,7 @@ constexpr int kMaxTopLogprobs = 20;
 
 // The k most likely ids of a log-probability row; ties break toward the lower id.
 std::vector<std::pair<int32_t, float>> TopK(const std::vector<float>& logprobs, int k) {
+  if (k <= 0) return {};  // logprobs = 0: the chosen token's only; no pass over the vocabulary
   std::vector<int32_t> ids(logprobs.size());
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
   const size_t kk = std::min(ids.size(), static_cast<size_t>(std::max(k, 0)));

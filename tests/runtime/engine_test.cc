@@ -129,6 +129,22 @@ TEST(Engine, EventsStreamTokensTextAndAFinalEvent) {
   EXPECT_FALSE(whole->reply_parsed);
 }
 
+TEST(Engine, LogprobsZeroGivesTheChosenTokensOnly) {
+  std::unique_ptr<Engine> engine = OpenEngine("tiny");
+  Request req = TokensRequest({2, 300, 301}, 4);
+  req.logprobs = 0;
+  Result<Completion> c = engine->Generate(req);
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->logprobs.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(c->logprobs[i].id, c->tokens[i]);
+    EXPECT_LE(c->logprobs[i].logprob, 0.0f);
+    EXPECT_TRUE(c->logprobs[i].top.empty());
+  }
+  req.logprobs = -1;
+  EXPECT_TRUE(engine->Generate(req)->logprobs.empty());
+}
+
 TEST(Engine, StopStringsAreCutAndNeverStreamed) {
   std::unique_ptr<Engine> engine = OpenEngine("tiny");
   Request req;

@@ -5,6 +5,7 @@
 // forward pass, and keeping their numerics fixed keeps outputs reproducible across versions. The
 // matrix products and attention are the SIMD kernels (backends/cpu/*.cc).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -59,7 +60,16 @@ class CpuBackend final : public Backend {
             const float* inv_freq) override {
     const int64_t half = head_dim / 2;
     pool_.ParallelFor(n_rows, RowGrain(n_heads * head_dim), [&](int64_t r0, int64_t r1) {
-      std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
+      // On the stack for every Gemma head size (a decode step allocates nothing here).
+      constexpr int64_t kMaxHalf = 512;
+      std::array<float, kMaxHalf> c_stack, s_stack;
+      std::vector<float> c_heap, s_heap;
+      if (half > kMaxHalf) {
+        c_heap.resize(static_cast<size_t>(half));
+        s_heap.resize(static_cast<size_t>(half));
+      }
+      float* c = half > kMaxHalf ? c_heap.data() : c_stack.data();
+      float* s = half > kMaxHalf ? s_heap.data() : s_stack.data();
       for (int64_t r = r0; r < r1; ++r) {
         const auto p = static_cast<double>(positions[r]);
         for (int64_t i = 0; i < half; ++i) {
