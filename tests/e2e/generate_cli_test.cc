@@ -25,7 +25,7 @@ class GenerateCli : public ::testing::Test {
 };
 
 TEST_F(GenerateCli, PromptAndTokensAgree) {
-  for (const std::string model : {dir_.File("model.gguf"), dir_.File("hf")}) {
+  for (const std::string& model : {dir_.File("model.gguf"), dir_.File("hf")}) {
     testing::CommandResult a = RunCommand(Bin() + " run --json --max-tokens 6 --model " + model + " --prompt 'the model'");
     ASSERT_EQ(a.exit_code, 0) << a.err;
     nlohmann::json ja = nlohmann::json::parse(a.out);
@@ -155,13 +155,23 @@ TEST(ChatCli, InterruptStopsAStreamingReply) {
   ASSERT_EQ(made.exit_code, 0) << made.err;
   // --ignore-eos: the reply cannot end by itself before the signal (builds differ in rounding, so
   // a random model's greedy reply may otherwise end early in one of them).
-  const std::string chat = testing::BinaryPath() + " chat --ignore-eos --context 60000 --max-tokens 50000 --model " +
+  const std::string chat = testing::BinaryPath() + " chat --ignore-eos --context 60000 --max-tokens 20000 --model " +
                            dir.File("m/model.gguf");
   const std::string out = dir.File("out"), err = dir.File("err");
-  // SIGINT once the reply is streaming (up to 60 s for a slow, sanitized build to get there).
-  testing::CommandResult r = RunCommand("(printf 'hello\\n' | " + chat + " >" + out + " 2>" + err +
-                                        " & pid=$!; i=0; while [ $i -lt 600 ] && [ \"$(wc -c <" + out +
-                                        ")\" -lt 200 ]; do sleep 0.1; i=$((i+1)); done; kill -INT $pid; wait $pid)");
+  // The banner on stderr is printed once the SIGINT handler is installed (before that, SIGINT is
+  // ignored: sh starts background jobs with it ignored). Then wait for the reply to stream, and send
+  // SIGINT every half second until the process exits: one that lands between prompts is cleared by
+  // design, so a single signal could race (an exited child stays a zombie until waited for, so
+  // "still running" reads its state). Every wait is bounded; a process that survives all of
+  // them is killed, so the test always ends by itself.
+  const std::string script =
+      "(printf 'hello\\n' | " + chat + " >" + out + " 2>" + err +
+      " & pid=$!; i=0; while [ $i -lt 1200 ] && ! grep -q 'Ctrl-C stops a reply' " + err +
+      "; do sleep 0.1; i=$((i+1)); done; i=0; while [ $i -lt 200 ] && [ \"$(wc -c <" + out +
+      ")\" -lt 200 ]; do sleep 0.1; i=$((i+1)); done; i=0; while [ $i -lt 240 ] && [ -e /proc/$pid ] && "
+      "! grep -q '^State:[[:space:]]*Z' /proc/$pid/status 2>/dev/null; do kill -INT $pid; sleep 0.5; "
+      "i=$((i+1)); done; kill -KILL $pid 2>/dev/null; wait $pid)";
+  testing::CommandResult r = RunCommand(script);
   const std::string text = testing::ReadFile(out);
   EXPECT_EQ(r.exit_code, 0) << testing::ReadFile(err);
   EXPECT_NE(text.find(" [stopped]\n> "), std::string::npos) << text.substr(text.size() > 400 ? text.size() - 400 : 0);
