@@ -22,20 +22,24 @@ enum class KvType : uint8_t { kF32 };
 struct KvBlockTable {
   KvType type = KvType::kF32;
   int64_t block_rows = 0;
-  int64_t row_elems = 0;      // n_kv_heads * head_dim of the layer
-  std::span<float* const> k;  // per block; null = dropped
-  std::span<float* const> v;
+  int64_t row_elems = 0;  // n_kv_heads * head_dim of the layer
+  // Base of each block (null = dropped). A block holds the rows of several layers (every layer
+  // of one attention kind, so they are allocated and dropped together): this layer's K rows
+  // start `k_offset` elements after the base, its V rows `v_offset`.
+  std::span<float* const> blocks;
+  int64_t k_offset = 0;
+  int64_t v_offset = 0;
 
   // The K (V) row of `pos`, or nullptr when its block is not held.
-  float* KRow(int64_t pos) const { return Row(k, pos); }
-  float* VRow(int64_t pos) const { return Row(v, pos); }
+  float* KRow(int64_t pos) const { return Row(k_offset, pos); }
+  float* VRow(int64_t pos) const { return Row(v_offset, pos); }
 
  private:
-  float* Row(std::span<float* const> blocks, int64_t pos) const {
+  float* Row(int64_t offset, int64_t pos) const {
     if (pos < 0 || block_rows <= 0) return nullptr;
     const auto b = static_cast<size_t>(pos / block_rows);
     if (b >= blocks.size() || blocks[b] == nullptr) return nullptr;
-    return blocks[b] + (pos % block_rows) * row_elems;
+    return blocks[b] + offset + (pos % block_rows) * row_elems;
   }
 };
 

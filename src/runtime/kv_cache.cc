@@ -1,53 +1,136 @@
 #include "runtime/kv_cache.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 namespace gemma_local {
 
-KvCache::KvCache(const HParams& hp, int64_t block_rows)
-    : block_rows_(std::max<int64_t>(1, block_rows)),
-      geometry_(static_cast<size_t>(hp.n_layers)),
-      storage_(static_cast<size_t>(hp.n_layers)),
-      free_(static_cast<size_t>(hp.n_layers)) {
+KvCache::KvCache(const HParams& hp, int64_t block_rows) : KvCache(hp, KvCacheOptions{block_rows, 0}) {}
+
+KvCache::KvCache(const HParams& hp, const KvCacheOptions& options)
+    : block_rows_(std::max<int64_t>(1, options.block_rows)),
+      budget_bytes_(std::max<int64_t>(0, options.budget_bytes)),
+      layers_(static_cast<size_t>(hp.n_layers)) {
+  int full = -1, sliding = -1;
   for (int64_t l = 0; l < hp.n_layers; ++l) {
     if (!hp.owns_kv(l)) continue;
-    geometry_[l].row_elems = hp.n_kv_heads[l] * hp.head_dim[l];
-    if (hp.is_sliding(l) && hp.sliding_window > 0) geometry_[l].window = hp.sliding_window;
+    const bool is_sliding = hp.is_sliding(l) && hp.sliding_window > 0;
+    int& g = is_sliding ? sliding : full;
+    if (g < 0) {
+      g = static_cast<int>(groups_.size());
+      groups_.emplace_back();
+      groups_.back().window = is_sliding ? hp.sliding_window : 0;
+    }
+    LayerSlot& slot = layers_[l];
+    slot.group = g;
+    slot.row_elems = hp.n_kv_heads[l] * hp.head_dim[l];
+    slot.k_offset = groups_[g].block_elems;
+    slot.v_offset = slot.k_offset + block_rows_ * slot.row_elems;
+    groups_[g].block_elems += 2 * block_rows_ * slot.row_elems;
   }
 }
 
-float* KvCache::TakeBlock(int64_t layer) {
-  const int64_t bytes = block_rows_ * geometry_[layer].row_elems * static_cast<int64_t>(sizeof(float));
-  blocks_in_use_bytes_ += bytes;
-  if (!free_[layer].empty()) {
-    float* b = free_[layer].back();
-    free_[layer].pop_back();
-    return b;
-  }
-  storage_[layer].push_back(std::make_unique<float[]>(static_cast<size_t>(block_rows_ * geometry_[layer].row_elems)));
-  return storage_[layer].back().get();
+KvCache::~KvCache() = default;
+
+int64_t KvCache::MissingBlocks(const Sequence* s, int g, int64_t want) const {
+  const int64_t need = (want + block_rows_ - 1) / block_rows_;
+  const int64_t have = s == nullptr ? 0 : static_cast<int64_t>(s->groups[g].ids.size());
+  return std::max<int64_t>(0, need - have);
 }
 
-void KvCache::GiveBlock(int64_t layer, float* block) {
-  if (block == nullptr) return;
-  blocks_in_use_bytes_ -= block_rows_ * geometry_[layer].row_elems * static_cast<int64_t>(sizeof(float));
-  free_[layer].push_back(block);
+int32_t KvCache::TakeBlock(int g) {
+  Group& group = groups_[g];
+  const int64_t bytes = BlockBytes(g);
+  int32_t id;
+  if (!group.free_ids.empty()) {
+    id = group.free_ids.back();
+    group.free_ids.pop_back();
+  } else {
+    // Make room under the budget from the other groups' free blocks (Reserve checked that the
+    // bytes in use leave enough).
+    for (size_t o = 0; budget_bytes_ > 0 && bytes_allocated_ + bytes > budget_bytes_ && o < groups_.size(); ++o) {
+      Group& other = groups_[o];
+      while (bytes_allocated_ + bytes > budget_bytes_ && !other.free_ids.empty()) {
+        const int32_t victim = other.free_ids.back();
+        other.free_ids.pop_back();
+        other.blocks[victim].data.reset();
+        other.spare_ids.push_back(victim);
+        bytes_allocated_ -= BlockBytes(static_cast<int>(o));
+      }
+    }
+    if (!group.spare_ids.empty()) {
+      id = group.spare_ids.back();
+      group.spare_ids.pop_back();
+    } else {
+      id = static_cast<int32_t>(group.blocks.size());
+      group.blocks.emplace_back();
+    }
+    group.blocks[id].data = std::make_unique<float[]>(static_cast<size_t>(group.block_elems));
+    bytes_allocated_ += bytes;
+    ++system_allocations_;
+  }
+  group.blocks[id].refs = 1;
+  bytes_in_use_ += bytes;
+  ++blocks_in_use_;
+  return id;
+}
+
+void KvCache::DropRef(int g, int32_t id) {
+  if (id < 0) return;
+  BlockRecord& b = groups_[g].blocks[id];
+  if (--b.refs > 0) return;
+  groups_[g].free_ids.push_back(id);
+  bytes_in_use_ -= BlockBytes(g);
+  --blocks_in_use_;
+}
+
+int64_t KvCache::BytesToReserve(int32_t seq, int64_t n) const {
+  auto it = seqs_.find(seq);
+  const Sequence* s = it == seqs_.end() ? nullptr : &it->second;
+  const int64_t want = (s == nullptr ? 0 : s->length) + std::max<int64_t>(0, n);
+  int64_t bytes = 0;
+  for (int g = 0; g < static_cast<int>(groups_.size()); ++g) bytes += MissingBlocks(s, g, want) * BlockBytes(g);
+  return bytes;
+}
+
+int64_t KvCache::BytesAvailable() const {
+  return budget_bytes_ > 0 ? budget_bytes_ - bytes_in_use_ : INT64_MAX;
+}
+
+int64_t KvCache::BytesForSequence(int64_t positions, int64_t chunk) const {
+  int64_t bytes = 0;
+  for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
+    int64_t blocks = (positions + block_rows_ - 1) / block_rows_;
+    if (groups_[g].window > 0) {
+      // Held at once: the window before the chunk plus the chunk, over block boundaries.
+      const int64_t span = groups_[g].window - 1 + std::max<int64_t>(1, chunk);
+      blocks = std::min(blocks, (span + block_rows_ - 1) / block_rows_ + 1);
+    }
+    bytes += blocks * BlockBytes(g);
+  }
+  return bytes;
 }
 
 Status KvCache::Reserve(int32_t seq, int64_t n) {
   if (n < 0) return InvalidArgumentError("KV cache: cannot reserve " + std::to_string(n) + " positions");
+  const int64_t bytes = BytesToReserve(seq, n);
+  if (bytes > BytesAvailable()) {
+    return ResourceExhaustedError("KV cache: " + std::to_string(n) + " positions of sequence " + std::to_string(seq) +
+                                  " need " + std::to_string(bytes) + " bytes of blocks, " +
+                                  std::to_string(BytesAvailable()) + " of the " + std::to_string(budget_bytes_) +
+                                  "-byte budget are free");
+  }
   Sequence& s = seqs_[seq];
-  if (s.layers.empty()) s.layers.resize(geometry_.size());
+  if (s.groups.empty()) s.groups.resize(groups_.size());
   const int64_t want = s.length + n;
   if (want <= s.reserved) return Status::Ok();
-  const auto n_blocks = static_cast<size_t>((want + block_rows_ - 1) / block_rows_);
-  for (size_t l = 0; l < geometry_.size(); ++l) {
-    if (geometry_[l].row_elems == 0) continue;
-    SeqLayer& sl = s.layers[l];
-    while (sl.k.size() < n_blocks) {
-      sl.k.push_back(TakeBlock(static_cast<int64_t>(l)));
-      sl.v.push_back(TakeBlock(static_cast<int64_t>(l)));
+  for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
+    SeqGroup& sg = s.groups[g];
+    for (int64_t k = MissingBlocks(&s, g, want); k > 0; --k) {
+      const int32_t id = TakeBlock(g);
+      sg.ids.push_back(id);
+      sg.bases.push_back(groups_[g].blocks[id].data.get());
     }
   }
   s.reserved = want;
@@ -55,8 +138,20 @@ Status KvCache::Reserve(int32_t seq, int64_t n) {
 }
 
 Status KvCache::Reserve(const Batch& batch) {
+  // Per sequence: its entries are consecutive positions (the forward contract), so the count is
+  // what it appends. Check the whole batch against the budget before taking anything.
   std::map<int32_t, int64_t> count;
   for (const BatchEntry& e : batch) ++count[e.seq];
+  int64_t bytes = 0;
+  for (const auto& [seq, n] : count) {
+    if (n < 0) continue;
+    bytes += BytesToReserve(seq, n);
+  }
+  if (bytes > BytesAvailable()) {
+    return ResourceExhaustedError("KV cache: the batch needs " + std::to_string(bytes) + " bytes of blocks, " +
+                                  std::to_string(BytesAvailable()) + " of the " + std::to_string(budget_bytes_) +
+                                  "-byte budget are free");
+  }
   for (const auto& [seq, n] : count) GL_RETURN_IF_ERROR(Reserve(seq, n));
   return Status::Ok();
 }
@@ -68,17 +163,17 @@ void KvCache::Commit(int32_t seq, int64_t n) {
   s.length = std::min(s.reserved, s.length + n);
   // The next token (at position `length`) sees positions >= length - window + 1 of a sliding
   // layer; whole blocks before that are never read again.
-  for (size_t l = 0; l < geometry_.size(); ++l) {
-    const int64_t window = geometry_[l].window;
-    if (geometry_[l].row_elems == 0 || window == 0) continue;
+  for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
+    const int64_t window = groups_[g].window;
+    if (window == 0) continue;
     const int64_t first_needed = std::max<int64_t>(0, s.length - window + 1);
-    const auto droppable = static_cast<size_t>(first_needed / block_rows_);
-    SeqLayer& sl = s.layers[l];
-    for (size_t b = 0; b < std::min(droppable, sl.k.size()); ++b) {
-      if (sl.k[b] == nullptr) continue;
-      GiveBlock(static_cast<int64_t>(l), sl.k[b]);
-      GiveBlock(static_cast<int64_t>(l), sl.v[b]);
-      sl.k[b] = sl.v[b] = nullptr;
+    SeqGroup& sg = s.groups[g];
+    const size_t droppable = std::min(static_cast<size_t>(first_needed / block_rows_), sg.ids.size());
+    for (size_t b = 0; b < droppable; ++b) {
+      if (sg.ids[b] < 0) continue;
+      DropRef(g, sg.ids[b]);
+      sg.ids[b] = -1;
+      sg.bases[b] = nullptr;
     }
   }
 }
@@ -92,10 +187,8 @@ void KvCache::Commit(const Batch& batch) {
 void KvCache::Clear(int32_t seq) {
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) return;
-  for (size_t l = 0; l < geometry_.size(); ++l) {
-    if (it->second.layers.empty()) break;
-    for (float* b : it->second.layers[l].k) GiveBlock(static_cast<int64_t>(l), b);
-    for (float* b : it->second.layers[l].v) GiveBlock(static_cast<int64_t>(l), b);
+  for (int g = 0; g < static_cast<int>(it->second.groups.size()); ++g) {
+    for (int32_t id : it->second.groups[g].ids) DropRef(g, id);
   }
   seqs_.erase(it);
 }
@@ -109,12 +202,13 @@ Status KvCache::Fork(int32_t from, int32_t to) {
   GL_RETURN_IF_ERROR(Reserve(to, length));
   const Sequence& src = seqs_.at(from);  // std::map: references survive the insertion of `to`
   Sequence& dst = seqs_.at(to);
-  for (size_t l = 0; l < geometry_.size(); ++l) {
-    const size_t bytes = static_cast<size_t>(block_rows_ * geometry_[l].row_elems) * sizeof(float);
-    for (size_t b = 0; b < dst.layers[l].k.size() && b < src.layers[l].k.size(); ++b) {
-      if (src.layers[l].k[b] == nullptr) continue;  // dropped from a window: nothing to copy
-      std::memcpy(dst.layers[l].k[b], src.layers[l].k[b], bytes);
-      std::memcpy(dst.layers[l].v[b], src.layers[l].v[b], bytes);
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const size_t bytes = static_cast<size_t>(BlockBytes(static_cast<int>(g)));
+    const SeqGroup& a = src.groups[g];
+    const SeqGroup& b = dst.groups[g];
+    for (size_t i = 0; i < b.bases.size() && i < a.bases.size(); ++i) {
+      if (a.bases[i] == nullptr) continue;  // dropped from a window: nothing to copy
+      std::memcpy(b.bases[i], a.bases[i], bytes);
     }
   }
   Commit(to, length);  // also drops the window's dead blocks, as for the source
@@ -134,15 +228,32 @@ int64_t KvCache::Reserved(int32_t seq) const {
 KvBlockTable KvCache::Table(int64_t layer, int32_t seq) const {
   KvBlockTable t;
   t.block_rows = block_rows_;
-  t.row_elems = geometry_[layer].row_elems;
+  const LayerSlot& slot = layers_[layer];
+  t.row_elems = slot.row_elems;
+  t.k_offset = slot.k_offset;
+  t.v_offset = slot.v_offset;
   auto it = seqs_.find(seq);
-  if (it == seqs_.end() || it->second.layers.empty()) return t;
-  const SeqLayer& sl = it->second.layers[layer];
-  t.k = std::span<float* const>(sl.k.data(), sl.k.size());
-  t.v = std::span<float* const>(sl.v.data(), sl.v.size());
+  if (slot.group < 0 || it == seqs_.end() || it->second.groups.empty()) return t;
+  const SeqGroup& sg = it->second.groups[slot.group];
+  t.blocks = std::span<float* const>(sg.bases.data(), sg.bases.size());
   return t;
 }
 
-int64_t KvCache::BytesInUse() const { return blocks_in_use_bytes_; }
+KvCacheStats KvCache::Stats() const {
+  KvCacheStats s;
+  s.blocks_in_use = blocks_in_use_;
+  for (const Group& g : groups_) s.blocks_free += static_cast<int64_t>(g.free_ids.size());
+  s.bytes_in_use = bytes_in_use_;
+  s.bytes_allocated = bytes_allocated_;
+  s.budget_bytes = budget_bytes_;
+  s.system_allocations = system_allocations_;
+  return s;
+}
+
+std::vector<int64_t> KvCache::GroupBlockBytes() const {
+  std::vector<int64_t> out;
+  for (int g = 0; g < static_cast<int>(groups_.size()); ++g) out.push_back(BlockBytes(g));
+  return out;
+}
 
 }  // namespace gemma_local

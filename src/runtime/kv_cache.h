@@ -1,17 +1,24 @@
-// KV cache of the engine: per layer that owns K/V, per sequence, a block table over fixed-size
-// blocks of rows (ops/kv_view.h).
+// The paged KV cache: one pool of fixed-size blocks for every sequence of the engine, under a
+// byte budget, with a block table per sequence (ops/kv_view.h).
 //
-// Memory follows the sequences: Reserve allocates the blocks a batch will write before the
-// forward pass (the only place that can fail: out of the configured positions), Commit advances
-// the length afterwards and hands back the blocks of sliding-window layers that no later
-// position can read (every position before pos - window + 1 of the next token), so a sliding
-// layer holds at most window + batch + one block of rows whatever the context length. Layers that
-// read another layer's K/V (Gemma 4 KV sharing) own nothing. Freed blocks are kept for reuse by
-// the same layer.
+// Geometry. Layers that own K/V fall into groups by attention kind: the full-attention layers
+// and the sliding-window layers. A block of a group holds `block_rows` positions of every layer in
+// it (K then V per layer), so one table per group serves all its layers and a group's blocks are
+// allocated and dropped together. Layers that read another layer's K/V (Gemma 4 KV sharing) own
+// nothing.
 //
-// The scheduler's paged pool (one budget for every request, prefix sharing, preemption) will
-// replace the per-cache allocation behind the same KvView. Not thread-safe: one forward pass at a
-// time per cache.
+// Memory. Reserve takes the blocks a batch will write before the forward pass, all or nothing:
+// it is the only call that can fail (kResourceExhausted when the budget cannot hold them), so the
+// forward pass never allocates KV. Commit advances the length and hands back the blocks of the
+// sliding group that no later position can read (every position before pos - window + 1 of the
+// next token): a sliding sequence holds at most ceil((window - 1 + chunk) / block_rows) + 1
+// blocks whatever its length. Freed blocks go to their group's free list and are reused without
+// touching the system allocator; a group short of blocks releases the other group's free ones
+// when the budget is reached. The budget bounds the bytes of blocks allocated at any time.
+//
+// Blocks carry reference counts so that several sequences can share one (prefix caching, n > 1
+// samples); a shared block is never written (copy-on-write is the caller's rule). Not
+// thread-safe: the engine's scheduler thread owns the cache.
 #pragma once
 
 #include <cstdint>
@@ -26,24 +33,49 @@
 
 namespace gemma_local {
 
+struct KvCacheOptions {
+  int64_t block_rows = 16;
+  int64_t budget_bytes = 0;  // most bytes of blocks allocated at once; 0 = no limit
+};
+
+struct KvCacheStats {
+  int64_t blocks_in_use = 0;   // held by sequences (a shared block counts once)
+  int64_t blocks_free = 0;     // allocated, on a free list
+  int64_t bytes_in_use = 0;
+  int64_t bytes_allocated = 0;  // in use + free lists
+  int64_t budget_bytes = 0;     // 0 = no limit
+  int64_t system_allocations = 0;  // blocks ever obtained from the system allocator
+};
+
 class KvCache final : public KvView {
  public:
   static constexpr int64_t kDefaultBlockRows = 16;
 
   explicit KvCache(const HParams& hp, int64_t block_rows = kDefaultBlockRows);
+  KvCache(const HParams& hp, const KvCacheOptions& options);
+  ~KvCache() override;
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
   // Makes rows for `n` positions of `seq` after its current length (idempotent up to the largest
-  // reservation since the last Commit).
+  // reservation since the last Commit). All or nothing.
   Status Reserve(int32_t seq, int64_t n);
-  // Reserve for every sequence in `batch` (its entries per sequence).
+  // Reserve for every sequence in `batch` (its entries per sequence); all or nothing.
   Status Reserve(const Batch& batch);
+  // Bytes that Reserve(seq, n) would take from the pool now (0 when already reserved).
+  int64_t BytesToReserve(int32_t seq, int64_t n) const;
+  // Bytes the pool can still hand out (budget minus bytes in use; INT64_MAX without a budget).
+  int64_t BytesAvailable() const;
+  // The most bytes one sequence of `positions` positions holds at any time when it is fed in
+  // chunks of at most `chunk` positions (admission: can a request ever fit in the budget).
+  int64_t BytesForSequence(int64_t positions, int64_t chunk) const;
+
   // `n` more positions of `seq` hold valid K/V (they must have been reserved).
   void Commit(int32_t seq, int64_t n);
   void Commit(const Batch& batch);
-  // Forgets a sequence and frees its blocks.
+  // Forgets a sequence and releases its blocks.
   void Clear(int32_t seq);
-  // Makes `to` a copy of `from`'s committed positions (for n > 1 samples of one prompt; `to` is
-  // cleared first). Copies the blocks: sharing them copy-on-write is the scheduler's paged pool.
+  // Makes `to` a copy of `from`'s committed positions (`to` is cleared first). Copies the blocks.
   Status Fork(int32_t from, int32_t to);
 
   int64_t Length(int32_t seq) const override;
@@ -51,31 +83,55 @@ class KvCache final : public KvView {
   KvBlockTable Table(int64_t layer, int32_t seq) const override;
 
   // Bytes of K/V blocks held by sequences (not counting the free lists).
-  int64_t BytesInUse() const;
+  int64_t BytesInUse() const { return bytes_in_use_; }
+  KvCacheStats Stats() const;
   int64_t block_rows() const { return block_rows_; }
+  int64_t budget_bytes() const { return budget_bytes_; }
+  // Bytes of one block of each group (in the order its first layer appears); for reports.
+  std::vector<int64_t> GroupBlockBytes() const;
 
  private:
-  struct LayerGeometry {
-    int64_t row_elems = 0;  // 0: the layer owns no K/V
-    int64_t window = 0;     // > 0: sliding window (positions a token sees, itself included)
+  struct BlockRecord {
+    std::unique_ptr<float[]> data;  // null: released to the system (the id is spare)
+    int refs = 0;                   // sequences holding the block; 0 = on the free list
   };
-  struct SeqLayer {
-    std::vector<float*> k, v;  // by block index; null = dropped
+  struct Group {
+    int64_t window = 0;       // > 0: sliding window (positions a token sees, itself included)
+    int64_t block_elems = 0;  // floats per block: block_rows * sum over layers of 2 * row_elems
+    std::vector<BlockRecord> blocks;  // by block id
+    std::vector<int32_t> free_ids;    // allocated, held by nobody
+    std::vector<int32_t> spare_ids;   // records without memory
+  };
+  struct LayerSlot {
+    int group = -1;  // -1: the layer owns no K/V
+    int64_t row_elems = 0;
+    int64_t k_offset = 0, v_offset = 0;
+  };
+  struct SeqGroup {
+    std::vector<int32_t> ids;    // by block index; -1 = dropped
+    std::vector<float*> bases;   // the same blocks' memory (null = dropped), for the tables
   };
   struct Sequence {
     int64_t length = 0;
     int64_t reserved = 0;
-    std::vector<SeqLayer> layers;  // by layer
+    std::vector<SeqGroup> groups;  // by group
   };
-  float* TakeBlock(int64_t layer);
-  void GiveBlock(int64_t layer, float* block);
+
+  int64_t BlockBytes(int g) const { return groups_[g].block_elems * static_cast<int64_t>(sizeof(float)); }
+  // Blocks group `g` of `s` (null: a new sequence) needs added to hold `want` positions.
+  int64_t MissingBlocks(const Sequence* s, int g, int64_t want) const;
+  int32_t TakeBlock(int g);  // the caller checked the budget
+  void DropRef(int g, int32_t id);
 
   int64_t block_rows_;
-  std::vector<LayerGeometry> geometry_;
+  int64_t budget_bytes_;
+  std::vector<Group> groups_;
+  std::vector<LayerSlot> layers_;
   std::map<int32_t, Sequence> seqs_;
-  std::vector<std::vector<std::unique_ptr<float[]>>> storage_;  // by layer: every block ever made
-  std::vector<std::vector<float*>> free_;                       // by layer: blocks to reuse
-  int64_t blocks_in_use_bytes_ = 0;
+  int64_t blocks_in_use_ = 0;
+  int64_t bytes_in_use_ = 0;
+  int64_t bytes_allocated_ = 0;
+  int64_t system_allocations_ = 0;
 };
 
 }  // namespace gemma_local

@@ -93,3 +93,62 @@ TEST(KvCache, CommitIsBoundedByTheReservation) {
 
 }  // namespace
 }  // namespace gemma_local
+
+namespace gemma_local {
+namespace {
+
+TEST(KvCache, TheBudgetBoundsAllocatedBlocksAndAFailedReserveTakesNothing) {
+  HParams hp = *testgen::PresetShape("tiny");  // one sliding layer (window 8), one full; kv dim 32
+  KvCacheOptions opt;
+  opt.block_rows = 4;
+  const int64_t block = 2 * 4 * 32 * 4;  // K and V of one layer, 4 rows of 32 floats
+  opt.budget_bytes = 10 * block;
+  KvCache cache(hp, opt);
+  EXPECT_EQ(cache.GroupBlockBytes(), (std::vector<int64_t>{block, block}));
+  EXPECT_EQ(cache.BytesToReserve(0, 8), 4 * block);  // 2 blocks in each group
+  ASSERT_TRUE(cache.Reserve(0, 8).ok());
+  cache.Commit(0, 8);
+  // 16 more positions: 4 full blocks + 4 sliding (the window's dead blocks go only at Commit).
+  const Status s = cache.Reserve(0, 16);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_NE(s.message().find("budget"), std::string::npos) << s.ToString();
+  EXPECT_EQ(cache.Reserved(0), 8) << "a failed reservation takes nothing";
+  EXPECT_EQ(cache.BytesInUse(), 4 * block);
+  // A batch for two sequences is checked as a whole.
+  Batch two;
+  for (int64_t p = 0; p < 12; ++p) two.push_back({1, p, 2, false});
+  for (int64_t p = 8; p < 12; ++p) two.push_back({0, p, 2, false});
+  EXPECT_EQ(cache.Reserve(two).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(cache.Reserved(1), 0);
+  // Freed blocks are reused; the other group's free blocks are released to make room.
+  cache.Clear(0);
+  EXPECT_EQ(cache.BytesInUse(), 0);
+  const int64_t allocations = cache.Stats().system_allocations;
+  ASSERT_TRUE(cache.Reserve(0, 8).ok());
+  EXPECT_EQ(cache.Stats().system_allocations, allocations) << "reused from the free lists";
+  cache.Clear(0);
+  ASSERT_TRUE(cache.Reserve(2, 4).ok());
+  EXPECT_EQ(cache.BytesForSequence(40, 4), 10 * block + 4 * block);  // window 7 + chunk 4 over 4 blocks
+  EXPECT_LE(cache.Stats().bytes_allocated, opt.budget_bytes);
+  cache.Clear(2);
+  EXPECT_EQ(cache.Stats().blocks_in_use, 0);
+}
+
+TEST(KvCache, Gemma4SharedLayersOwnNoBlocks) {
+  HParams hp = *testgen::PresetShape("g4-e2b-like");
+  KvCache cache(hp);
+  ASSERT_TRUE(cache.Reserve(0, 1).ok());
+  int64_t expected = 0;
+  for (int64_t l = 0; l < hp.n_layers; ++l) {
+    if (!hp.owns_kv(l)) {
+      EXPECT_EQ(cache.Table(l, 0).KRow(0), nullptr) << "layer " << l << " reads layer " << hp.kv_source[l];
+      continue;
+    }
+    expected += 2 * 16 * hp.n_kv_heads[l] * hp.head_dim[l] * 4;
+    EXPECT_NE(cache.Table(l, 0).KRow(0), nullptr);
+  }
+  EXPECT_EQ(cache.BytesInUse(), expected);
+}
+
+}  // namespace
+}  // namespace gemma_local
