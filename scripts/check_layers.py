@@ -59,6 +59,7 @@ FILE_EXCEPTIONS = {
 # Public headers not listed here belong to runtime (the engine), the layer just below the API.
 PUBLIC_HEADER_HOME = {
     "status.h": "core",
+    "system_memory.h": "core",
     "model_info.h": "model",
     "quantize.h": "model",
     "chat_output.h": "text",

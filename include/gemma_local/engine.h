@@ -32,7 +32,22 @@ struct EngineOptions {
   int threads = 0;             // worker threads; 0 = one per hardware thread
   // Positions per request (prompt + max_tokens); 0 = the model's context length.
   int64_t max_context = 4096;
-  int64_t max_batch = 256;     // prompt tokens per forward call (prefill chunk)
+  // Positions per forward call: every running request's next token plus prompt chunks of the
+  // ones still reading their prompt (chunked prefill) share this budget.
+  int64_t max_batch = 256;
+  // Requests running at once (continuous batching); more wait in the queue.
+  int64_t max_running_requests = 16;
+  // The KV cache pool: its byte budget (0 = three quarters of the memory the system reports
+  // available once the weights are loaded, or 4 GiB where it does not say) and positions per
+  // block. A request that could never fit is refused at Submit; when the pool runs dry
+  // mid-generation the newest request is preempted (recomputed later, same output).
+  int64_t kv_budget_bytes = 0;
+  int64_t kv_block_rows = 16;
+  // Reuse the KV of earlier requests' common prompt prefixes (whole blocks; see Usage::cached_tokens).
+  bool prefix_caching = true;
+  // A request not started within this many milliseconds of Submit ends with a
+  // kDeadlineExceeded error (0 = wait as long as it takes).
+  int64_t queue_timeout_ms = 0;
   // Quantize the weights in memory at load time: "" (keep the file's types), "q8_0", "q4_0",
   // "q4_k" (= "q4_k_m", also "4bit"), "8bit", or any other `gemma-local quantize` type.
   std::string quantize;
@@ -84,6 +99,8 @@ struct Request {
   // -1: no log-probabilities; 0: the chosen token's; k > 0: also the k most likely (<= 20).
   int logprobs = -1;
   ReplyParsing parse_reply = ReplyParsing::kAuto;
+  // Higher runs first; equal priorities run in arrival order.
+  int priority = 0;
 };
 
 struct TokenLogprob {
@@ -95,6 +112,7 @@ struct TokenLogprob {
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;  // prompt positions taken from the prefix cache, not recomputed
 };
 
 struct Timings {
@@ -194,11 +212,21 @@ struct EngineStats {
   int64_t completed = 0;          // finished with stop or length
   int64_t cancelled = 0;
   int64_t failed = 0;
-  int64_t prompt_tokens = 0;      // prompt positions run
+  int64_t prompt_tokens = 0;      // prompt positions run (prefix-cache hits not counted)
   int64_t generated_tokens = 0;
   int64_t forward_calls = 0;
   int64_t lm_head_passes = 0;     // LM head matrix products (one per forward call that wants logits)
   int64_t logit_rows = 0;         // rows of logits those produced
+  int64_t timed_out = 0;          // ended waiting in the queue (queue_timeout_ms)
+  int64_t preemptions = 0;        // requests whose KV was dropped to make room (recomputed later)
+  // The KV cache pool.
+  int64_t kv_budget_bytes = 0;
+  int64_t kv_bytes_in_use = 0;
+  int64_t kv_blocks_in_use = 0;
+  int64_t kv_blocks_free = 0;    // allocated, held by no request, not cached
+  int64_t kv_blocks_cached = 0;  // held by no request, kept for prefix hits (evictable)
+  int64_t prefix_cache_queries = 0;  // prompt positions looked up in the prefix cache
+  int64_t prefix_cache_hits = 0;     // of those, found cached
 };
 
 class Engine {

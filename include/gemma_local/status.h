@@ -23,6 +23,7 @@ enum class StatusCode {
   kUnsupported,       // well-formed but not something we can run (yet)
   kResourceExhausted, // a configured limit would be exceeded
   kCancelled,         // the work was cancelled, or its engine shut down before it ran
+  kDeadlineExceeded,  // a configured time limit passed first (e.g. waiting in the queue)
   kInternal,          // our own bug; never reachable from input
 };
 
@@ -57,6 +58,7 @@ Status CorruptDataError(std::string message);
 Status UnsupportedError(std::string message);
 Status ResourceExhaustedError(std::string message);
 Status CancelledError(std::string message);
+Status DeadlineExceededError(std::string message);
 Status InternalError(std::string message);
 
 // Result<T> holds either a T or a non-OK Status.

@@ -201,6 +201,7 @@ TEST(Engine, CancelEndsARequestAndDroppingAHandleCancelsIt) {
 TEST(Engine, ShutdownCancelsQueuedRequestsAndFullQueuesRefuse) {
   EngineOptions o;
   o.max_queued_requests = 2;
+  o.max_running_requests = 1;  // the rest wait in the queue
   std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
   std::vector<std::unique_ptr<RequestHandle>> handles;
   Status refused;

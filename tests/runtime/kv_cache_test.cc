@@ -72,8 +72,18 @@ TEST(KvCache, ForkCopiesTheCommittedRows) {
   EXPECT_EQ(cache.Length(5), 30);
   for (int64_t p = 0; p < 30; ++p) {
     EXPECT_EQ(cache.Table(1, 5).KRow(p)[0], static_cast<float>(p));
-    EXPECT_NE(cache.Table(1, 5).KRow(p), cache.Table(1, 0).KRow(p)) << "copied, not shared";
+    if (p < 28) {
+      EXPECT_EQ(cache.Table(1, 5).KRow(p), cache.Table(1, 0).KRow(p)) << "full blocks are shared";
+    } else {
+      EXPECT_NE(cache.Table(1, 5).KRow(p), cache.Table(1, 0).KRow(p)) << "the partial block is copied";
+    }
   }
+  // Writing past the fork point touches only the fork's own blocks.
+  ASSERT_TRUE(cache.Reserve(5, 1).ok());
+  cache.Table(1, 5).KRow(30)[0] = 99.0f;
+  EXPECT_EQ(cache.Table(1, 0).KRow(29)[0], 29.0f);
+  cache.Clear(0);
+  EXPECT_EQ(cache.Table(1, 5).KRow(3)[0], 3.0f) << "shared blocks live while a holder does";
   EXPECT_EQ(cache.Table(0, 5).KRow(19), nullptr);  // outside the sliding window, as in the source
   EXPECT_EQ(cache.Table(0, 5).KRow(29)[0], 29.0f);
   EXPECT_FALSE(cache.Fork(9, 6).ok());
@@ -148,6 +158,87 @@ TEST(KvCache, Gemma4SharedLayersOwnNoBlocks) {
     EXPECT_NE(cache.Table(l, 0).KRow(0), nullptr);
   }
   EXPECT_EQ(cache.BytesInUse(), expected);
+}
+
+}  // namespace
+}  // namespace gemma_local
+
+namespace gemma_local {
+namespace {
+
+// Fills positions [from, to) of `seq` through Reserve/Commit(batch) with K = position, as the
+// engine does (Commit with the batch's tokens registers full blocks).
+void Feed(KvCache& cache, const HParams& hp, int32_t seq, const std::vector<int32_t>& tokens, int64_t from, int64_t to) {
+  Batch b;
+  for (int64_t p = from; p < to; ++p) b.push_back({seq, p, tokens[static_cast<size_t>(p)], false});
+  ASSERT_TRUE(cache.Reserve(b).ok());
+  for (int64_t p = from; p < to; ++p) WriteRow(cache, hp, seq, p);
+  cache.Commit(b);
+}
+
+TEST(KvCachePrefix, ASecondSequenceReusesTheFullBlocksOfACommonPrefix) {
+  HParams hp = *testgen::PresetShape("all-global");  // no sliding layers
+  KvCache cache(hp, 4);
+  std::vector<int32_t> a(22), b(22);
+  for (int i = 0; i < 22; ++i) a[i] = b[i] = 100 + i;
+  for (int i = 13; i < 22; ++i) b[i] = 500 + i;  // b shares a's first 13 tokens
+  Feed(cache, hp, 0, a, 0, 22);
+  EXPECT_EQ(cache.AttachPrefix(1, b, 21), 12) << "three full blocks of four";
+  EXPECT_EQ(cache.Length(1), 12);
+  EXPECT_EQ(cache.Table(0, 1).KRow(11), cache.Table(0, 0).KRow(11)) << "shared, not copied";
+  Feed(cache, hp, 1, b, 12, 22);
+  EXPECT_NE(cache.Table(0, 1).KRow(12), cache.Table(0, 0).KRow(12));
+  // Released blocks stay cached: a third sequence with a's tokens hits all five full blocks
+  // (the limit keeps the last position for it to compute).
+  cache.Clear(0);
+  cache.Clear(1);
+  EXPECT_EQ(cache.BytesInUse(), 0);
+  EXPECT_GT(cache.Stats().blocks_cached, 0);
+  EXPECT_EQ(cache.AttachPrefix(2, a, 21), 20);
+  for (int64_t p = 0; p < 20; ++p) EXPECT_EQ(cache.Table(0, 2).KRow(p)[0], static_cast<float>(p));
+  EXPECT_EQ(cache.AttachPrefix(2, a, 21), 0) << "only for a new sequence";
+  std::vector<int32_t> c = a;
+  c[0] = 7;  // a different first token changes every block's hash
+  EXPECT_EQ(cache.AttachPrefix(3, c, 21), 0);
+  const KvCacheStats st = cache.Stats();
+  EXPECT_EQ(st.prefix_hits, 12 + 20);
+}
+
+TEST(KvCachePrefix, SlidingLayersShortenTheHitToWhatTheirWindowHas) {
+  HParams hp = *testgen::PresetShape("tiny");  // layer 0 sliding, window 8
+  KvCacheOptions opt;
+  opt.block_rows = 4;
+  KvCache cache(hp, opt);
+  std::vector<int32_t> a(40);
+  for (int i = 0; i < 40; ++i) a[i] = 100 + i;
+  Feed(cache, hp, 0, a, 0, 40);  // sliding blocks before the window were dropped, but stay cached
+  EXPECT_EQ(cache.AttachPrefix(1, a, 39), 36);
+  // Position 36 sees 29..36 in the sliding layer: blocks 7 and 8 (rows 28..35) attached, the
+  // earlier ones not.
+  EXPECT_EQ(cache.Table(0, 1).KRow(27), nullptr);
+  EXPECT_EQ(cache.Table(0, 1).KRow(28)[0], 28.0f);
+  EXPECT_EQ(cache.Table(1, 1).KRow(0)[0], 0.0f);
+}
+
+TEST(KvCachePrefix, EvictionUnderTheBudgetTakesCachedBlocksOldestFirst) {
+  HParams hp = *testgen::PresetShape("all-global");
+  KvCache probe(hp, 4);
+  const int64_t block = probe.GroupBlockBytes()[0];
+  KvCacheOptions opt;
+  opt.block_rows = 4;
+  opt.budget_bytes = 6 * block;
+  KvCache cache(hp, opt);
+  std::vector<int32_t> a(17), b(17);
+  for (int i = 0; i < 17; ++i) a[i] = 100 + i, b[i] = 300 + i;
+  Feed(cache, hp, 0, a, 0, 16);
+  cache.Clear(0);  // 4 cached blocks
+  EXPECT_EQ(cache.Stats().blocks_cached, 4);
+  Feed(cache, hp, 1, b, 0, 16);  // needs 4: 2 new under the budget, then the 2 oldest cached
+  EXPECT_EQ(cache.Stats().evictions, 2);
+  EXPECT_LE(cache.Stats().bytes_allocated, opt.budget_bytes);
+  EXPECT_EQ(cache.AttachPrefix(2, a, 16), 0) << "a's first blocks were evicted: the chain is broken";
+  cache.Clear(1);
+  EXPECT_EQ(cache.AttachPrefix(3, b, 15), 12) << "a hit ends on a block boundary within the limit";
 }
 
 }  // namespace

@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "gemma_local/system_memory.h"
 #include "cli/commands.h"
 #include "gemma_local/engine.h"
 #include "gemma_local/model_info.h"
@@ -91,12 +92,6 @@ uint32_t PromptChecksum(const std::vector<int32_t>& ids) {
   uint32_t h = 2166136261u;
   for (int32_t id : ids) h = (h ^ static_cast<uint32_t>(id)) * 16777619u;
   return h;
-}
-
-int64_t PeakRssBytes() {
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
 double Median(std::vector<double> v) {

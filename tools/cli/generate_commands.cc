@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gemma_local/system_memory.h"
 #include "cli/commands.h"
 #include "gemma_local/chat_output.h"
 #include "gemma_local/engine.h"
@@ -65,13 +66,6 @@ void AddCommon(CLI::App* cmd, CommonOptions& o) {
   cmd->add_option("--dump-activations", o.dump_activations,
                   "write every forward call's named intermediates (raw f32 + index.jsonl) into this directory");
   cmd->add_flag("--json", o.json, "print one JSON object");
-}
-
-// Peak resident set size of this process (Linux reports ru_maxrss in KiB).
-int64_t PeakRssBytes() {
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
 }
 
 int Fail(const Status& s) {
