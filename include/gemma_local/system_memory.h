@@ -14,4 +14,4 @@ std::optional<int64_t> AvailableMemoryBytes();
 // Peak resident set size of this process so far.
 int64_t PeakRssBytes();
 
-} // namespace gemma_local
+}  // namespace gemma_local

@@ -13,8 +13,7 @@ std::optional<int64_t> AvailableMemoryBytes() {
   int64_t kib = 0;
   while (meminfo >> key >> kib) {
     std::getline(meminfo, unit);
-    if (key == "MemAvailable:")
-      return kib * 1024;
+    if (key == "MemAvailable:") return kib * 1024;
   }
   return std::nullopt;
 }
@@ -22,7 +21,7 @@ std::optional<int64_t> AvailableMemoryBytes() {
 int64_t PeakRssBytes() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
-  return static_cast<int64_t>(usage.ru_maxrss) * 1024; // Linux reports KiB
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-} // namespace gemma_local
+}  // namespace gemma_local

@@ -16,8 +16,7 @@ KvCache::KvCache(const HParams &hp, const KvCacheOptions &options)
       layers_(static_cast<size_t>(hp.n_layers)) {
   int full = -1, sliding = -1;
   for (int64_t l = 0; l < hp.n_layers; ++l) {
-    if (!hp.owns_kv(l))
-      continue;
+    if (!hp.owns_kv(l)) continue;
     const bool is_sliding = hp.is_sliding(l) && hp.sliding_window > 0;
     int &g = is_sliding ? sliding : full;
     if (g < 0) {
@@ -38,20 +37,16 @@ KvCache::~KvCache() = default;
 
 int64_t KvCache::MissingBlocks(const Sequence *s, int g, int64_t want) const {
   const int64_t need = (want + block_rows_ - 1) / block_rows_;
-  const int64_t have =
-      s == nullptr ? 0 : static_cast<int64_t>(s->groups[g].ids.size());
+  const int64_t have = s == nullptr ? 0 : static_cast<int64_t>(s->groups[g].ids.size());
   return std::max<int64_t>(0, need - have);
 }
 
 void KvCache::LruRemove(int g, int32_t id) {
   Group &group = groups_[g];
   BlockRecord &r = group.blocks[id];
-  if (!r.in_lru)
-    return;
-  (r.lru_prev >= 0 ? group.blocks[r.lru_prev].lru_next : group.lru_oldest) =
-      r.lru_next;
-  (r.lru_next >= 0 ? group.blocks[r.lru_next].lru_prev : group.lru_newest) =
-      r.lru_prev;
+  if (!r.in_lru) return;
+  (r.lru_prev >= 0 ? group.blocks[r.lru_prev].lru_next : group.lru_oldest) = r.lru_next;
+  (r.lru_next >= 0 ? group.blocks[r.lru_next].lru_prev : group.lru_newest) = r.lru_prev;
   r.lru_prev = r.lru_next = -1;
   r.in_lru = false;
   --group.lru_size;
@@ -60,8 +55,7 @@ void KvCache::LruRemove(int g, int32_t id) {
 void KvCache::Evict(int g, int32_t id) {
   LruRemove(g, id);
   BlockRecord &r = groups_[g].blocks[id];
-  if (!r.registered)
-    return;
+  if (!r.registered) return;
   auto it = registry_.find(r.hash);
   if (it != registry_.end() && it->second.ids[g] == id) {
     it->second.ids[g] = -1;
@@ -77,9 +71,7 @@ void KvCache::Evict(int g, int32_t id) {
 int32_t KvCache::TakeBlock(int g) {
   Group &group = groups_[g];
   const int64_t bytes = BlockBytes(g);
-  const auto fits = [&] {
-    return budget_bytes_ == 0 || bytes_allocated_ + bytes <= budget_bytes_;
-  };
+  const auto fits = [&] { return budget_bytes_ == 0 || bytes_allocated_ + bytes <= budget_bytes_; };
   int32_t id = -1;
   if (!group.free_ids.empty()) {
     id = group.free_ids.back();
@@ -119,8 +111,7 @@ int32_t KvCache::TakeBlock(int g) {
       id = static_cast<int32_t>(group.blocks.size());
       group.blocks.emplace_back();
     }
-    group.blocks[id].data =
-        std::make_unique<float[]>(static_cast<size_t>(group.block_elems));
+    group.blocks[id].data = std::make_unique<float[]>(static_cast<size_t>(group.block_elems));
     bytes_allocated_ += bytes;
     ++system_allocations_;
   }
@@ -132,20 +123,17 @@ int32_t KvCache::TakeBlock(int g) {
 
 void KvCache::AddRef(int g, int32_t id) {
   BlockRecord &r = groups_[g].blocks[id];
-  if (r.refs++ > 0)
-    return;
+  if (r.refs++ > 0) return;
   LruRemove(g, id);
   bytes_in_use_ += BlockBytes(g);
   ++blocks_in_use_;
 }
 
 void KvCache::DropRef(int g, int32_t id) {
-  if (id < 0)
-    return;
+  if (id < 0) return;
   Group &group = groups_[g];
   BlockRecord &r = group.blocks[id];
-  if (--r.refs > 0)
-    return;
+  if (--r.refs > 0) return;
   bytes_in_use_ -= BlockBytes(g);
   --blocks_in_use_;
   if (!r.registered) {
@@ -155,15 +143,13 @@ void KvCache::DropRef(int g, int32_t id) {
   // Cached for prefix hits: the newest end of the eviction order.
   r.lru_prev = group.lru_newest;
   r.lru_next = -1;
-  (group.lru_newest >= 0 ? group.blocks[group.lru_newest].lru_next
-                         : group.lru_oldest) = id;
+  (group.lru_newest >= 0 ? group.blocks[group.lru_newest].lru_next : group.lru_oldest) = id;
   group.lru_newest = id;
   r.in_lru = true;
   ++group.lru_size;
 }
 
-uint64_t KvCache::BlockHash(uint64_t parent,
-                            std::span<const int32_t> tokens) const {
+uint64_t KvCache::BlockHash(uint64_t parent, std::span<const int32_t> tokens) const {
   // splitmix64 steps over (KV type, parent, tokens): a 64-bit key; every hit
   // also compares the tokens and the parent, so a collision costs a miss, never
   // a wrong answer.
@@ -174,25 +160,20 @@ uint64_t KvCache::BlockHash(uint64_t parent,
     return x ^ (x >> 31);
   };
   uint64_t h = mix(parent ^ mix(static_cast<uint64_t>(KvType::kF32) + 1));
-  for (int32_t t : tokens)
-    h = mix(h ^ static_cast<uint32_t>(t));
+  for (int32_t t : tokens) h = mix(h ^ static_cast<uint32_t>(t));
   return h;
 }
 
-const KvCache::PrefixEntry *
-KvCache::Lookup(uint64_t hash, uint64_t parent,
-                std::span<const int32_t> tokens) const {
+const KvCache::PrefixEntry *KvCache::Lookup(uint64_t hash, uint64_t parent,
+                                            std::span<const int32_t> tokens) const {
   auto it = registry_.find(hash);
-  if (it == registry_.end() || it->second.parent != parent)
-    return nullptr;
-  if (!std::equal(tokens.begin(), tokens.end(), it->second.tokens.begin(),
-                  it->second.tokens.end()))
+  if (it == registry_.end() || it->second.parent != parent) return nullptr;
+  if (!std::equal(tokens.begin(), tokens.end(), it->second.tokens.begin(), it->second.tokens.end()))
     return nullptr;
   return &it->second;
 }
 
-void KvCache::Register(Sequence &s, size_t index,
-                       std::span<const int32_t> tokens) {
+void KvCache::Register(Sequence &s, size_t index, std::span<const int32_t> tokens) {
   const uint64_t parent = index == 0 ? 0 : s.hashes[index - 1];
   const uint64_t h = BlockHash(parent, tokens);
   s.hashes.push_back(h);
@@ -203,17 +184,14 @@ void KvCache::Register(Sequence &s, size_t index,
     e.tokens.assign(tokens.begin(), tokens.end());
     e.ids.assign(groups_.size(), -1);
   } else if (e.parent != parent ||
-             !std::equal(tokens.begin(), tokens.end(), e.tokens.begin(),
-                         e.tokens.end())) {
-    return; // a different block under the same hash stays registered
+             !std::equal(tokens.begin(), tokens.end(), e.tokens.begin(), e.tokens.end())) {
+    return;  // a different block under the same hash stays registered
   }
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
     const SeqGroup &sg = s.groups[g];
-    if (index >= sg.ids.size() || sg.ids[index] < 0 || e.ids[g] >= 0)
-      continue;
+    if (index >= sg.ids.size() || sg.ids[index] < 0 || e.ids[g] >= 0) continue;
     BlockRecord &r = groups_[g].blocks[sg.ids[index]];
-    if (r.registered)
-      continue;
+    if (r.registered) continue;
     e.ids[g] = sg.ids[index];
     r.registered = true;
     r.hash = h;
@@ -251,22 +229,18 @@ int64_t KvCache::BytesForSequence(int64_t positions, int64_t chunk) const {
 
 Status KvCache::Reserve(int32_t seq, int64_t n) {
   if (n < 0)
-    return InvalidArgumentError("KV cache: cannot reserve " +
-                                std::to_string(n) + " positions");
+    return InvalidArgumentError("KV cache: cannot reserve " + std::to_string(n) + " positions");
   const int64_t bytes = BytesToReserve(seq, n);
   if (bytes > BytesAvailable()) {
     return ResourceExhaustedError(
-        "KV cache: " + std::to_string(n) + " positions of sequence " +
-        std::to_string(seq) + " need " + std::to_string(bytes) +
-        " bytes of blocks, " + std::to_string(BytesAvailable()) + " of the " +
-        std::to_string(budget_bytes_) + "-byte budget are free");
+        "KV cache: " + std::to_string(n) + " positions of sequence " + std::to_string(seq) +
+        " need " + std::to_string(bytes) + " bytes of blocks, " + std::to_string(BytesAvailable()) +
+        " of the " + std::to_string(budget_bytes_) + "-byte budget are free");
   }
   Sequence &s = seqs_[seq];
-  if (s.groups.empty())
-    s.groups.resize(groups_.size());
+  if (s.groups.empty()) s.groups.resize(groups_.size());
   const int64_t want = s.length + n;
-  if (want <= s.reserved)
-    return Status::Ok();
+  if (want <= s.reserved) return Status::Ok();
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
     SeqGroup &sg = s.groups[g];
     for (int64_t k = MissingBlocks(&s, g, want); k > 0; --k) {
@@ -284,45 +258,36 @@ Status KvCache::Reserve(const Batch &batch) {
   // so the count is what it appends. Check the whole batch against the budget
   // before taking anything.
   std::map<int32_t, int64_t> count;
-  for (const BatchEntry &e : batch)
-    ++count[e.seq];
+  for (const BatchEntry &e : batch) ++count[e.seq];
   int64_t bytes = 0;
   for (const auto &[seq, n] : count) {
-    if (n < 0)
-      continue;
+    if (n < 0) continue;
     bytes += BytesToReserve(seq, n);
   }
   if (bytes > BytesAvailable()) {
-    return ResourceExhaustedError(
-        "KV cache: the batch needs " + std::to_string(bytes) +
-        " bytes of blocks, " + std::to_string(BytesAvailable()) + " of the " +
-        std::to_string(budget_bytes_) + "-byte budget are free");
+    return ResourceExhaustedError("KV cache: the batch needs " + std::to_string(bytes) +
+                                  " bytes of blocks, " + std::to_string(BytesAvailable()) +
+                                  " of the " + std::to_string(budget_bytes_) +
+                                  "-byte budget are free");
   }
-  for (const auto &[seq, n] : count)
-    GL_RETURN_IF_ERROR(Reserve(seq, n));
+  for (const auto &[seq, n] : count) GL_RETURN_IF_ERROR(Reserve(seq, n));
   return Status::Ok();
 }
 
-void KvCache::Commit(int32_t seq, int64_t n) {
-  CommitTokens(seq, n, {}, false);
-}
+void KvCache::Commit(int32_t seq, int64_t n) { CommitTokens(seq, n, {}, false); }
 
-void KvCache::CommitTokens(int32_t seq, int64_t n,
-                           std::span<const int32_t> tokens, bool with_tokens) {
+void KvCache::CommitTokens(int32_t seq, int64_t n, std::span<const int32_t> tokens,
+                           bool with_tokens) {
   auto it = seqs_.find(seq);
-  if (it == seqs_.end())
-    return;
+  if (it == seqs_.end()) return;
   Sequence &s = it->second;
   const int64_t before = s.length;
   s.length = std::min(s.reserved, s.length + n);
-  if ((!with_tokens || !prefix_caching_) && s.length > before)
-    s.tracked = false;
+  if ((!with_tokens || !prefix_caching_) && s.length > before) s.tracked = false;
   if (s.tracked) {
     // Blocks completed by these positions join the prefix registry (before a
     // window drops them: dropped registered blocks stay cached).
-    for (int64_t i = 0;
-         i < s.length - before && i < static_cast<int64_t>(tokens.size());
-         ++i) {
+    for (int64_t i = 0; i < s.length - before && i < static_cast<int64_t>(tokens.size()); ++i) {
       s.partial.push_back(tokens[static_cast<size_t>(i)]);
       if (static_cast<int64_t>(s.partial.size()) == block_rows_) {
         Register(s, s.hashes.size(), s.partial);
@@ -334,15 +299,13 @@ void KvCache::CommitTokens(int32_t seq, int64_t n,
   // of a sliding layer; whole blocks before that are never read again.
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
     const int64_t window = groups_[g].window;
-    if (window == 0)
-      continue;
+    if (window == 0) continue;
     const int64_t first_needed = std::max<int64_t>(0, s.length - window + 1);
     SeqGroup &sg = s.groups[g];
-    const size_t droppable = std::min(
-        static_cast<size_t>(first_needed / block_rows_), sg.ids.size());
+    const size_t droppable =
+        std::min(static_cast<size_t>(first_needed / block_rows_), sg.ids.size());
     for (size_t b = 0; b < droppable; ++b) {
-      if (sg.ids[b] < 0)
-        continue;
+      if (sg.ids[b] < 0) continue;
       DropRef(g, sg.ids[b]);
       sg.ids[b] = -1;
       sg.bases[b] = nullptr;
@@ -354,63 +317,49 @@ void KvCache::Commit(const Batch &batch) {
   // Entries of one sequence are consecutive positions in batch order (the
   // forward contract).
   std::map<int32_t, std::vector<int32_t>> tokens;
-  for (const BatchEntry &e : batch)
-    tokens[e.seq].push_back(e.token);
-  for (const auto &[seq, t] : tokens)
-    CommitTokens(seq, static_cast<int64_t>(t.size()), t, true);
+  for (const BatchEntry &e : batch) tokens[e.seq].push_back(e.token);
+  for (const auto &[seq, t] : tokens) CommitTokens(seq, static_cast<int64_t>(t.size()), t, true);
 }
 
-int64_t KvCache::AttachPrefix(int32_t seq, std::span<const int32_t> tokens,
-                              int64_t max_positions) {
-  if (!prefix_caching_ || seqs_.count(seq) != 0)
-    return 0;
-  const int64_t limit =
-      std::min<int64_t>(max_positions, static_cast<int64_t>(tokens.size()));
-  if (limit <= 0)
-    return 0;
+int64_t KvCache::AttachPrefix(int32_t seq, std::span<const int32_t> tokens, int64_t max_positions) {
+  if (!prefix_caching_ || seqs_.count(seq) != 0) return 0;
+  const int64_t limit = std::min<int64_t>(max_positions, static_cast<int64_t>(tokens.size()));
+  if (limit <= 0) return 0;
   prefix_queries_ += limit;
   // The registered chain: every full-attention group must hold each block.
   std::vector<const PrefixEntry *> chain;
   std::vector<uint64_t> hashes;
   uint64_t parent = 0;
   for (int64_t b = 0; b < limit / block_rows_; ++b) {
-    const std::span<const int32_t> block = tokens.subspan(
-        static_cast<size_t>(b * block_rows_), static_cast<size_t>(block_rows_));
+    const std::span<const int32_t> block =
+        tokens.subspan(static_cast<size_t>(b * block_rows_), static_cast<size_t>(block_rows_));
     const uint64_t h = BlockHash(parent, block);
     const PrefixEntry *e = Lookup(h, parent, block);
-    if (e == nullptr)
-      break;
+    if (e == nullptr) break;
     bool complete = true;
     for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
-      if (groups_[g].window == 0 && e->ids[g] < 0)
-        complete = false;
+      if (groups_[g].window == 0 && e->ids[g] < 0) complete = false;
     }
-    if (!complete)
-      break;
+    if (!complete) break;
     chain.push_back(e);
     hashes.push_back(h);
     parent = h;
   }
   // The longest prefix whose sliding windows are cached too.
   auto first_kept = [&](int g, int64_t length) {
-    return static_cast<size_t>(
-        std::max<int64_t>(0, length - groups_[g].window + 1) / block_rows_);
+    return static_cast<size_t>(std::max<int64_t>(0, length - groups_[g].window + 1) / block_rows_);
   };
   size_t n = chain.size();
   for (; n > 0; --n) {
     bool ok = true;
     for (int g = 0; g < static_cast<int>(groups_.size()) && ok; ++g) {
-      if (groups_[g].window == 0)
-        continue;
-      for (size_t b = first_kept(g, static_cast<int64_t>(n) * block_rows_);
-           b < n && ok; ++b)
+      if (groups_[g].window == 0) continue;
+      for (size_t b = first_kept(g, static_cast<int64_t>(n) * block_rows_); b < n && ok; ++b)
         ok = chain[b]->ids[g] >= 0;
     }
-    if (ok)
-      break;
+    if (ok) break;
   }
-  if (n == 0)
-    return 0;
+  if (n == 0) return 0;
   const int64_t length = static_cast<int64_t>(n) * block_rows_;
   Sequence &s = seqs_[seq];
   s.groups.resize(groups_.size());
@@ -419,54 +368,45 @@ int64_t KvCache::AttachPrefix(int32_t seq, std::span<const int32_t> tokens,
     SeqGroup &sg = s.groups[g];
     for (size_t b = 0; b < n; ++b) {
       const int32_t id = b < first ? -1 : chain[b]->ids[g];
-      if (id >= 0)
-        AddRef(g, id);
+      if (id >= 0) AddRef(g, id);
       sg.ids.push_back(id);
       sg.bases.push_back(id >= 0 ? groups_[g].blocks[id].data.get() : nullptr);
     }
   }
   s.length = s.reserved = length;
-  s.hashes.assign(hashes.begin(),
-                  hashes.begin() + static_cast<std::ptrdiff_t>(n));
+  s.hashes.assign(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(n));
   prefix_hits_ += length;
   return length;
 }
 
 void KvCache::Clear(int32_t seq) {
   auto it = seqs_.find(seq);
-  if (it == seqs_.end())
-    return;
+  if (it == seqs_.end()) return;
   for (int g = 0; g < static_cast<int>(it->second.groups.size()); ++g) {
-    for (int32_t id : it->second.groups[g].ids)
-      DropRef(g, id);
+    for (int32_t id : it->second.groups[g].ids) DropRef(g, id);
   }
   seqs_.erase(it);
 }
 
 Status KvCache::Fork(int32_t from, int32_t to) {
   if (from == to)
-    return InvalidArgumentError("KV cache: cannot fork sequence " +
-                                std::to_string(from) + " onto itself");
+    return InvalidArgumentError("KV cache: cannot fork sequence " + std::to_string(from) +
+                                " onto itself");
   if (seqs_.count(from) == 0)
-    return NotFoundError("KV cache: no sequence " + std::to_string(from) +
-                         " to fork");
+    return NotFoundError("KV cache: no sequence " + std::to_string(from) + " to fork");
   Clear(to);
-  const Sequence &src =
-      seqs_.at(from); // std::map: references survive the insertion of `to`
+  const Sequence &src = seqs_.at(from);  // std::map: references survive the insertion of `to`
   const auto full = static_cast<size_t>(src.length / block_rows_);
-  const auto held =
-      static_cast<size_t>((src.length + block_rows_ - 1) / block_rows_);
-  int64_t bytes = 0; // the partial last block is copied, full blocks are shared
+  const auto held = static_cast<size_t>((src.length + block_rows_ - 1) / block_rows_);
+  int64_t bytes = 0;  // the partial last block is copied, full blocks are shared
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
-    if (held > full && full < src.groups[g].ids.size() &&
-        src.groups[g].ids[full] >= 0)
+    if (held > full && full < src.groups[g].ids.size() && src.groups[g].ids[full] >= 0)
       bytes += BlockBytes(g);
   }
   if (bytes > BytesAvailable()) {
-    return ResourceExhaustedError(
-        "KV cache: forking sequence " + std::to_string(from) + " needs " +
-        std::to_string(bytes) + " bytes of blocks, " +
-        std::to_string(BytesAvailable()) + " are free");
+    return ResourceExhaustedError("KV cache: forking sequence " + std::to_string(from) + " needs " +
+                                  std::to_string(bytes) + " bytes of blocks, " +
+                                  std::to_string(BytesAvailable()) + " are free");
   }
   Sequence &dst = seqs_[to];
   dst.length = dst.reserved = src.length;
@@ -511,8 +451,7 @@ KvBlockTable KvCache::Table(int64_t layer, int32_t seq) const {
   t.k_offset = slot.k_offset;
   t.v_offset = slot.v_offset;
   auto it = seqs_.find(seq);
-  if (slot.group < 0 || it == seqs_.end() || it->second.groups.empty())
-    return t;
+  if (slot.group < 0 || it == seqs_.end() || it->second.groups.empty()) return t;
   const SeqGroup &sg = it->second.groups[slot.group];
   t.blocks = std::span<float *const>(sg.bases.data(), sg.bases.size());
   return t;
@@ -537,9 +476,8 @@ KvCacheStats KvCache::Stats() const {
 
 std::vector<int64_t> KvCache::GroupBlockBytes() const {
   std::vector<int64_t> out;
-  for (int g = 0; g < static_cast<int>(groups_.size()); ++g)
-    out.push_back(BlockBytes(g));
+  for (int g = 0; g < static_cast<int>(groups_.size()); ++g) out.push_back(BlockBytes(g));
   return out;
 }
 
-} // namespace gemma_local
+}  // namespace gemma_local

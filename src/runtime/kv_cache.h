@@ -50,28 +50,25 @@ namespace gemma_local {
 
 struct KvCacheOptions {
   int64_t block_rows = 16;
-  int64_t budget_bytes =
-      0; // most bytes of blocks allocated at once; 0 = no limit
-  bool prefix_caching =
-      true; // false: nothing is registered, AttachPrefix never hits
+  int64_t budget_bytes = 0;    // most bytes of blocks allocated at once; 0 = no limit
+  bool prefix_caching = true;  // false: nothing is registered, AttachPrefix never hits
 };
 
 struct KvCacheStats {
-  int64_t blocks_in_use = 0; // held by sequences (a shared block counts once)
-  int64_t blocks_free = 0;   // allocated, held by nobody, not cached
-  int64_t blocks_cached = 0; // held by nobody, kept for prefix hits (evictable)
+  int64_t blocks_in_use = 0;  // held by sequences (a shared block counts once)
+  int64_t blocks_free = 0;    // allocated, held by nobody, not cached
+  int64_t blocks_cached = 0;  // held by nobody, kept for prefix hits (evictable)
   int64_t bytes_in_use = 0;
-  int64_t bytes_allocated = 0; // in use + free lists
-  int64_t budget_bytes = 0;    // 0 = no limit
-  int64_t system_allocations =
-      0;                      // blocks ever obtained from the system allocator
-  int64_t prefix_queries = 0; // positions looked up by AttachPrefix
-  int64_t prefix_hits = 0;    // positions it found cached
-  int64_t evictions = 0;      // cached blocks reused for other positions
+  int64_t bytes_allocated = 0;     // in use + free lists
+  int64_t budget_bytes = 0;        // 0 = no limit
+  int64_t system_allocations = 0;  // blocks ever obtained from the system allocator
+  int64_t prefix_queries = 0;      // positions looked up by AttachPrefix
+  int64_t prefix_hits = 0;         // positions it found cached
+  int64_t evictions = 0;           // cached blocks reused for other positions
 };
 
 class KvCache final : public KvView {
-public:
+ public:
   static constexpr int64_t kDefaultBlockRows = 16;
 
   explicit KvCache(const HParams &hp, int64_t block_rows = kDefaultBlockRows);
@@ -106,8 +103,7 @@ public:
   // Starts sequence `seq` (which must not exist) from the longest cached prefix
   // of `tokens` that ends on a block boundary, at most `max_positions` long;
   // returns its length (0: no hit).
-  int64_t AttachPrefix(int32_t seq, std::span<const int32_t> tokens,
-                       int64_t max_positions);
+  int64_t AttachPrefix(int32_t seq, std::span<const int32_t> tokens, int64_t max_positions);
   // Forgets a sequence and releases its blocks.
   void Clear(int32_t seq);
   // Makes `to` a copy of `from`'s committed positions (`to` is cleared first):
@@ -127,26 +123,23 @@ public:
   // for reports.
   std::vector<int64_t> GroupBlockBytes() const;
 
-private:
+ private:
   struct BlockRecord {
-    std::unique_ptr<float[]>
-        data;                // null: released to the system (the id is spare)
-    int refs = 0;            // sequences holding the block
-    bool registered = false; // in the prefix registry under `hash`
+    std::unique_ptr<float[]> data;  // null: released to the system (the id is spare)
+    int refs = 0;                   // sequences holding the block
+    bool registered = false;        // in the prefix registry under `hash`
     uint64_t hash = 0;
-    int32_t lru_prev = -1, lru_next = -1; // among cached blocks nobody holds
+    int32_t lru_prev = -1, lru_next = -1;  // among cached blocks nobody holds
     bool in_lru = false;
   };
   struct Group {
-    int64_t window =
-        0; // > 0: sliding window (positions a token sees, itself included)
-    int64_t block_elems =
-        0; // floats per block: block_rows * sum over layers of 2 * row_elems
-    std::vector<BlockRecord> blocks; // by block id
-    std::vector<int32_t> free_ids;   // allocated, held by nobody
-    std::vector<int32_t> spare_ids;  // records without memory
+    int64_t window = 0;       // > 0: sliding window (positions a token sees, itself included)
+    int64_t block_elems = 0;  // floats per block: block_rows * sum over layers of 2 * row_elems
+    std::vector<BlockRecord> blocks;  // by block id
+    std::vector<int32_t> free_ids;    // allocated, held by nobody
+    std::vector<int32_t> spare_ids;   // records without memory
     int32_t lru_oldest = -1,
-            lru_newest = -1; // cached blocks nobody holds, by release time
+            lru_newest = -1;  // cached blocks nobody holds, by release time
     int64_t lru_size = 0;
   };
   // A registered block: what it holds (checked on every hit, so a hash
@@ -158,22 +151,21 @@ private:
     std::vector<int32_t> ids;
   };
   struct LayerSlot {
-    int group = -1; // -1: the layer owns no K/V
+    int group = -1;  // -1: the layer owns no K/V
     int64_t row_elems = 0;
     int64_t k_offset = 0, v_offset = 0;
   };
   struct SeqGroup {
-    std::vector<int32_t> ids; // by block index; -1 = dropped
-    std::vector<float *>
-        bases; // the same blocks' memory (null = dropped), for the tables
+    std::vector<int32_t> ids;    // by block index; -1 = dropped
+    std::vector<float *> bases;  // the same blocks' memory (null = dropped), for the tables
   };
   struct Sequence {
     int64_t length = 0;
     int64_t reserved = 0;
-    std::vector<SeqGroup> groups; // by group
+    std::vector<SeqGroup> groups;  // by group
     // Prefix registration: the hash of each full block, the tokens of the
     // partial one.
-    bool tracked = true; // false once a Commit came without tokens
+    bool tracked = true;  // false once a Commit came without tokens
     std::vector<uint64_t> hashes;
     std::vector<int32_t> partial;
   };
@@ -184,11 +176,10 @@ private:
   // Blocks group `g` of `s` (null: a new sequence) needs added to hold `want`
   // positions.
   int64_t MissingBlocks(const Sequence *s, int g, int64_t want) const;
-  int32_t TakeBlock(int g); // the caller checked the budget
+  int32_t TakeBlock(int g);  // the caller checked the budget
   void DropRef(int g, int32_t id);
   void AddRef(int g, int32_t id);
-  void CommitTokens(int32_t seq, int64_t n, std::span<const int32_t> tokens,
-                    bool with_tokens);
+  void CommitTokens(int32_t seq, int64_t n, std::span<const int32_t> tokens, bool with_tokens);
   void LruRemove(int g, int32_t id);
   // Drops a cached block nobody holds from the registry; its memory stays with
   // the record.
@@ -196,8 +187,7 @@ private:
   uint64_t BlockHash(uint64_t parent, std::span<const int32_t> tokens) const;
   // Registers the block `index` of `s` just completed with `tokens`.
   void Register(Sequence &s, size_t index, std::span<const int32_t> tokens);
-  const PrefixEntry *Lookup(uint64_t hash, uint64_t parent,
-                            std::span<const int32_t> tokens) const;
+  const PrefixEntry *Lookup(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) const;
 
   int64_t block_rows_;
   int64_t budget_bytes_;
@@ -213,4 +203,4 @@ private:
   int64_t system_allocations_ = 0;
 };
 
-} // namespace gemma_local
+}  // namespace gemma_local

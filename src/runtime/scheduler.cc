@@ -11,45 +11,39 @@
 namespace gemma_local {
 namespace {
 
-double MillisBetween(SchedulerClock::time_point a,
-                     SchedulerClock::time_point b) {
+double MillisBetween(SchedulerClock::time_point a, SchedulerClock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
 // The k most likely ids of a log-probability row; ties break toward the lower
 // id.
-std::vector<std::pair<int32_t, float>> TopK(const std::vector<float> &logprobs,
-                                            int k) {
+std::vector<std::pair<int32_t, float>> TopK(const std::vector<float> &logprobs, int k) {
   if (k <= 0)
-    return {}; // logprobs = 0: the chosen token's only; no pass over the
-               // vocabulary
+    return {};  // logprobs = 0: the chosen token's only; no pass over the
+                // vocabulary
   std::vector<int32_t> ids(logprobs.size());
-  for (size_t i = 0; i < ids.size(); ++i)
-    ids[i] = static_cast<int32_t>(i);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
   const size_t kk = std::min(ids.size(), static_cast<size_t>(k));
-  std::partial_sort(
-      ids.begin(), ids.begin() + kk, ids.end(), [&](int32_t a, int32_t b) {
-        return logprobs[a] != logprobs[b] ? logprobs[a] > logprobs[b] : a < b;
-      });
+  std::partial_sort(ids.begin(), ids.begin() + kk, ids.end(), [&](int32_t a, int32_t b) {
+    return logprobs[a] != logprobs[b] ? logprobs[a] > logprobs[b] : a < b;
+  });
   std::vector<std::pair<int32_t, float>> out;
-  for (size_t i = 0; i < kk; ++i)
-    out.emplace_back(ids[i], logprobs[ids[i]]);
+  for (size_t i = 0; i < kk; ++i) out.emplace_back(ids[i], logprobs[ids[i]]);
   return out;
 }
 
-} // namespace
+}  // namespace
 
 struct Scheduler::Sequence {
   Work work;
-  int32_t id = 0;              // KV cache sequence
-  std::vector<int32_t> tokens; // the prompt, then every generated id
-  int64_t computed = 0;        // positions whose K/V is cached
-  int64_t planned = 0;         // positions in this step's batch
+  int32_t id = 0;               // KV cache sequence
+  std::vector<int32_t> tokens;  // the prompt, then every generated id
+  int64_t computed = 0;         // positions whose K/V is cached
+  int64_t planned = 0;          // positions in this step's batch
   size_t generated = 0;
-  int64_t cached_tokens =
-      0; // prompt positions the prefix cache supplied at the start
-  bool started = false;     // admitted at least once
-  bool prompt_done = false; // the prompt's last logits were computed
+  int64_t cached_tokens = 0;  // prompt positions the prefix cache supplied at the start
+  bool started = false;       // admitted at least once
+  bool prompt_done = false;   // the prompt's last logits were computed
   SchedulerClock::time_point start, prompt_done_at, first_token, last_token;
   std::optional<ReplyAssembler> text;
   std::optional<Sampler> sampler;
@@ -57,20 +51,21 @@ struct Scheduler::Sequence {
   ScoreResult score;
 
   bool scoring() const { return work.state == nullptr; }
-  int64_t pending() const {
-    return static_cast<int64_t>(tokens.size()) - computed;
-  }
+  int64_t pending() const { return static_cast<int64_t>(tokens.size()) - computed; }
 };
 
 Scheduler::Scheduler(const Model &model, ops::Backend &backend,
                      std::shared_ptr<const Tokenizer> tokenizer,
-                     std::vector<int32_t> model_stop_tokens,
-                     const SchedulerOptions &options,
-                     const KvCacheOptions &kv_options, std::mutex *stats_mu,
-                     EngineStats *stats)
-    : model_(model), backend_(backend), tokenizer_(std::move(tokenizer)),
-      model_stop_tokens_(std::move(model_stop_tokens)), options_(options),
-      kv_(model.hparams(), kv_options), stats_mu_(stats_mu), stats_(stats) {
+                     std::vector<int32_t> model_stop_tokens, const SchedulerOptions &options,
+                     const KvCacheOptions &kv_options, std::mutex *stats_mu, EngineStats *stats)
+    : model_(model),
+      backend_(backend),
+      tokenizer_(std::move(tokenizer)),
+      model_stop_tokens_(std::move(model_stop_tokens)),
+      options_(options),
+      kv_(model.hparams(), kv_options),
+      stats_mu_(stats_mu),
+      stats_(stats) {
   PublishStats();
 }
 
@@ -82,10 +77,8 @@ void Scheduler::Add(Work work) {
   s->tokens = work.prompt;
   if (!work.score) {
     const Request &r = *work.request;
-    if (!r.ignore_model_stop_tokens)
-      s->stop_tokens = model_stop_tokens_;
-    s->stop_tokens.insert(s->stop_tokens.end(), r.stop_token_ids.begin(),
-                          r.stop_token_ids.end());
+    if (!r.ignore_model_stop_tokens) s->stop_tokens = model_stop_tokens_;
+    s->stop_tokens.insert(s->stop_tokens.end(), r.stop_token_ids.begin(), r.stop_token_ids.end());
     s->text.emplace(tokenizer_, s->stop_tokens, r.stop, work.parse);
     s->sampler.emplace(r.sampling);
   }
@@ -103,10 +96,10 @@ bool Scheduler::Stopping(const Sequence &s, bool stopping) const {
 void Scheduler::Release(Sequence &s) {
   kv_.Clear(s.id);
   for (auto *list : {&running_, &waiting_}) {
-    auto it = std::find_if(list->begin(), list->end(),
-                           [&](const auto &p) { return p.get() == &s; });
+    auto it =
+        std::find_if(list->begin(), list->end(), [&](const auto &p) { return p.get() == &s; });
     if (it != list->end()) {
-      list->erase(it); // destroys `s`
+      list->erase(it);  // destroys `s`
       return;
     }
   }
@@ -115,8 +108,8 @@ void Scheduler::Release(Sequence &s) {
 void Scheduler::Preempt(Sequence &s) {
   kv_.Clear(s.id);
   s.computed = 0;
-  auto it = std::find_if(running_.begin(), running_.end(),
-                         [&](const auto &p) { return p.get() == &s; });
+  auto it =
+      std::find_if(running_.begin(), running_.end(), [&](const auto &p) { return p.get() == &s; });
   waiting_.push_back(std::move(*it));
   running_.erase(it);
   std::lock_guard<std::mutex> lock(*stats_mu_);
@@ -147,21 +140,16 @@ void Scheduler::Finish(Sequence &s, Event final) {
   if (s.started) {
     s.text->Finish(&final.deltas);
     // The decoder's last flush can complete a stop string too.
-    const bool ended_early =
-        final.finish_reason == "cancelled" || final.finish_reason == "error";
-    if (s.text->stopped() && !ended_early)
-      final.finish_reason = "stop";
+    const bool ended_early = final.finish_reason == "cancelled" || final.finish_reason == "error";
+    if (s.text->stopped() && !ended_early) final.finish_reason = "stop";
     final.reply_parsed = s.work.parse;
-    if (const ParsedReply *reply = s.text->reply();
-        reply != nullptr && reply->malformed) {
+    if (const ParsedReply *reply = s.text->reply(); reply != nullptr && reply->malformed) {
       final.malformed = true;
       final.malformed_reason = reply->malformed_reason;
     }
     final.timings.queue_ms = MillisBetween(s.work.submitted, s.start);
-    final.timings.prompt_ms =
-        MillisBetween(s.start, s.prompt_done ? s.prompt_done_at : now);
-    if (s.prompt_done)
-      final.timings.gen_ms = MillisBetween(s.prompt_done_at, now);
+    final.timings.prompt_ms = MillisBetween(s.start, s.prompt_done ? s.prompt_done_at : now);
+    if (s.prompt_done) final.timings.gen_ms = MillisBetween(s.prompt_done_at, now);
     if (s.generated > 0) {
       final.timings.ttft_ms = MillisBetween(s.start, s.first_token);
       final.timings.decode_ms = MillisBetween(s.first_token, s.last_token);
@@ -175,15 +163,13 @@ void Scheduler::Finish(Sequence &s, Event final) {
   {
     std::lock_guard<std::mutex> lock(*stats_mu_);
     if (s.prompt_done)
-      stats_->prompt_tokens +=
-          static_cast<int64_t>(s.work.prompt.size()) - s.cached_tokens;
+      stats_->prompt_tokens += static_cast<int64_t>(s.work.prompt.size()) - s.cached_tokens;
     stats_->generated_tokens += static_cast<int64_t>(s.generated);
     if (final.finish_reason == "cancelled") {
       ++stats_->cancelled;
     } else if (final.finish_reason == "error") {
       ++stats_->failed;
-      if (final.error.code() == StatusCode::kDeadlineExceeded)
-        ++stats_->timed_out;
+      if (final.error.code() == StatusCode::kDeadlineExceeded) ++stats_->timed_out;
     } else {
       ++stats_->completed;
     }
@@ -206,8 +192,7 @@ void Scheduler::FinishScore(Sequence &s, Result<ScoreResult> result) {
       ++stats_->cancelled;
     } else {
       ++stats_->failed;
-      if (result.status().code() == StatusCode::kDeadlineExceeded)
-        ++stats_->timed_out;
+      if (result.status().code() == StatusCode::kDeadlineExceeded) ++stats_->timed_out;
     }
   }
   Release(s);
@@ -224,7 +209,7 @@ Event EndEvent(const std::string &reason, Status error = Status::Ok()) {
   return e;
 }
 
-} // namespace
+}  // namespace
 
 void Scheduler::Deliver(Sequence &s, const float *logits_row) {
   const auto now = SchedulerClock::now();
@@ -233,8 +218,7 @@ void Scheduler::Deliver(Sequence &s, const float *logits_row) {
     s.prompt_done_at = now;
   }
   const Request &r = *s.work.request;
-  if (static_cast<int64_t>(s.generated) >= r.max_tokens)
-    return Finish(s, EndEvent("length"));
+  if (static_cast<int64_t>(s.generated) >= r.max_tokens) return Finish(s, EndEvent("length"));
   const auto V = static_cast<size_t>(model_.hparams().vocab_size);
   row_.assign(logits_row, logits_row + V);
   Event step;
@@ -244,22 +228,19 @@ void Scheduler::Deliver(Sequence &s, const float *logits_row) {
   }
   const int32_t next = s.sampler->Next(row_, s.tokens, s.generated);
   s.last_token = SchedulerClock::now();
-  if (s.generated == 0)
-    s.first_token = s.last_token;
+  if (s.generated == 0) s.first_token = s.last_token;
   ++s.generated;
   s.tokens.push_back(next);
   step.tokens.push_back(next);
   if (r.logprobs >= 0)
-    step.logprobs.push_back(
-        {next, logprob_row_[next], TopK(logprob_row_, r.logprobs)});
+    step.logprobs.push_back({next, logprob_row_[next], TopK(logprob_row_, r.logprobs)});
   const bool stop_string = s.text->Push(next, &step.deltas);
   s.work.state->Push(std::move(step));
-  if (stop_string || std::find(s.stop_tokens.begin(), s.stop_tokens.end(),
-                               next) != s.stop_tokens.end()) {
+  if (stop_string ||
+      std::find(s.stop_tokens.begin(), s.stop_tokens.end(), next) != s.stop_tokens.end()) {
     return Finish(s, EndEvent("stop"));
   }
-  if (static_cast<int64_t>(s.generated) >= r.max_tokens)
-    return Finish(s, EndEvent("length"));
+  if (static_cast<int64_t>(s.generated) >= r.max_tokens) return Finish(s, EndEvent("length"));
 }
 
 bool Scheduler::Step(bool stopping) {
@@ -268,8 +249,7 @@ bool Scheduler::Step(bool stopping) {
   // too long.
   std::vector<Sequence *> ending;
   for (const auto &s : running_) {
-    if (Stopping(*s, stopping))
-      ending.push_back(s.get());
+    if (Stopping(*s, stopping)) ending.push_back(s.get());
   }
   std::vector<Sequence *> timed_out;
   for (const auto &s : waiting_) {
@@ -283,10 +263,8 @@ bool Scheduler::Step(bool stopping) {
   }
   for (Sequence *s : ending) {
     if (s->scoring()) {
-      FinishScore(
-          *s, CancelledError(
-                  stopping ? "the engine shut down before the request finished"
-                           : "the request was cancelled"));
+      FinishScore(*s, CancelledError(stopping ? "the engine shut down before the request finished"
+                                              : "the request was cancelled"));
     } else {
       Finish(*s, EndEvent("cancelled"));
     }
@@ -294,8 +272,7 @@ bool Scheduler::Step(bool stopping) {
   for (Sequence *s : timed_out) {
     const Status error = DeadlineExceededError(
         "the request waited " +
-        std::to_string(
-            static_cast<int64_t>(MillisBetween(s->work.submitted, now))) +
+        std::to_string(static_cast<int64_t>(MillisBetween(s->work.submitted, now))) +
         " ms in the queue without starting (queue timeout " +
         std::to_string(options_.queue_timeout_ms) + " ms)");
     if (s->scoring()) {
@@ -313,8 +290,7 @@ bool Scheduler::Step(bool stopping) {
   for (;;) {
     budget = options_.step_tokens;
     bytes = 0;
-    for (const auto &s : running_)
-      s->planned = 0;
+    for (const auto &s : running_) s->planned = 0;
     for (const auto &s : running_) {
       if (s->pending() == 1 && budget > 0) {
         s->planned = 1;
@@ -328,11 +304,9 @@ bool Scheduler::Step(bool stopping) {
       }
     }
     for (const auto &s : running_) {
-      if (s->planned > 0)
-        bytes += kv_.BytesToReserve(s->id, s->planned);
+      if (s->planned > 0) bytes += kv_.BytesToReserve(s->id, s->planned);
     }
-    if (bytes <= kv_.BytesAvailable() || running_.size() <= 1)
-      break;
+    if (bytes <= kv_.BytesAvailable() || running_.size() <= 1) break;
     Preempt(*running_.back());
     preempted = true;
   }
@@ -343,33 +317,27 @@ bool Scheduler::Step(bool stopping) {
   // room just made is for the requests already running.
   if (!preempted) {
     int64_t headroom_per_request = 0;
-    for (int64_t b : kv_.GroupBlockBytes())
-      headroom_per_request += b;
+    for (int64_t b : kv_.GroupBlockBytes()) headroom_per_request += b;
     while (!waiting_.empty() && budget > 0 &&
            static_cast<int64_t>(running_.size()) < options_.max_running) {
       auto best = waiting_.begin();
       for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
         const Work &a = (*it)->work;
         const Work &b = (*best)->work;
-        if (a.priority > b.priority ||
-            (a.priority == b.priority && a.order < b.order))
-          best = it;
+        if (a.priority > b.priority || (a.priority == b.priority && a.order < b.order)) best = it;
       }
       Sequence &s = **best;
       if (s.computed == 0 && !s.scoring()) {
         // Reuse the longest cached prefix; the last token is always computed
         // (its logits).
-        s.computed = kv_.AttachPrefix(
-            s.id, s.tokens, static_cast<int64_t>(s.tokens.size()) - 1);
-        if (!s.started)
-          s.cached_tokens = s.computed;
+        s.computed = kv_.AttachPrefix(s.id, s.tokens, static_cast<int64_t>(s.tokens.size()) - 1);
+        if (!s.started) s.cached_tokens = s.computed;
       }
       const int64_t n = std::min(s.pending(), budget);
       const int64_t need = kv_.BytesToReserve(s.id, n);
-      const int64_t headroom =
-          static_cast<int64_t>(running_.size()) * headroom_per_request;
+      const int64_t headroom = static_cast<int64_t>(running_.size()) * headroom_per_request;
       if (!running_.empty() && bytes + need + headroom > kv_.BytesAvailable()) {
-        kv_.Clear(s.id); // an attached prefix goes back to the cache
+        kv_.Clear(s.id);  // an attached prefix goes back to the cache
         s.computed = 0;
         break;
       }
@@ -389,18 +357,15 @@ bool Scheduler::Step(bool stopping) {
   Batch batch;
   std::vector<Sequence *> in_batch;
   for (const auto &s : running_) {
-    if (s->planned == 0)
-      continue;
+    if (s->planned == 0) continue;
     in_batch.push_back(s.get());
     const auto last = static_cast<int64_t>(s->tokens.size()) - 1;
     for (int64_t p = s->computed; p < s->computed + s->planned; ++p) {
-      batch.push_back({s->id, p, s->tokens[static_cast<size_t>(p)],
-                       s->scoring() || p == last});
+      batch.push_back({s->id, p, s->tokens[static_cast<size_t>(p)], s->scoring() || p == last});
     }
   }
   PublishStats();
-  if (batch.empty())
-    return false;
+  if (batch.empty()) return false;
 
   // 5. Forward, with every row reserved first.
   Status st = kv_.Reserve(batch);
@@ -413,8 +378,7 @@ bool Scheduler::Step(bool stopping) {
       ctx.activations = &*dump;
     }
     st = model_.Forward(batch, kv_, ctx, &logits_);
-    if (dump && st.ok())
-      st = dump->status();
+    if (dump && st.ok()) st = dump->status();
     std::lock_guard<std::mutex> lock(*stats_mu_);
     ++stats_->forward_calls;
     stats_->lm_head_passes += counters.lm_head_passes;
@@ -442,32 +406,27 @@ bool Scheduler::Step(bool stopping) {
     const int64_t first = s->computed;
     s->computed += s->planned;
     for (int64_t p = first; p < s->computed; ++p, ++entry) {
-      if (!batch[entry].want_logits)
-        continue;
+      if (!batch[entry].want_logits) continue;
       const float *logits = logits_.data() + static_cast<int64_t>(row++) * V;
       if (!s->scoring()) {
         sample.emplace_back(s, logits);
       } else if (p == static_cast<int64_t>(
-                          s->score.positions
-                              .size())) { // not recorded before a preemption
+                          s->score.positions.size())) {  // not recorded before a preemption
         logprob_row_.resize(static_cast<size_t>(V));
         ref::LogSoftmax(logits, V, logprob_row_.data());
-        s->score.positions.push_back(
-            PositionScores{TopK(logprob_row_, s->work.top_k)});
+        s->score.positions.push_back(PositionScores{TopK(logprob_row_, s->work.top_k)});
       }
     }
   }
-  for (Sequence *s :
-       in_batch) { // before Deliver, which may end (and free) generating ones
+  for (Sequence *s : in_batch) {  // before Deliver, which may end (and free) generating ones
     if (s->scoring() && s->pending() == 0) {
       s->score.tokens = s->tokens;
       FinishScore(*s, std::move(s->score));
     }
   }
-  for (auto &[s, logits] : sample)
-    Deliver(*s, logits);
+  for (auto &[s, logits] : sample) Deliver(*s, logits);
   PublishStats();
   return true;
 }
 
-} // namespace gemma_local
+}  // namespace gemma_local

@@ -35,38 +35,36 @@ namespace gemma_local {
 using SchedulerClock = std::chrono::steady_clock;
 
 struct SchedulerOptions {
-  int64_t step_tokens = 256;    // positions per forward call
-  int64_t max_running = 16;     // requests admitted at once
-  int64_t queue_timeout_ms = 0; // 0 = none
-  std::string dump_activations; // EngineOptions::dump_activations
+  int64_t step_tokens = 256;     // positions per forward call
+  int64_t max_running = 16;      // requests admitted at once
+  int64_t queue_timeout_ms = 0;  // 0 = none
+  std::string dump_activations;  // EngineOptions::dump_activations
 };
 
 // A request prepared by the engine (rendered, tokenized, validated, admitted as
 // able to fit).
 struct Work {
-  uint64_t order = 0; // arrival order
+  uint64_t order = 0;  // arrival order
   int priority = 0;
   SchedulerClock::time_point submitted;
   std::vector<int32_t> prompt;
   // Generation (state != null).
   std::shared_ptr<RequestState> state;
   std::shared_ptr<const Request> request;
-  bool parse = false; // Gemma 4 reply parsing
+  bool parse = false;  // Gemma 4 reply parsing
   // Scoring (state == null): every position's top_k log-probabilities.
   std::shared_ptr<std::promise<Result<ScoreResult>>> score;
   int top_k = 0;
 };
 
 class Scheduler {
-public:
+ public:
   // `stats` (guarded by `stats_mu`) receives outcomes, token counts, forward
   // counters and the pool's state; the engine adds what it owns (its submit
   // queue).
-  Scheduler(const Model &model, ops::Backend &backend,
-            std::shared_ptr<const Tokenizer> tokenizer,
-            std::vector<int32_t> model_stop_tokens,
-            const SchedulerOptions &options, const KvCacheOptions &kv_options,
-            std::mutex *stats_mu, EngineStats *stats);
+  Scheduler(const Model &model, ops::Backend &backend, std::shared_ptr<const Tokenizer> tokenizer,
+            std::vector<int32_t> model_stop_tokens, const SchedulerOptions &options,
+            const KvCacheOptions &kv_options, std::mutex *stats_mu, EngineStats *stats);
   ~Scheduler();
   Scheduler(const Scheduler &) = delete;
   Scheduler &operator=(const Scheduler &) = delete;
@@ -83,13 +81,12 @@ public:
   // construction).
   const KvCache &kv() const { return kv_; }
 
-private:
+ private:
   struct Sequence;
   void Finish(Sequence &s, Event final);
   void FinishScore(Sequence &s, Result<ScoreResult> result);
   void Preempt(Sequence &s);
-  void Release(
-      Sequence &s); // frees its KV and drops it from the running/waiting lists
+  void Release(Sequence &s);  // frees its KV and drops it from the running/waiting lists
   void Deliver(Sequence &s, const float *logits_row);
   void PublishStats();
   bool Stopping(const Sequence &s, bool stopping) const;
@@ -104,14 +101,12 @@ private:
   std::mutex *stats_mu_;
   EngineStats *stats_;
 
-  std::vector<std::unique_ptr<Sequence>>
-      waiting_; // not admitted (new, or preempted)
-  std::vector<std::unique_ptr<Sequence>>
-      running_; // admitted, in admission order
+  std::vector<std::unique_ptr<Sequence>> waiting_;  // not admitted (new, or preempted)
+  std::vector<std::unique_ptr<Sequence>> running_;  // admitted, in admission order
   int32_t next_seq_id_ = 0;
-  int64_t forward_index_ = 0; // numbers activation dumps
+  int64_t forward_index_ = 0;  // numbers activation dumps
   std::vector<float> logits_;
   std::vector<float> row_, logprob_row_;
 };
 
-} // namespace gemma_local
+}  // namespace gemma_local

@@ -18,26 +18,22 @@ namespace gemma_local {
 namespace {
 
 const std::string &ModelPath(const std::string &preset) {
-  static testing::TempDir *dir = new testing::TempDir(); // lives until exit
+  static testing::TempDir *dir = new testing::TempDir();  // lives until exit
   static std::map<std::string, std::string> paths;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   auto it = paths.find(preset);
-  if (it != paths.end())
-    return it->second;
+  if (it != paths.end()) return it->second;
   testgen::TestModelOptions opt;
   opt.hparams = *testgen::PresetShape(preset);
   opt.write_hf = false;
-  Result<testgen::WrittenModel> w =
-      testgen::WriteTestModel(opt, dir->File(preset));
+  Result<testgen::WrittenModel> w = testgen::WriteTestModel(opt, dir->File(preset));
   EXPECT_TRUE(w.ok()) << w.status().ToString();
   return paths.emplace(preset, w->gguf_path).first->second;
 }
 
-std::unique_ptr<Engine> OpenEngine(const std::string &preset,
-                                   EngineOptions options) {
-  if (options.threads == 0)
-    options.threads = 2;
+std::unique_ptr<Engine> OpenEngine(const std::string &preset, EngineOptions options) {
+  if (options.threads == 0) options.threads = 2;
   Result<std::unique_ptr<Engine>> e = Engine::Open(ModelPath(preset), options);
   EXPECT_TRUE(e.ok()) << e.status().ToString();
   return e.ok() ? std::move(*e) : nullptr;
@@ -45,8 +41,8 @@ std::unique_ptr<Engine> OpenEngine(const std::string &preset,
 
 // The bytes of KV one request of `positions` positions holds at most (the
 // engine's admission rule).
-int64_t RequestBytes(const std::string &preset, int64_t positions,
-                     int64_t chunk, int64_t block_rows) {
+int64_t RequestBytes(const std::string &preset, int64_t positions, int64_t chunk,
+                     int64_t block_rows) {
   KvCache probe(*testgen::PresetShape(preset), KvCacheOptions{block_rows, 0});
   return probe.BytesForSequence(positions, chunk);
 }
@@ -55,13 +51,11 @@ int64_t RequestBytes(const std::string &preset, int64_t positions,
 // prefix-cache hits happen in the mix.
 std::vector<int32_t> SharedPrefix(int which) {
   std::vector<int32_t> p = {2};
-  for (int i = 1; i < 21; ++i)
-    p.push_back(200 + which * 50 + i);
+  for (int i = 1; i < 21; ++i) p.push_back(200 + which * 50 + i);
   return p;
 }
 
-std::unique_ptr<RequestHandle>
-Handle(Result<std::unique_ptr<RequestHandle>> r) {
+std::unique_ptr<RequestHandle> Handle(Result<std::unique_ptr<RequestHandle>> r) {
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(*r) : nullptr;
 }
@@ -69,13 +63,11 @@ Handle(Result<std::unique_ptr<RequestHandle>> r) {
 Request Make(std::mt19937 &rng, int64_t vocab, int index) {
   Request r;
   std::vector<int32_t> ids = {2};
-  if (index % 2 == 0)
-    ids = SharedPrefix(index % 4 / 2);
+  if (index % 2 == 0) ids = SharedPrefix(index % 4 / 2);
   const int n = static_cast<int>(ids.size()) + 3 +
-                static_cast<int>(rng() % 30); // longer than the windows (8, 16)
+                static_cast<int>(rng() % 30);  // longer than the windows (8, 16)
   while (static_cast<int>(ids.size()) < n)
-    ids.push_back(
-        3 + static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab - 3)));
+    ids.push_back(3 + static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab - 3)));
   r.input = RequestInput::Tokens(ids);
   r.max_tokens = 4 + static_cast<int64_t>(rng() % 24);
   r.ignore_model_stop_tokens = index % 3 != 0;
@@ -84,21 +76,17 @@ Request Make(std::mt19937 &rng, int64_t vocab, int index) {
     r.sampling.top_k = 40;
     r.sampling.seed = 1000 + static_cast<uint64_t>(index);
   }
-  if (index % 4 == 0)
-    r.logprobs = 3;
+  if (index % 4 == 0) r.logprobs = 3;
   return r;
 }
 
-void ExpectSame(const Completion &got, const Completion &want,
-                const std::string &what) {
+void ExpectSame(const Completion &got, const Completion &want, const std::string &what) {
   EXPECT_EQ(got.tokens, want.tokens) << what;
   EXPECT_EQ(got.finish_reason, want.finish_reason) << what;
   ASSERT_EQ(got.logprobs.size(), want.logprobs.size()) << what;
   for (size_t k = 0; k < got.logprobs.size(); ++k) {
-    EXPECT_EQ(got.logprobs[k].logprob, want.logprobs[k].logprob)
-        << what << " token " << k;
-    EXPECT_EQ(got.logprobs[k].top, want.logprobs[k].top)
-        << what << " token " << k;
+    EXPECT_EQ(got.logprobs[k].logprob, want.logprobs[k].logprob) << what << " token " << k;
+    EXPECT_EQ(got.logprobs[k].top, want.logprobs[k].top) << what << " token " << k;
   }
 }
 
@@ -133,8 +121,7 @@ void OutputsDoNotDependOnWhatRunsBeside(const std::string &preset) {
     std::unique_ptr<Engine> engine = OpenEngine(preset, o);
     ASSERT_NE(engine, nullptr);
     std::vector<size_t> order(requests.size());
-    for (size_t i = 0; i < order.size(); ++i)
-      order[i] = i;
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::shuffle(order.begin(), order.end(), rng);
     std::vector<std::unique_ptr<RequestHandle>> handles(requests.size());
     for (size_t i : order) {
@@ -142,15 +129,14 @@ void OutputsDoNotDependOnWhatRunsBeside(const std::string &preset) {
       ASSERT_TRUE(h.ok()) << h.status().ToString();
       handles[i] = std::move(*h);
       if (rng() % 3 == 0)
-        std::this_thread::sleep_for(
-            std::chrono::milliseconds(rng() % 4)); // arrivals mid-run
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 4));  // arrivals mid-run
     }
     for (size_t i = 0; i < requests.size(); ++i) {
       Result<Completion> got = handles[i]->Wait();
       ASSERT_TRUE(got.ok()) << got.status().ToString();
-      ExpectSame(*got, want[i],
-                 preset + " request " + std::to_string(i) + " budget " +
-                     std::to_string(budget_requests));
+      ExpectSame(
+          *got, want[i],
+          preset + " request " + std::to_string(i) + " budget " + std::to_string(budget_requests));
     }
     const EngineStats s = engine->Stats();
     EXPECT_EQ(s.completed, static_cast<int64_t>(requests.size()));
@@ -160,14 +146,11 @@ void OutputsDoNotDependOnWhatRunsBeside(const std::string &preset) {
     EXPECT_EQ(s.kv_bytes_in_use, 0);
     EXPECT_GT(s.prefix_cache_hits, 0) << "shared prefixes were meant to hit";
     if (budget_requests == 1) {
-      EXPECT_GT(s.preemptions, 0)
-          << preset << ": the budget was meant to force preemption";
+      EXPECT_GT(s.preemptions, 0) << preset << ": the budget was meant to force preemption";
     }
-    if (budget_requests > 0)
-      EXPECT_EQ(s.kv_budget_bytes, o.kv_budget_bytes);
-    std::printf("%s budget %lld: %lld forward calls, %lld preemptions\n",
-                preset.c_str(), static_cast<long long>(budget_requests),
-                static_cast<long long>(s.forward_calls),
+    if (budget_requests > 0) EXPECT_EQ(s.kv_budget_bytes, o.kv_budget_bytes);
+    std::printf("%s budget %lld: %lld forward calls, %lld preemptions\n", preset.c_str(),
+                static_cast<long long>(budget_requests), static_cast<long long>(s.forward_calls),
                 static_cast<long long>(s.preemptions));
   }
 }
@@ -194,8 +177,7 @@ TEST(Scheduler, ANextTurnReusesThePreviousTurnsBlocks) {
     ASSERT_TRUE(cached && cold);
     Request first;
     std::vector<int32_t> prompt = {2};
-    for (int i = 1; i < 40; ++i)
-      prompt.push_back(300 + i);
+    for (int i = 1; i < 40; ++i) prompt.push_back(300 + i);
     first.input = RequestInput::Tokens(prompt);
     first.max_tokens = 12;
     first.ignore_model_stop_tokens = true;
@@ -205,8 +187,7 @@ TEST(Scheduler, ANextTurnReusesThePreviousTurnsBlocks) {
     Request next = first;
     std::vector<int32_t> turn = prompt;
     turn.insert(turn.end(), a->tokens.begin(), a->tokens.end());
-    for (int i = 0; i < 9; ++i)
-      turn.push_back(400 + i);
+    for (int i = 0; i < 9; ++i) turn.push_back(400 + i);
     next.input = RequestInput::Tokens(turn);
     next.logprobs = 2;
     Result<Completion> b = cached->Generate(next);
@@ -236,8 +217,7 @@ TEST(Scheduler, RequestsDecodeTogether) {
     r.ignore_model_stop_tokens = true;
     handles.push_back(Handle(engine->Submit(r)));
   }
-  for (auto &h : handles)
-    ASSERT_TRUE(h->Wait().ok());
+  for (auto &h : handles) ASSERT_TRUE(h->Wait().ok());
   const EngineStats s = engine->Stats();
   // One at a time would be 8 x 16 forward calls; together, about 16 plus
   // arrivals.
@@ -260,8 +240,7 @@ TEST(Scheduler, ARequestThatCanNeverFitIsRefusedAndOthersRun) {
   EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(refused.status().message().find("of KV cache"), std::string::npos)
       << refused.status().ToString();
-  EXPECT_NE(refused.status().message().find("max_tokens 500"),
-            std::string::npos)
+  EXPECT_NE(refused.status().message().find("max_tokens 500"), std::string::npos)
       << refused.status().ToString();
   Request fits = big;
   fits.max_tokens = 40;
@@ -275,7 +254,7 @@ TEST(Scheduler, QueueTimeoutEndsAWaitingRequestWithAClearError) {
   EngineOptions o;
   o.max_running_requests = 1;
   o.queue_timeout_ms = 30;
-  o.max_context = 1 << 20; // the blocker runs until cancelled
+  o.max_context = 1 << 20;  // the blocker runs until cancelled
   std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
   ASSERT_NE(engine, nullptr);
   Request blocker;
@@ -283,15 +262,13 @@ TEST(Scheduler, QueueTimeoutEndsAWaitingRequestWithAClearError) {
   blocker.max_tokens = 100000;
   blocker.ignore_model_stop_tokens = true;
   std::unique_ptr<RequestHandle> running = Handle(engine->Submit(blocker));
-  ASSERT_TRUE(running->Next().has_value()); // it started
+  ASSERT_TRUE(running->Next().has_value());  // it started
   Request waiting = blocker;
   waiting.max_tokens = 4;
   Result<Completion> late = engine->Generate(waiting);
   ASSERT_FALSE(late.ok());
-  EXPECT_EQ(late.status().code(), StatusCode::kDeadlineExceeded)
-      << late.status().ToString();
-  EXPECT_NE(late.status().message().find("queue timeout 30 ms"),
-            std::string::npos)
+  EXPECT_EQ(late.status().code(), StatusCode::kDeadlineExceeded) << late.status().ToString();
+  EXPECT_NE(late.status().message().find("queue timeout 30 ms"), std::string::npos)
       << late.status().ToString();
   running->Cancel();
   EXPECT_EQ(running->Wait()->finish_reason, "cancelled");
@@ -304,7 +281,7 @@ TEST(Scheduler, QueueTimeoutEndsAWaitingRequestWithAClearError) {
 TEST(Scheduler, HigherPriorityStartsFirst) {
   EngineOptions o;
   o.max_running_requests = 1;
-  o.max_context = 1 << 20; // the blocker runs until cancelled
+  o.max_context = 1 << 20;  // the blocker runs until cancelled
   std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
   ASSERT_NE(engine, nullptr);
   Request blocker;
@@ -318,15 +295,14 @@ TEST(Scheduler, HigherPriorityStartsFirst) {
   high.priority = 9;
   std::unique_ptr<RequestHandle> low_handle = Handle(engine->Submit(low));
   std::unique_ptr<RequestHandle> high_handle = Handle(engine->Submit(high));
-  while (engine->Stats().queued < 2)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (engine->Stats().queued < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   running->Cancel();
   Result<Completion> l = low_handle->Wait(), h = high_handle->Wait();
   ASSERT_TRUE(l.ok() && h.ok());
   // Submitted later, started earlier: the low one waited through the high one's
   // whole run.
-  EXPECT_GT(l->timings.queue_ms, h->timings.queue_ms + h->timings.prompt_ms +
-                                     h->timings.gen_ms * 0.5);
+  EXPECT_GT(l->timings.queue_ms,
+            h->timings.queue_ms + h->timings.prompt_ms + h->timings.gen_ms * 0.5);
 }
 
 // Scoring goes through the same batches: its numbers do not depend on
@@ -337,8 +313,8 @@ TEST(Scheduler, ScoresBesideGenerationEqualScoresAlone) {
   std::unique_ptr<Engine> engine = OpenEngine("g4-e2b-like", o);
   ASSERT_NE(engine, nullptr);
   ScoreRequest score;
-  score.input = RequestInput::Tokens(
-      {2, 310, 320, 330, 340, 350, 360, 370, 380, 390, 400, 410, 420});
+  score.input =
+      RequestInput::Tokens({2, 310, 320, 330, 340, 350, 360, 370, 380, 390, 400, 410, 420});
   score.top_k = 4;
   Result<ScoreResult> alone = engine->Score(score);
   ASSERT_TRUE(alone.ok());
@@ -347,16 +323,14 @@ TEST(Scheduler, ScoresBesideGenerationEqualScoresAlone) {
   busy.max_tokens = 60;
   busy.ignore_model_stop_tokens = true;
   std::vector<std::unique_ptr<RequestHandle>> handles;
-  for (int i = 0; i < 4; ++i)
-    handles.push_back(Handle(engine->Submit(busy)));
+  for (int i = 0; i < 4; ++i) handles.push_back(Handle(engine->Submit(busy)));
   Result<ScoreResult> beside = engine->Score(score);
   ASSERT_TRUE(beside.ok());
   ASSERT_EQ(beside->positions.size(), alone->positions.size());
   for (size_t p = 0; p < alone->positions.size(); ++p)
     EXPECT_EQ(beside->positions[p].top, alone->positions[p].top) << p;
-  for (auto &h : handles)
-    EXPECT_TRUE(h->Wait().ok());
+  for (auto &h : handles) EXPECT_TRUE(h->Wait().ok());
 }
 
-} // namespace
-} // namespace gemma_local
+}  // namespace
+}  // namespace gemma_local
