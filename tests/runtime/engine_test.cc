@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/test_support.h"
+#include "runtime/kv_cache.h"
 #include "testgen/make_test_model.h"
 
 namespace gemma_local {
@@ -61,29 +62,35 @@ TEST(Engine, InvalidRequestsFailAtSubmit) {
   Request bad_id = TokensRequest({2, 99999}, 4);
   Result<std::unique_ptr<RequestHandle>> r = engine->Submit(bad_id);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("prompt token 1"), std::string::npos) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("prompt token 1"), std::string::npos)
+      << r.status().ToString();
   Request bad_sampling = TokensRequest({2, 300}, 4);
   bad_sampling.sampling.temperature = -1;
   EXPECT_EQ(engine->Submit(bad_sampling).status().code(), StatusCode::kInvalidArgument);
   Request bad_logprobs = TokensRequest({2, 300}, 4);
   bad_logprobs.logprobs = 21;
   EXPECT_EQ(engine->Submit(bad_logprobs).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(engine->Submit(TokensRequest({2, 300}, -1)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit(TokensRequest({2, 300}, -1)).status().code(),
+            StatusCode::kInvalidArgument);
 
   EngineOptions small;
   small.max_context = 8;
   std::unique_ptr<Engine> limited = OpenEngine("tiny", small);
-  EXPECT_EQ(limited->Submit(TokensRequest({2, 300, 301}, 6)).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(limited->Submit(TokensRequest({2, 300, 301}, 6)).status().code(),
+            StatusCode::kResourceExhausted);
   EXPECT_TRUE(limited->Submit(TokensRequest({2, 300, 301}, 5)).ok());
   // A huge max_tokens (an HTTP client's INT64_MAX) is refused, not wrapped around; with
   // max_context 0 the model's context length is the limit.
-  EXPECT_EQ(limited->Submit(TokensRequest({2, 300}, INT64_MAX)).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(limited->Submit(TokensRequest({2, 300}, INT64_MAX)).status().code(),
+            StatusCode::kResourceExhausted);
   EngineOptions model_limit;
   model_limit.max_context = 0;
   std::unique_ptr<Engine> unbounded = OpenEngine("tiny", model_limit);
-  Result<std::unique_ptr<RequestHandle>> huge = unbounded->Submit(TokensRequest({2, 300}, INT64_MAX - 1));
+  Result<std::unique_ptr<RequestHandle>> huge =
+      unbounded->Submit(TokensRequest({2, 300}, INT64_MAX - 1));
   ASSERT_FALSE(huge.ok());
-  EXPECT_NE(huge.status().message().find("context size"), std::string::npos) << huge.status().ToString();
+  EXPECT_NE(huge.status().message().find("context size"), std::string::npos)
+      << huge.status().ToString();
 }
 
 TEST(Engine, EventsStreamTokensTextAndAFinalEvent) {
@@ -186,7 +193,9 @@ TEST(Engine, CancelEndsARequestAndDroppingAHandleCancelsIt) {
   EXPECT_EQ(c->finish_reason, "cancelled");
   EXPECT_LT(c->tokens.size(), 1000u);
   // Dropped without reading: the engine moves on to the next request.
-  { Result<std::unique_ptr<RequestHandle>> dropped = engine->Submit(TokensRequest({2, 300}, 4000)); }
+  {
+    Result<std::unique_ptr<RequestHandle>> dropped = engine->Submit(TokensRequest({2, 300}, 4000));
+  }
   Result<Completion> next = engine->Generate(TokensRequest({2, 300}, 3));
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->tokens.size(), 3u);
@@ -218,7 +227,8 @@ TEST(Engine, ShutdownCancelsQueuedRequestsAndFullQueuesRefuse) {
   for (auto& h : handles) {
     Result<Completion> c = h->Wait();
     ASSERT_TRUE(c.ok());
-    EXPECT_TRUE(c->finish_reason == "cancelled" || c->finish_reason == "length") << c->finish_reason;
+    EXPECT_TRUE(c->finish_reason == "cancelled" || c->finish_reason == "length")
+        << c->finish_reason;
   }
 }
 
@@ -239,7 +249,8 @@ TEST(Engine, ChatInputAndScore) {
   ASSERT_TRUE(scores.ok());
   ASSERT_EQ(scores->positions.size(), 3u);
   EXPECT_EQ(scores->positions[0].top.size(), 4u);
-  EXPECT_EQ(engine->Score(ScoreRequest{RequestInput::Tokens({2}), 0}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Score(ScoreRequest{RequestInput::Tokens({2}), 0}).status().code(),
+            StatusCode::kInvalidArgument);
   ChatInput openai = UserSays("hi");
   openai.openai_format = true;
   openai.messages[0]["content"] = nlohmann::ordered_json::array({{{"type", 5}}});
@@ -251,7 +262,8 @@ TEST(Engine, ChatInputAndScore) {
   for (bool openai_format : {false, true}) {
     ChatInput deep = UserSays("hi");
     deep.openai_format = openai_format;
-    deep.messages[0]["content"] = nlohmann::ordered_json::parse(std::string(100000, '[') + std::string(100000, ']'));
+    deep.messages[0]["content"] =
+        nlohmann::ordered_json::parse(std::string(100000, '[') + std::string(100000, ']'));
     Request deep_req;
     deep_req.input = RequestInput::Chat(std::move(deep));
     Result<std::vector<int32_t>> deep_ids = engine->Tokenize(deep_req.input);
@@ -260,19 +272,34 @@ TEST(Engine, ChatInputAndScore) {
   }
 }
 
-// 16 threads submit 200 mixed requests (token ids, raw text, chat; greedy and seeded sampling;
-// stop strings; logprobs; random cancels) to one engine. Every finished request equals the same
-// request run alone; a cancelled one is a prefix of it.
+// 16 threads submit 500 mixed requests (token ids, raw text, chat; greedy and seeded sampling;
+// stop strings; logprobs; random cancels; a queue timeout some of them hit) to one engine with a
+// small KV pool (preemption) and prefix caching. Every finished request equals the same request
+// run alone; a cancelled one is a prefix of it; a timed-out one never started. Afterwards every
+// KV block is free again.
 void ManyThreadsSubmitting(const std::string& preset) {
-  std::unique_ptr<Engine> engine = OpenEngine(preset);
+  EngineOptions alone_options;
+  alone_options.max_running_requests = 1;
+  alone_options.prefix_caching = false;
+  std::unique_ptr<Engine> alone_engine = OpenEngine(preset, alone_options);
+  EngineOptions o;
+  o.max_running_requests = 6;
+  o.max_batch = 16;
+  o.kv_block_rows = 4;
+  o.queue_timeout_ms = 60;
+  // Room for about two of these requests (all under 40 positions): others get preempted.
+  o.kv_budget_bytes =
+      KvCache(*testgen::PresetShape(preset), KvCacheOptions{4, 0, true}).BytesForSequence(64, 16);
+  std::unique_ptr<Engine> engine = OpenEngine(preset, o);
   std::mt19937 rng(12345);
   std::vector<Request> requests;
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 250; ++i) {
     Request r;
     switch (i % 3) {
       case 0: {
         std::vector<int32_t> ids = {2};
-        for (int n = 0; n < 3 + static_cast<int>(rng() % 20); ++n) ids.push_back(108 + static_cast<int32_t>(rng() % 400));
+        for (int n = 0; n < 3 + static_cast<int>(rng() % 20); ++n)
+          ids.push_back(108 + static_cast<int32_t>(rng() % 400));
         r.input = RequestInput::Tokens(ids);
         break;
       }
@@ -295,10 +322,13 @@ void ManyThreadsSubmitting(const std::string& preset) {
   }
   std::vector<Completion> alone;
   for (const Request& r : requests) {
-    Result<Completion> c = engine->Generate(r);
+    Result<Completion> c = alone_engine->Generate(r);
     if (!c.ok()) FAIL() << c.status().ToString();
     alone.push_back(*c);
   }
+  for (int i = 0; i < 250; ++i) requests.push_back(requests[static_cast<size_t>(i)]);
+  for (int i = 0; i < 250; ++i) alone.push_back(alone[static_cast<size_t>(i)]);
+  std::atomic<int> timed_out{0};
   std::vector<std::optional<Completion>> together(requests.size());
   std::atomic<size_t> next{0};
   std::vector<std::thread> threads;
@@ -314,7 +344,15 @@ void ManyThreadsSubmitting(const std::string& preset) {
           (*h)->Cancel();
         }
         Result<Completion> c = (*h)->Wait();
-        if (!c.ok()) continue;
+        if (!c.ok()) {
+          if (c.status().code() == StatusCode::kDeadlineExceeded) {
+            ++timed_out;
+            Completion never_started;
+            never_started.finish_reason = "timed out";
+            together[i] = never_started;
+          }
+          continue;
+        }
         if (first) {  // the event read before cancelling belongs in front of the rest
           c->tokens.insert(c->tokens.begin(), first->tokens.begin(), first->tokens.end());
           c->logprobs.insert(c->logprobs.begin(), first->logprobs.begin(), first->logprobs.end());
@@ -335,34 +373,53 @@ void ManyThreadsSubmitting(const std::string& preset) {
     if (!together[i].has_value()) FAIL() << "request " << i << " got no result";
     const Completion& got = *together[i];
     const Completion& want = alone[i];
+    if (got.finish_reason == "timed out") {
+      EXPECT_TRUE(got.tokens.empty()) << i;
+      continue;
+    }
     EXPECT_EQ(got.prompt_tokens, want.prompt_tokens) << i;
     if (got.finish_reason == "cancelled") {
       ++cancelled;
-      if (got.tokens.size() > want.tokens.size()) FAIL() << "request " << i << " grew when cancelled";
-      EXPECT_EQ(got.tokens, std::vector<int32_t>(want.tokens.begin(), want.tokens.begin() + got.tokens.size())) << i;
+      if (got.tokens.size() > want.tokens.size())
+        FAIL() << "request " << i << " grew when cancelled";
+      EXPECT_EQ(got.tokens,
+                std::vector<int32_t>(want.tokens.begin(), want.tokens.begin() + got.tokens.size()))
+          << i;
       continue;
     }
     EXPECT_EQ(got.tokens, want.tokens) << i;
     EXPECT_EQ(got.text, want.text) << i;
     EXPECT_EQ(got.finish_reason, want.finish_reason) << i;
-    if (got.logprobs.size() != want.logprobs.size()) FAIL() << "request " << i << ": logprob count differs";
+    if (got.logprobs.size() != want.logprobs.size())
+      FAIL() << "request " << i << ": logprob count differs";
     for (size_t k = 0; k < got.logprobs.size(); ++k) {
       EXPECT_EQ(got.logprobs[k].logprob, want.logprobs[k].logprob) << i;
       EXPECT_EQ(got.logprobs[k].top, want.logprobs[k].top) << i;
     }
   }
   const EngineStats s = engine->Stats();
-  EXPECT_EQ(s.submitted, 400);
-  EXPECT_EQ(s.completed + s.cancelled + s.failed, 400);
+  EXPECT_EQ(s.submitted, 500);
+  EXPECT_EQ(s.completed + s.cancelled + s.failed, 500);
   EXPECT_EQ(s.cancelled, cancelled);
-  EXPECT_EQ(s.failed, 0);
+  EXPECT_EQ(s.failed, timed_out.load());
+  EXPECT_EQ(s.timed_out, timed_out.load());
   EXPECT_EQ(s.running, 0);
   EXPECT_EQ(s.queued, 0);
-  std::printf("%s: %d of 200 requests cancelled mid-way\n", preset.c_str(), cancelled);
+  EXPECT_EQ(s.kv_blocks_in_use, 0) << "every block is free again";
+  EXPECT_EQ(s.kv_bytes_in_use, 0);
+  std::printf(
+      "%s: of 500 requests %d cancelled mid-way, %d timed out in the queue; %lld preemptions, "
+      "%lld of %lld prompt positions from the prefix cache\n",
+      preset.c_str(), cancelled, timed_out.load(), static_cast<long long>(s.preemptions),
+      static_cast<long long>(s.prefix_cache_hits), static_cast<long long>(s.prefix_cache_queries));
 }
 
-TEST(Engine, ManyThreadsSubmittingGetTheOutputsOfRequestsRunAloneGemma3) { ManyThreadsSubmitting("tiny"); }
-TEST(Engine, ManyThreadsSubmittingGetTheOutputsOfRequestsRunAloneGemma4) { ManyThreadsSubmitting("g4-e2b-like"); }
+TEST(Engine, ManyThreadsSubmittingGetTheOutputsOfRequestsRunAloneGemma3) {
+  ManyThreadsSubmitting("tiny");
+}
+TEST(Engine, ManyThreadsSubmittingGetTheOutputsOfRequestsRunAloneGemma4) {
+  ManyThreadsSubmitting("g4-e2b-like");
+}
 
 }  // namespace
 }  // namespace gemma_local
