@@ -179,3 +179,40 @@ TEST(ChatCli, InterruptStopsAStreamingReply) {
 
 }  // namespace
 }  // namespace gemma_local
+
+namespace gemma_local {
+namespace {
+
+// The engine flags: the pool's budget (a request that can never fit is refused with sizes), the
+// prefix cache that carries a chat conversation's KV into its next turn, bad values named.
+TEST(EngineFlagsCli, KvBudgetPrefixCacheAndBadValues) {
+  TempDir dir;
+  testing::CommandResult made =
+      RunCommand(testing::BinaryPath() + " dev make-model --out " + dir.File("m") + " --preset tiny");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string model = dir.File("m/model.gguf");
+  const std::string run = testing::BinaryPath() + " run --model " + model + " --prompt 'the model' --max-tokens 50";
+  testing::CommandResult tiny_pool = RunCommand(run + " --kv-budget 1KiB");
+  EXPECT_EQ(tiny_pool.exit_code, 1) << tiny_pool.err;
+  EXPECT_NE(tiny_pool.err.find("KiB of KV cache"), std::string::npos) << tiny_pool.err;
+  EXPECT_EQ(RunCommand(run + " --kv-budget 4MiB --max-running 2").exit_code, 0);
+  for (const std::string bad : {"--kv-budget 12XB", "--kv-budget 0", "--max-running -1"}) {
+    testing::CommandResult r = RunCommand(run + " " + bad);
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.err.find(bad.substr(0, bad.find(' '))), std::string::npos) << r.err;
+  }
+  const std::string chat = testing::BinaryPath() + " chat --stats --max-tokens 8 --model " + model;
+  testing::CommandResult turns = RunCommand("printf 'hello there, how are you today?\\nand tomorrow?\\n' | " + chat);
+  ASSERT_EQ(turns.exit_code, 0) << turns.err;
+  const size_t second = turns.err.find("[prompt", turns.err.find("[prompt") + 1);
+  ASSERT_NE(second, std::string::npos) << turns.err;
+  const std::string line = turns.err.substr(second, turns.err.find('\n', second) - second);
+  EXPECT_EQ(line.find(", 0 from the cached conversation"), std::string::npos) << line;
+  testing::CommandResult cold = RunCommand("printf 'hello there, how are you today?\\nand tomorrow?\\n' | " + chat +
+                                           " --no-prefix-cache");
+  ASSERT_EQ(cold.exit_code, 0);
+  EXPECT_EQ(cold.out, turns.out) << "the cached conversation replies exactly as one recomputed";
+}
+
+}  // namespace
+}  // namespace gemma_local

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/engine_flags.h"
 #include "gemma_local/chat_output.h"
 #include "gemma_local/engine.h"
 
@@ -29,7 +30,7 @@ void OnSigint(int) { g_interrupted.store(true); }
 
 int ChatFail(const Status& s) {
   std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
-  return kExitError;
+  return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
 }
 
 // Prints a parsed Gemma 4 reply as it streams: reasoning runs start with "[thinking] " (dimmed
@@ -95,7 +96,9 @@ CommandRunner RegisterChat(CLI::App& app) {
     std::string quantize;
     bool think = false;
     bool ignore_eos = false;
+    bool stats = false;
     SamplingParams sampling;
+    EngineFlags engine;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("chat", "Interactive chat in the terminal (/reset, /system TEXT, /exit)");
@@ -113,12 +116,16 @@ CommandRunner RegisterChat(CLI::App& app) {
   cmd->add_option("--top-k", o->sampling.top_k, "top-k (0 = off)");
   cmd->add_option("--top-p", o->sampling.top_p, "top-p (1 = off)");
   cmd->add_option("--seed", o->sampling.seed, "sampling seed");
+  cmd->add_flag("--stats", o->stats,
+                "after each reply, print its prompt size (and how much came from the cached conversation) and speed to stderr");
+  AddEngineFlags(cmd, &o->engine);
   return [o]() {
     EngineOptions eo;
     eo.threads = o->threads;
     eo.quantize = o->quantize;
     eo.max_context = o->context;
     eo.template_path = o->template_path;
+    if (Status flags = ApplyEngineFlags(o->engine, &eo); !flags.ok()) return ChatFail(flags);
     Result<std::unique_ptr<Engine>> engine = Engine::Open(o->model, eo);
     if (!engine.ok()) return ChatFail(engine.status());
     if (Status ready = (*engine)->ChatReady(); !ready.ok()) return ChatFail(ready);
@@ -193,6 +200,13 @@ CommandRunner RegisterChat(CLI::App& app) {
       std::fprintf(stdout, "%s\n", g_interrupted.load() ? " [stopped]" : "");
       std::fflush(stdout);
       if (last.malformed) std::fprintf(stderr, "(reply not fully parsed: %s)\n", last.malformed_reason.c_str());
+      if (o->stats) {
+        const double decode_s = last.timings.decode_ms / 1000.0;
+        const int64_t n = last.usage.completion_tokens;
+        std::fprintf(stderr, "[prompt %lld tokens, %lld from the cached conversation; reply %lld tokens, %.1f tok/s]\n",
+                     static_cast<long long>(last.usage.prompt_tokens), static_cast<long long>(last.usage.cached_tokens),
+                     static_cast<long long>(n), n > 1 && decode_s > 0 ? static_cast<double>(n - 1) / decode_s : 0.0);
+      }
       if (last.finish_reason == "error") {
         std::fprintf(stderr, "error: %s\n", last.error.ToString().c_str());
         continue;

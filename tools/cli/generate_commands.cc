@@ -13,6 +13,7 @@
 
 #include "gemma_local/system_memory.h"
 #include "cli/commands.h"
+#include "cli/engine_flags.h"
 #include "gemma_local/chat_output.h"
 #include "gemma_local/engine.h"
 
@@ -50,6 +51,7 @@ struct CommonOptions {
   std::string quantize;
   std::string dump_activations;
   bool json = false;
+  EngineFlags engine;
 };
 
 void AddCommon(CLI::App* cmd, CommonOptions& o) {
@@ -66,6 +68,7 @@ void AddCommon(CLI::App* cmd, CommonOptions& o) {
   cmd->add_option("--dump-activations", o.dump_activations,
                   "write every forward call's named intermediates (raw f32 + index.jsonl) into this directory");
   cmd->add_flag("--json", o.json, "print one JSON object");
+  AddEngineFlags(cmd, &o.engine);
 }
 
 int Fail(const Status& s) {
@@ -100,6 +103,7 @@ Result<std::unique_ptr<Engine>> OpenEngine(const CommonOptions& o) {
   eo.quantize = o.quantize;
   eo.max_context = 0;
   eo.dump_activations = o.dump_activations;
+  GL_RETURN_IF_ERROR(ApplyEngineFlags(o.engine, &eo));
   return Engine::Open(o.model, eo);
 }
 
