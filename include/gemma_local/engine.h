@@ -48,6 +48,11 @@ struct EngineOptions {
   // A request not started within this many milliseconds of Submit ends with a
   // kDeadlineExceeded error (0 = wait as long as it takes).
   int64_t queue_timeout_ms = 0;
+  // While requests are generating, a prompt being read beside them advances in chunks sized so
+  // that a step takes at most this many times a generating-only step (measured as the engine
+  // runs): streams keep their pace and the new prompt's first token comes later. 0 = chunks of
+  // max_batch whatever the latency.
+  double decode_latency_factor = 1.8;
   // Quantize the weights in memory at load time: "" (keep the file's types), "q8_0", "q4_0",
   // "q4_k" (= "q4_k_m", also "4bit"), "8bit", or any other `gemma-local quantize` type.
   std::string quantize;

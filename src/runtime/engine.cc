@@ -50,6 +50,7 @@ class LocalEngine final : public Engine {
     so.step_tokens = options_.max_batch;
     so.max_running = options_.max_running_requests;
     so.queue_timeout_ms = options_.queue_timeout_ms;
+    so.decode_latency_factor = options_.decode_latency_factor;
     so.dump_activations = options_.dump_activations;
     scheduler_ = std::make_unique<Scheduler>(*model_, *backend_, tokenizer_.ok() ? *tokenizer_ : nullptr,
                                              default_stop_tokens(), so,
@@ -300,10 +301,10 @@ class LocalEngine final : public Engine {
 Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, const EngineOptions& options) {
   if (options.max_context < 0 || options.max_batch < 1 || options.max_queued_requests < 1 ||
       options.max_running_requests < 1 || options.kv_block_rows < 1 || options.kv_budget_bytes < 0 ||
-      options.queue_timeout_ms < 0) {
+      options.queue_timeout_ms < 0 || !(options.decode_latency_factor == 0 || options.decode_latency_factor >= 1)) {
     return InvalidArgumentError(
         "max_context, kv_budget_bytes and queue_timeout_ms must be >= 0; max_batch, max_queued_requests, "
-        "max_running_requests and kv_block_rows >= 1");
+        "max_running_requests and kv_block_rows >= 1; decode_latency_factor 0 or >= 1");
   }
   GL_ASSIGN_OR_RETURN(Checkpoint ck, Checkpoint::Open(model_path));
   // A GGUF's vocabulary comes from the metadata the checkpoint already parsed.

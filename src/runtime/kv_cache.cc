@@ -6,10 +6,10 @@
 
 namespace gemma_local {
 
-KvCache::KvCache(const HParams &hp, int64_t block_rows)
+KvCache::KvCache(const HParams& hp, int64_t block_rows)
     : KvCache(hp, KvCacheOptions{block_rows, 0, true}) {}
 
-KvCache::KvCache(const HParams &hp, const KvCacheOptions &options)
+KvCache::KvCache(const HParams& hp, const KvCacheOptions& options)
     : block_rows_(std::max<int64_t>(1, options.block_rows)),
       budget_bytes_(std::max<int64_t>(0, options.budget_bytes)),
       prefix_caching_(options.prefix_caching),
@@ -18,13 +18,13 @@ KvCache::KvCache(const HParams &hp, const KvCacheOptions &options)
   for (int64_t l = 0; l < hp.n_layers; ++l) {
     if (!hp.owns_kv(l)) continue;
     const bool is_sliding = hp.is_sliding(l) && hp.sliding_window > 0;
-    int &g = is_sliding ? sliding : full;
+    int& g = is_sliding ? sliding : full;
     if (g < 0) {
       g = static_cast<int>(groups_.size());
       groups_.emplace_back();
       groups_.back().window = is_sliding ? hp.sliding_window : 0;
     }
-    LayerSlot &slot = layers_[l];
+    LayerSlot& slot = layers_[l];
     slot.group = g;
     slot.row_elems = hp.n_kv_heads[l] * hp.head_dim[l];
     slot.k_offset = groups_[g].block_elems;
@@ -35,15 +35,15 @@ KvCache::KvCache(const HParams &hp, const KvCacheOptions &options)
 
 KvCache::~KvCache() = default;
 
-int64_t KvCache::MissingBlocks(const Sequence *s, int g, int64_t want) const {
+int64_t KvCache::MissingBlocks(const Sequence* s, int g, int64_t want) const {
   const int64_t need = (want + block_rows_ - 1) / block_rows_;
   const int64_t have = s == nullptr ? 0 : static_cast<int64_t>(s->groups[g].ids.size());
   return std::max<int64_t>(0, need - have);
 }
 
 void KvCache::LruRemove(int g, int32_t id) {
-  Group &group = groups_[g];
-  BlockRecord &r = group.blocks[id];
+  Group& group = groups_[g];
+  BlockRecord& r = group.blocks[id];
   if (!r.in_lru) return;
   (r.lru_prev >= 0 ? group.blocks[r.lru_prev].lru_next : group.lru_oldest) = r.lru_next;
   (r.lru_next >= 0 ? group.blocks[r.lru_next].lru_prev : group.lru_newest) = r.lru_prev;
@@ -54,7 +54,7 @@ void KvCache::LruRemove(int g, int32_t id) {
 
 void KvCache::Evict(int g, int32_t id) {
   LruRemove(g, id);
-  BlockRecord &r = groups_[g].blocks[id];
+  BlockRecord& r = groups_[g].blocks[id];
   if (!r.registered) return;
   auto it = registry_.find(r.hash);
   if (it != registry_.end() && it->second.ids[g] == id) {
@@ -69,7 +69,7 @@ void KvCache::Evict(int g, int32_t id) {
 }
 
 int32_t KvCache::TakeBlock(int g) {
-  Group &group = groups_[g];
+  Group& group = groups_[g];
   const int64_t bytes = BlockBytes(g);
   const auto fits = [&] { return budget_bytes_ == 0 || bytes_allocated_ + bytes <= budget_bytes_; };
   int32_t id = -1;
@@ -86,7 +86,7 @@ int32_t KvCache::TakeBlock(int g) {
     // cached ones (Reserve checked that the bytes in use leave enough).
     for (int pass = 0; pass < 2 && !fits(); ++pass) {
       for (int o = 0; o < static_cast<int>(groups_.size()) && !fits(); ++o) {
-        Group &other = groups_[o];
+        Group& other = groups_[o];
         while (!fits()) {
           int32_t victim = -1;
           if (pass == 0 && !other.free_ids.empty()) {
@@ -122,7 +122,7 @@ int32_t KvCache::TakeBlock(int g) {
 }
 
 void KvCache::AddRef(int g, int32_t id) {
-  BlockRecord &r = groups_[g].blocks[id];
+  BlockRecord& r = groups_[g].blocks[id];
   if (r.refs++ > 0) return;
   LruRemove(g, id);
   bytes_in_use_ += BlockBytes(g);
@@ -131,8 +131,8 @@ void KvCache::AddRef(int g, int32_t id) {
 
 void KvCache::DropRef(int g, int32_t id) {
   if (id < 0) return;
-  Group &group = groups_[g];
-  BlockRecord &r = group.blocks[id];
+  Group& group = groups_[g];
+  BlockRecord& r = group.blocks[id];
   if (--r.refs > 0) return;
   bytes_in_use_ -= BlockBytes(g);
   --blocks_in_use_;
@@ -164,7 +164,7 @@ uint64_t KvCache::BlockHash(uint64_t parent, std::span<const int32_t> tokens) co
   return h;
 }
 
-const KvCache::PrefixEntry *KvCache::Lookup(uint64_t hash, uint64_t parent,
+const KvCache::PrefixEntry* KvCache::Lookup(uint64_t hash, uint64_t parent,
                                             std::span<const int32_t> tokens) const {
   auto it = registry_.find(hash);
   if (it == registry_.end() || it->second.parent != parent) return nullptr;
@@ -173,12 +173,12 @@ const KvCache::PrefixEntry *KvCache::Lookup(uint64_t hash, uint64_t parent,
   return &it->second;
 }
 
-void KvCache::Register(Sequence &s, size_t index, std::span<const int32_t> tokens) {
+void KvCache::Register(Sequence& s, size_t index, std::span<const int32_t> tokens) {
   const uint64_t parent = index == 0 ? 0 : s.hashes[index - 1];
   const uint64_t h = BlockHash(parent, tokens);
   s.hashes.push_back(h);
   auto [it, inserted] = registry_.try_emplace(h);
-  PrefixEntry &e = it->second;
+  PrefixEntry& e = it->second;
   if (inserted) {
     e.parent = parent;
     e.tokens.assign(tokens.begin(), tokens.end());
@@ -188,9 +188,9 @@ void KvCache::Register(Sequence &s, size_t index, std::span<const int32_t> token
     return;  // a different block under the same hash stays registered
   }
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
-    const SeqGroup &sg = s.groups[g];
+    const SeqGroup& sg = s.groups[g];
     if (index >= sg.ids.size() || sg.ids[index] < 0 || e.ids[g] >= 0) continue;
-    BlockRecord &r = groups_[g].blocks[sg.ids[index]];
+    BlockRecord& r = groups_[g].blocks[sg.ids[index]];
     if (r.registered) continue;
     e.ids[g] = sg.ids[index];
     r.registered = true;
@@ -200,7 +200,7 @@ void KvCache::Register(Sequence &s, size_t index, std::span<const int32_t> token
 
 int64_t KvCache::BytesToReserve(int32_t seq, int64_t n) const {
   auto it = seqs_.find(seq);
-  const Sequence *s = it == seqs_.end() ? nullptr : &it->second;
+  const Sequence* s = it == seqs_.end() ? nullptr : &it->second;
   const int64_t want = (s == nullptr ? 0 : s->length) + std::max<int64_t>(0, n);
   int64_t bytes = 0;
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g)
@@ -237,12 +237,12 @@ Status KvCache::Reserve(int32_t seq, int64_t n) {
         " need " + std::to_string(bytes) + " bytes of blocks, " + std::to_string(BytesAvailable()) +
         " of the " + std::to_string(budget_bytes_) + "-byte budget are free");
   }
-  Sequence &s = seqs_[seq];
+  Sequence& s = seqs_[seq];
   if (s.groups.empty()) s.groups.resize(groups_.size());
   const int64_t want = s.length + n;
   if (want <= s.reserved) return Status::Ok();
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
-    SeqGroup &sg = s.groups[g];
+    SeqGroup& sg = s.groups[g];
     for (int64_t k = MissingBlocks(&s, g, want); k > 0; --k) {
       const int32_t id = TakeBlock(g);
       sg.ids.push_back(id);
@@ -253,14 +253,14 @@ Status KvCache::Reserve(int32_t seq, int64_t n) {
   return Status::Ok();
 }
 
-Status KvCache::Reserve(const Batch &batch) {
+Status KvCache::Reserve(const Batch& batch) {
   // Per sequence: its entries are consecutive positions (the forward contract),
   // so the count is what it appends. Check the whole batch against the budget
   // before taking anything.
   std::map<int32_t, int64_t> count;
-  for (const BatchEntry &e : batch) ++count[e.seq];
+  for (const BatchEntry& e : batch) ++count[e.seq];
   int64_t bytes = 0;
-  for (const auto &[seq, n] : count) {
+  for (const auto& [seq, n] : count) {
     if (n < 0) continue;
     bytes += BytesToReserve(seq, n);
   }
@@ -270,7 +270,7 @@ Status KvCache::Reserve(const Batch &batch) {
                                   " of the " + std::to_string(budget_bytes_) +
                                   "-byte budget are free");
   }
-  for (const auto &[seq, n] : count) GL_RETURN_IF_ERROR(Reserve(seq, n));
+  for (const auto& [seq, n] : count) GL_RETURN_IF_ERROR(Reserve(seq, n));
   return Status::Ok();
 }
 
@@ -280,7 +280,7 @@ void KvCache::CommitTokens(int32_t seq, int64_t n, std::span<const int32_t> toke
                            bool with_tokens) {
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) return;
-  Sequence &s = it->second;
+  Sequence& s = it->second;
   const int64_t before = s.length;
   s.length = std::min(s.reserved, s.length + n);
   if ((!with_tokens || !prefix_caching_) && s.length > before) s.tracked = false;
@@ -301,7 +301,7 @@ void KvCache::CommitTokens(int32_t seq, int64_t n, std::span<const int32_t> toke
     const int64_t window = groups_[g].window;
     if (window == 0) continue;
     const int64_t first_needed = std::max<int64_t>(0, s.length - window + 1);
-    SeqGroup &sg = s.groups[g];
+    SeqGroup& sg = s.groups[g];
     const size_t droppable =
         std::min(static_cast<size_t>(first_needed / block_rows_), sg.ids.size());
     for (size_t b = 0; b < droppable; ++b) {
@@ -313,12 +313,12 @@ void KvCache::CommitTokens(int32_t seq, int64_t n, std::span<const int32_t> toke
   }
 }
 
-void KvCache::Commit(const Batch &batch) {
+void KvCache::Commit(const Batch& batch) {
   // Entries of one sequence are consecutive positions in batch order (the
   // forward contract).
   std::map<int32_t, std::vector<int32_t>> tokens;
-  for (const BatchEntry &e : batch) tokens[e.seq].push_back(e.token);
-  for (const auto &[seq, t] : tokens) CommitTokens(seq, static_cast<int64_t>(t.size()), t, true);
+  for (const BatchEntry& e : batch) tokens[e.seq].push_back(e.token);
+  for (const auto& [seq, t] : tokens) CommitTokens(seq, static_cast<int64_t>(t.size()), t, true);
 }
 
 int64_t KvCache::AttachPrefix(int32_t seq, std::span<const int32_t> tokens, int64_t max_positions) {
@@ -327,14 +327,14 @@ int64_t KvCache::AttachPrefix(int32_t seq, std::span<const int32_t> tokens, int6
   if (limit <= 0) return 0;
   prefix_queries_ += limit;
   // The registered chain: every full-attention group must hold each block.
-  std::vector<const PrefixEntry *> chain;
+  std::vector<const PrefixEntry*> chain;
   std::vector<uint64_t> hashes;
   uint64_t parent = 0;
   for (int64_t b = 0; b < limit / block_rows_; ++b) {
     const std::span<const int32_t> block =
         tokens.subspan(static_cast<size_t>(b * block_rows_), static_cast<size_t>(block_rows_));
     const uint64_t h = BlockHash(parent, block);
-    const PrefixEntry *e = Lookup(h, parent, block);
+    const PrefixEntry* e = Lookup(h, parent, block);
     if (e == nullptr) break;
     bool complete = true;
     for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
@@ -361,11 +361,11 @@ int64_t KvCache::AttachPrefix(int32_t seq, std::span<const int32_t> tokens, int6
   }
   if (n == 0) return 0;
   const int64_t length = static_cast<int64_t>(n) * block_rows_;
-  Sequence &s = seqs_[seq];
+  Sequence& s = seqs_[seq];
   s.groups.resize(groups_.size());
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
     const size_t first = groups_[g].window > 0 ? first_kept(g, length) : 0;
-    SeqGroup &sg = s.groups[g];
+    SeqGroup& sg = s.groups[g];
     for (size_t b = 0; b < n; ++b) {
       const int32_t id = b < first ? -1 : chain[b]->ids[g];
       if (id >= 0) AddRef(g, id);
@@ -395,7 +395,7 @@ Status KvCache::Fork(int32_t from, int32_t to) {
   if (seqs_.count(from) == 0)
     return NotFoundError("KV cache: no sequence " + std::to_string(from) + " to fork");
   Clear(to);
-  const Sequence &src = seqs_.at(from);  // std::map: references survive the insertion of `to`
+  const Sequence& src = seqs_.at(from);  // std::map: references survive the insertion of `to`
   const auto full = static_cast<size_t>(src.length / block_rows_);
   const auto held = static_cast<size_t>((src.length + block_rows_ - 1) / block_rows_);
   int64_t bytes = 0;  // the partial last block is copied, full blocks are shared
@@ -408,15 +408,15 @@ Status KvCache::Fork(int32_t from, int32_t to) {
                                   std::to_string(bytes) + " bytes of blocks, " +
                                   std::to_string(BytesAvailable()) + " are free");
   }
-  Sequence &dst = seqs_[to];
+  Sequence& dst = seqs_[to];
   dst.length = dst.reserved = src.length;
   dst.tracked = src.tracked;
   dst.hashes = src.hashes;
   dst.partial = src.partial;
   dst.groups.resize(groups_.size());
   for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
-    const SeqGroup &a = src.groups[g];
-    SeqGroup &b = dst.groups[g];
+    const SeqGroup& a = src.groups[g];
+    SeqGroup& b = dst.groups[g];
     for (size_t i = 0; i < held && i < a.ids.size(); ++i) {
       int32_t id = a.ids[i];
       if (id >= 0 && i < full) {
@@ -446,21 +446,21 @@ int64_t KvCache::Reserved(int32_t seq) const {
 KvBlockTable KvCache::Table(int64_t layer, int32_t seq) const {
   KvBlockTable t;
   t.block_rows = block_rows_;
-  const LayerSlot &slot = layers_[layer];
+  const LayerSlot& slot = layers_[layer];
   t.row_elems = slot.row_elems;
   t.k_offset = slot.k_offset;
   t.v_offset = slot.v_offset;
   auto it = seqs_.find(seq);
   if (slot.group < 0 || it == seqs_.end() || it->second.groups.empty()) return t;
-  const SeqGroup &sg = it->second.groups[slot.group];
-  t.blocks = std::span<float *const>(sg.bases.data(), sg.bases.size());
+  const SeqGroup& sg = it->second.groups[slot.group];
+  t.blocks = std::span<float* const>(sg.bases.data(), sg.bases.size());
   return t;
 }
 
 KvCacheStats KvCache::Stats() const {
   KvCacheStats s;
   s.blocks_in_use = blocks_in_use_;
-  for (const Group &g : groups_) {
+  for (const Group& g : groups_) {
     s.blocks_free += static_cast<int64_t>(g.free_ids.size());
     s.blocks_cached += g.lru_size;
   }

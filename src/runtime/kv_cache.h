@@ -71,18 +71,18 @@ class KvCache final : public KvView {
  public:
   static constexpr int64_t kDefaultBlockRows = 16;
 
-  explicit KvCache(const HParams &hp, int64_t block_rows = kDefaultBlockRows);
-  KvCache(const HParams &hp, const KvCacheOptions &options);
+  explicit KvCache(const HParams& hp, int64_t block_rows = kDefaultBlockRows);
+  KvCache(const HParams& hp, const KvCacheOptions& options);
   ~KvCache() override;
-  KvCache(const KvCache &) = delete;
-  KvCache &operator=(const KvCache &) = delete;
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
   // Makes rows for `n` positions of `seq` after its current length (idempotent
   // up to the largest reservation since the last Commit). All or nothing.
   Status Reserve(int32_t seq, int64_t n);
   // Reserve for every sequence in `batch` (its entries per sequence); all or
   // nothing.
-  Status Reserve(const Batch &batch);
+  Status Reserve(const Batch& batch);
   // Bytes that Reserve(seq, n) would take from the pool now (0 when already
   // reserved).
   int64_t BytesToReserve(int32_t seq, int64_t n) const;
@@ -99,7 +99,7 @@ class KvCache final : public KvView {
   // registered for prefix hits.
   void Commit(int32_t seq, int64_t n);
   // Commits every sequence of `batch` and registers the blocks it completed.
-  void Commit(const Batch &batch);
+  void Commit(const Batch& batch);
   // Starts sequence `seq` (which must not exist) from the longest cached prefix
   // of `tokens` that ends on a block boundary, at most `max_positions` long;
   // returns its length (0: no hit).
@@ -156,8 +156,8 @@ class KvCache final : public KvView {
     int64_t k_offset = 0, v_offset = 0;
   };
   struct SeqGroup {
-    std::vector<int32_t> ids;    // by block index; -1 = dropped
-    std::vector<float *> bases;  // the same blocks' memory (null = dropped), for the tables
+    std::vector<int32_t> ids;   // by block index; -1 = dropped
+    std::vector<float*> bases;  // the same blocks' memory (null = dropped), for the tables
   };
   struct Sequence {
     int64_t length = 0;
@@ -175,7 +175,7 @@ class KvCache final : public KvView {
   }
   // Blocks group `g` of `s` (null: a new sequence) needs added to hold `want`
   // positions.
-  int64_t MissingBlocks(const Sequence *s, int g, int64_t want) const;
+  int64_t MissingBlocks(const Sequence* s, int g, int64_t want) const;
   int32_t TakeBlock(int g);  // the caller checked the budget
   void DropRef(int g, int32_t id);
   void AddRef(int g, int32_t id);
@@ -186,8 +186,8 @@ class KvCache final : public KvView {
   void Evict(int g, int32_t id);
   uint64_t BlockHash(uint64_t parent, std::span<const int32_t> tokens) const;
   // Registers the block `index` of `s` just completed with `tokens`.
-  void Register(Sequence &s, size_t index, std::span<const int32_t> tokens);
-  const PrefixEntry *Lookup(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) const;
+  void Register(Sequence& s, size_t index, std::span<const int32_t> tokens);
+  const PrefixEntry* Lookup(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) const;
 
   int64_t block_rows_;
   int64_t budget_bytes_;

@@ -17,7 +17,7 @@ double MillisBetween(SchedulerClock::time_point a, SchedulerClock::time_point b)
 
 // The k most likely ids of a log-probability row; ties break toward the lower
 // id.
-std::vector<std::pair<int32_t, float>> TopK(const std::vector<float> &logprobs, int k) {
+std::vector<std::pair<int32_t, float>> TopK(const std::vector<float>& logprobs, int k) {
   if (k <= 0)
     return {};  // logprobs = 0: the chosen token's only; no pass over the
                 // vocabulary
@@ -54,10 +54,10 @@ struct Scheduler::Sequence {
   int64_t pending() const { return static_cast<int64_t>(tokens.size()) - computed; }
 };
 
-Scheduler::Scheduler(const Model &model, ops::Backend &backend,
+Scheduler::Scheduler(const Model& model, ops::Backend& backend,
                      std::shared_ptr<const Tokenizer> tokenizer,
-                     std::vector<int32_t> model_stop_tokens, const SchedulerOptions &options,
-                     const KvCacheOptions &kv_options, std::mutex *stats_mu, EngineStats *stats)
+                     std::vector<int32_t> model_stop_tokens, const SchedulerOptions& options,
+                     const KvCacheOptions& kv_options, std::mutex* stats_mu, EngineStats* stats)
     : model_(model),
       backend_(backend),
       tokenizer_(std::move(tokenizer)),
@@ -76,7 +76,7 @@ void Scheduler::Add(Work work) {
   s->id = next_seq_id_++;
   s->tokens = work.prompt;
   if (!work.score) {
-    const Request &r = *work.request;
+    const Request& r = *work.request;
     if (!r.ignore_model_stop_tokens) s->stop_tokens = model_stop_tokens_;
     s->stop_tokens.insert(s->stop_tokens.end(), r.stop_token_ids.begin(), r.stop_token_ids.end());
     s->text.emplace(tokenizer_, s->stop_tokens, r.stop, work.parse);
@@ -89,15 +89,15 @@ void Scheduler::Add(Work work) {
 
 bool Scheduler::Idle() const { return waiting_.empty() && running_.empty(); }
 
-bool Scheduler::Stopping(const Sequence &s, bool stopping) const {
+bool Scheduler::Stopping(const Sequence& s, bool stopping) const {
   return stopping || (s.work.state != nullptr && s.work.state->cancelled());
 }
 
-void Scheduler::Release(Sequence &s) {
+void Scheduler::Release(Sequence& s) {
   kv_.Clear(s.id);
-  for (auto *list : {&running_, &waiting_}) {
+  for (auto* list : {&running_, &waiting_}) {
     auto it =
-        std::find_if(list->begin(), list->end(), [&](const auto &p) { return p.get() == &s; });
+        std::find_if(list->begin(), list->end(), [&](const auto& p) { return p.get() == &s; });
     if (it != list->end()) {
       list->erase(it);  // destroys `s`
       return;
@@ -105,11 +105,11 @@ void Scheduler::Release(Sequence &s) {
   }
 }
 
-void Scheduler::Preempt(Sequence &s) {
+void Scheduler::Preempt(Sequence& s) {
   kv_.Clear(s.id);
   s.computed = 0;
   auto it =
-      std::find_if(running_.begin(), running_.end(), [&](const auto &p) { return p.get() == &s; });
+      std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == &s; });
   waiting_.push_back(std::move(*it));
   running_.erase(it);
   std::lock_guard<std::mutex> lock(*stats_mu_);
@@ -130,7 +130,7 @@ void Scheduler::PublishStats() {
   stats_->prefix_cache_hits = kv.prefix_hits;
 }
 
-void Scheduler::Finish(Sequence &s, Event final) {
+void Scheduler::Finish(Sequence& s, Event final) {
   const auto now = SchedulerClock::now();
   final.final = true;
   final.prompt_tokens = s.work.prompt;
@@ -143,7 +143,7 @@ void Scheduler::Finish(Sequence &s, Event final) {
     const bool ended_early = final.finish_reason == "cancelled" || final.finish_reason == "error";
     if (s.text->stopped() && !ended_early) final.finish_reason = "stop";
     final.reply_parsed = s.work.parse;
-    if (const ParsedReply *reply = s.text->reply(); reply != nullptr && reply->malformed) {
+    if (const ParsedReply* reply = s.text->reply(); reply != nullptr && reply->malformed) {
       final.malformed = true;
       final.malformed_reason = reply->malformed_reason;
     }
@@ -181,7 +181,7 @@ void Scheduler::Finish(Sequence &s, Event final) {
   state->Finish(std::move(final));
 }
 
-void Scheduler::FinishScore(Sequence &s, Result<ScoreResult> result) {
+void Scheduler::FinishScore(Sequence& s, Result<ScoreResult> result) {
   auto promise = s.work.score;
   {
     std::lock_guard<std::mutex> lock(*stats_mu_);
@@ -202,7 +202,7 @@ void Scheduler::FinishScore(Sequence &s, Result<ScoreResult> result) {
 
 namespace {
 
-Event EndEvent(const std::string &reason, Status error = Status::Ok()) {
+Event EndEvent(const std::string& reason, Status error = Status::Ok()) {
   Event e;
   e.finish_reason = reason;
   e.error = std::move(error);
@@ -211,13 +211,13 @@ Event EndEvent(const std::string &reason, Status error = Status::Ok()) {
 
 }  // namespace
 
-void Scheduler::Deliver(Sequence &s, const float *logits_row) {
+void Scheduler::Deliver(Sequence& s, const float* logits_row) {
   const auto now = SchedulerClock::now();
   if (!s.prompt_done) {
     s.prompt_done = true;
     s.prompt_done_at = now;
   }
-  const Request &r = *s.work.request;
+  const Request& r = *s.work.request;
   if (static_cast<int64_t>(s.generated) >= r.max_tokens) return Finish(s, EndEvent("length"));
   const auto V = static_cast<size_t>(model_.hparams().vocab_size);
   row_.assign(logits_row, logits_row + V);
@@ -243,16 +243,30 @@ void Scheduler::Deliver(Sequence &s, const float *logits_row) {
   if (static_cast<int64_t>(s.generated) >= r.max_tokens) return Finish(s, EndEvent("length"));
 }
 
+void Scheduler::MeasureStep(double ms, int64_t decode_positions, int64_t prompt_positions) {
+  constexpr double kWeight = 0.2;  // of the newest step
+  const auto blend = [](double& avg, double x) { avg = avg == 0 ? x : avg + kWeight * (x - avg); };
+  if (prompt_positions == 0) {
+    blend(decode_step_ms_, ms);
+  } else if (decode_positions > 0 && decode_step_ms_ > 0) {
+    blend(prefill_position_ms_,
+          std::max(0.0, ms - decode_step_ms_) / static_cast<double>(prompt_positions));
+  } else if (prefill_position_ms_ == 0) {
+    // A prompt alone: an upper bound (it includes reading the weights once) until a mixed step.
+    prefill_position_ms_ = ms / static_cast<double>(prompt_positions);
+  }
+}
+
 bool Scheduler::Step(bool stopping) {
   const auto now = SchedulerClock::now();
   // 1. End what was cancelled (or everything, when stopping) and what waited
   // too long.
-  std::vector<Sequence *> ending;
-  for (const auto &s : running_) {
+  std::vector<Sequence*> ending;
+  for (const auto& s : running_) {
     if (Stopping(*s, stopping)) ending.push_back(s.get());
   }
-  std::vector<Sequence *> timed_out;
-  for (const auto &s : waiting_) {
+  std::vector<Sequence*> timed_out;
+  for (const auto& s : waiting_) {
     if (Stopping(*s, stopping)) {
       ending.push_back(s.get());
     } else if (!s->started && options_.queue_timeout_ms > 0 &&
@@ -261,7 +275,7 @@ bool Scheduler::Step(bool stopping) {
       timed_out.push_back(s.get());
     }
   }
-  for (Sequence *s : ending) {
+  for (Sequence* s : ending) {
     if (s->scoring()) {
       FinishScore(*s, CancelledError(stopping ? "the engine shut down before the request finished"
                                               : "the request was cancelled"));
@@ -269,7 +283,7 @@ bool Scheduler::Step(bool stopping) {
       Finish(*s, EndEvent("cancelled"));
     }
   }
-  for (Sequence *s : timed_out) {
+  for (Sequence* s : timed_out) {
     const Status error = DeadlineExceededError(
         "the request waited " +
         std::to_string(static_cast<int64_t>(MillisBetween(s->work.submitted, now))) +
@@ -287,23 +301,33 @@ bool Scheduler::Step(bool stopping) {
   // fit, preempt the newest and replan.
   bool preempted = false;
   int64_t budget = 0, bytes = 0;
+  int64_t n_decode = 0;
   for (;;) {
     budget = options_.step_tokens;
     bytes = 0;
-    for (const auto &s : running_) s->planned = 0;
-    for (const auto &s : running_) {
+    n_decode = 0;
+    for (const auto& s : running_) s->planned = 0;
+    for (const auto& s : running_) {
       if (s->pending() == 1 && budget > 0) {
         s->planned = 1;
         --budget;
+        ++n_decode;
       }
     }
-    for (const auto &s : running_) {
+    // Beside generating requests, prompt positions only up to the step latency the factor allows.
+    if (n_decode > 0 && options_.decode_latency_factor > 0 && decode_step_ms_ > 0 &&
+        prefill_position_ms_ > 0) {
+      const double room = (options_.decode_latency_factor - 1.0) * decode_step_ms_;
+      const auto cap = std::max<int64_t>(1, static_cast<int64_t>(room / prefill_position_ms_));
+      budget = std::min(budget, cap);
+    }
+    for (const auto& s : running_) {
       if (s->pending() > 1 && budget > 0) {
         s->planned = std::min(s->pending(), budget);
         budget -= s->planned;
       }
     }
-    for (const auto &s : running_) {
+    for (const auto& s : running_) {
       if (s->planned > 0) bytes += kv_.BytesToReserve(s->id, s->planned);
     }
     if (bytes <= kv_.BytesAvailable() || running_.size() <= 1) break;
@@ -322,11 +346,11 @@ bool Scheduler::Step(bool stopping) {
            static_cast<int64_t>(running_.size()) < options_.max_running) {
       auto best = waiting_.begin();
       for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-        const Work &a = (*it)->work;
-        const Work &b = (*best)->work;
+        const Work& a = (*it)->work;
+        const Work& b = (*best)->work;
         if (a.priority > b.priority || (a.priority == b.priority && a.order < b.order)) best = it;
       }
-      Sequence &s = **best;
+      Sequence& s = **best;
       if (s.computed == 0 && !s.scoring()) {
         // Reuse the longest cached prefix; the last token is always computed
         // (its logits).
@@ -355,8 +379,8 @@ bool Scheduler::Step(bool stopping) {
 
   // 4. The batch, in running order.
   Batch batch;
-  std::vector<Sequence *> in_batch;
-  for (const auto &s : running_) {
+  std::vector<Sequence*> in_batch;
+  for (const auto& s : running_) {
     if (s->planned == 0) continue;
     in_batch.push_back(s.get());
     const auto last = static_cast<int64_t>(s->tokens.size()) - 1;
@@ -368,6 +392,7 @@ bool Scheduler::Step(bool stopping) {
   if (batch.empty()) return false;
 
   // 5. Forward, with every row reserved first.
+  const auto step_start = SchedulerClock::now();
   Status st = kv_.Reserve(batch);
   if (st.ok()) {
     ops::ForwardCounters counters;
@@ -385,7 +410,7 @@ bool Scheduler::Step(bool stopping) {
     stats_->logit_rows += counters.logit_rows;
   }
   if (!st.ok()) {
-    for (Sequence *s : in_batch) {
+    for (Sequence* s : in_batch) {
       if (s->scoring()) {
         FinishScore(*s, st);
       } else {
@@ -395,19 +420,21 @@ bool Scheduler::Step(bool stopping) {
     return true;
   }
   kv_.Commit(batch);
+  MeasureStep(MillisBetween(step_start, SchedulerClock::now()), n_decode,
+              static_cast<int64_t>(batch.size()) - n_decode);
 
   // 6. Deliver: logits rows come in batch order, one per entry that wanted
   // them.
   const int64_t V = model_.hparams().vocab_size;
-  std::vector<std::pair<Sequence *, const float *>> sample;
+  std::vector<std::pair<Sequence*, const float*>> sample;
   size_t row = 0;
   size_t entry = 0;
-  for (Sequence *s : in_batch) {
+  for (Sequence* s : in_batch) {
     const int64_t first = s->computed;
     s->computed += s->planned;
     for (int64_t p = first; p < s->computed; ++p, ++entry) {
       if (!batch[entry].want_logits) continue;
-      const float *logits = logits_.data() + static_cast<int64_t>(row++) * V;
+      const float* logits = logits_.data() + static_cast<int64_t>(row++) * V;
       if (!s->scoring()) {
         sample.emplace_back(s, logits);
       } else if (p == static_cast<int64_t>(
@@ -418,13 +445,13 @@ bool Scheduler::Step(bool stopping) {
       }
     }
   }
-  for (Sequence *s : in_batch) {  // before Deliver, which may end (and free) generating ones
+  for (Sequence* s : in_batch) {  // before Deliver, which may end (and free) generating ones
     if (s->scoring() && s->pending() == 0) {
       s->score.tokens = s->tokens;
       FinishScore(*s, std::move(s->score));
     }
   }
-  for (auto &[s, logits] : sample) Deliver(*s, logits);
+  for (auto& [s, logits] : sample) Deliver(*s, logits);
   PublishStats();
   return true;
 }

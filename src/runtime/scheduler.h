@@ -38,6 +38,10 @@ struct SchedulerOptions {
   int64_t step_tokens = 256;     // positions per forward call
   int64_t max_running = 16;      // requests admitted at once
   int64_t queue_timeout_ms = 0;  // 0 = none
+  // While requests are generating, prompt chunks beside them are sized so that a step takes at
+  // most this many times a generating-only step (measured as the engine runs); 0 = chunks of
+  // step_tokens whatever the latency.
+  double decode_latency_factor = 1.8;
   std::string dump_activations;  // EngineOptions::dump_activations
 };
 
@@ -62,12 +66,12 @@ class Scheduler {
   // `stats` (guarded by `stats_mu`) receives outcomes, token counts, forward
   // counters and the pool's state; the engine adds what it owns (its submit
   // queue).
-  Scheduler(const Model &model, ops::Backend &backend, std::shared_ptr<const Tokenizer> tokenizer,
-            std::vector<int32_t> model_stop_tokens, const SchedulerOptions &options,
-            const KvCacheOptions &kv_options, std::mutex *stats_mu, EngineStats *stats);
+  Scheduler(const Model& model, ops::Backend& backend, std::shared_ptr<const Tokenizer> tokenizer,
+            std::vector<int32_t> model_stop_tokens, const SchedulerOptions& options,
+            const KvCacheOptions& kv_options, std::mutex* stats_mu, EngineStats* stats);
   ~Scheduler();
-  Scheduler(const Scheduler &) = delete;
-  Scheduler &operator=(const Scheduler &) = delete;
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
 
   void Add(Work work);
   // Nothing waiting or running.
@@ -79,32 +83,37 @@ class Scheduler {
 
   // The pool (for reports and admission; its geometry is fixed at
   // construction).
-  const KvCache &kv() const { return kv_; }
+  const KvCache& kv() const { return kv_; }
 
  private:
   struct Sequence;
-  void Finish(Sequence &s, Event final);
-  void FinishScore(Sequence &s, Result<ScoreResult> result);
-  void Preempt(Sequence &s);
-  void Release(Sequence &s);  // frees its KV and drops it from the running/waiting lists
-  void Deliver(Sequence &s, const float *logits_row);
+  void Finish(Sequence& s, Event final);
+  void FinishScore(Sequence& s, Result<ScoreResult> result);
+  void Preempt(Sequence& s);
+  void Release(Sequence& s);  // frees its KV and drops it from the running/waiting lists
+  void Deliver(Sequence& s, const float* logits_row);
   void PublishStats();
-  bool Stopping(const Sequence &s, bool stopping) const;
+  bool Stopping(const Sequence& s, bool stopping) const;
+  void MeasureStep(double ms, int64_t decode_positions, int64_t prompt_positions);
 
-  const Model &model_;
-  ops::Backend &backend_;
+  const Model& model_;
+  ops::Backend& backend_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::vector<int32_t> model_stop_tokens_;
   SchedulerOptions options_;
   KvCache kv_;
   ops::Workspace workspace_;
-  std::mutex *stats_mu_;
-  EngineStats *stats_;
+  std::mutex* stats_mu_;
+  EngineStats* stats_;
 
   std::vector<std::unique_ptr<Sequence>> waiting_;  // not admitted (new, or preempted)
   std::vector<std::unique_ptr<Sequence>> running_;  // admitted, in admission order
   int32_t next_seq_id_ = 0;
   int64_t forward_index_ = 0;  // numbers activation dumps
+  // Step costs measured as the scheduler runs (exponential moving averages, ms): a step with
+  // only generating requests, and each prompt position added beside them.
+  double decode_step_ms_ = 0;
+  double prefill_position_ms_ = 0;
   std::vector<float> logits_;
   std::vector<float> row_, logprob_row_;
 };

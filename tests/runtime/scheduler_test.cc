@@ -17,8 +17,8 @@
 namespace gemma_local {
 namespace {
 
-const std::string &ModelPath(const std::string &preset) {
-  static testing::TempDir *dir = new testing::TempDir();  // lives until exit
+const std::string& ModelPath(const std::string& preset) {
+  static testing::TempDir* dir = new testing::TempDir();  // lives until exit
   static std::map<std::string, std::string> paths;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
@@ -32,7 +32,7 @@ const std::string &ModelPath(const std::string &preset) {
   return paths.emplace(preset, w->gguf_path).first->second;
 }
 
-std::unique_ptr<Engine> OpenEngine(const std::string &preset, EngineOptions options) {
+std::unique_ptr<Engine> OpenEngine(const std::string& preset, EngineOptions options) {
   if (options.threads == 0) options.threads = 2;
   Result<std::unique_ptr<Engine>> e = Engine::Open(ModelPath(preset), options);
   EXPECT_TRUE(e.ok()) << e.status().ToString();
@@ -41,7 +41,7 @@ std::unique_ptr<Engine> OpenEngine(const std::string &preset, EngineOptions opti
 
 // The bytes of KV one request of `positions` positions holds at most (the
 // engine's admission rule).
-int64_t RequestBytes(const std::string &preset, int64_t positions, int64_t chunk,
+int64_t RequestBytes(const std::string& preset, int64_t positions, int64_t chunk,
                      int64_t block_rows) {
   KvCache probe(*testgen::PresetShape(preset), KvCacheOptions{block_rows, 0});
   return probe.BytesForSequence(positions, chunk);
@@ -60,7 +60,7 @@ std::unique_ptr<RequestHandle> Handle(Result<std::unique_ptr<RequestHandle>> r) 
   return r.ok() ? std::move(*r) : nullptr;
 }
 
-Request Make(std::mt19937 &rng, int64_t vocab, int index) {
+Request Make(std::mt19937& rng, int64_t vocab, int index) {
   Request r;
   std::vector<int32_t> ids = {2};
   if (index % 2 == 0) ids = SharedPrefix(index % 4 / 2);
@@ -80,7 +80,7 @@ Request Make(std::mt19937 &rng, int64_t vocab, int index) {
   return r;
 }
 
-void ExpectSame(const Completion &got, const Completion &want, const std::string &what) {
+void ExpectSame(const Completion& got, const Completion& want, const std::string& what) {
   EXPECT_EQ(got.tokens, want.tokens) << what;
   EXPECT_EQ(got.finish_reason, want.finish_reason) << what;
   ASSERT_EQ(got.logprobs.size(), want.logprobs.size()) << what;
@@ -93,7 +93,7 @@ void ExpectSame(const Completion &got, const Completion &want, const std::string
 // Requests run alone (one at a time, whole prompt per forward call) and then
 // all together under small prompt chunks and a KV budget that forces
 // preemption: identical tokens and logprobs.
-void OutputsDoNotDependOnWhatRunsBeside(const std::string &preset) {
+void OutputsDoNotDependOnWhatRunsBeside(const std::string& preset) {
   std::mt19937 rng(7);
   EngineOptions alone_options;
   alone_options.max_running_requests = 1;
@@ -217,7 +217,7 @@ TEST(Scheduler, RequestsDecodeTogether) {
     r.ignore_model_stop_tokens = true;
     handles.push_back(Handle(engine->Submit(r)));
   }
-  for (auto &h : handles) ASSERT_TRUE(h->Wait().ok());
+  for (auto& h : handles) ASSERT_TRUE(h->Wait().ok());
   const EngineStats s = engine->Stats();
   // One at a time would be 8 x 16 forward calls; together, about 16 plus
   // arrivals.
@@ -329,7 +329,7 @@ TEST(Scheduler, ScoresBesideGenerationEqualScoresAlone) {
   ASSERT_EQ(beside->positions.size(), alone->positions.size());
   for (size_t p = 0; p < alone->positions.size(); ++p)
     EXPECT_EQ(beside->positions[p].top, alone->positions[p].top) << p;
-  for (auto &h : handles) EXPECT_TRUE(h->Wait().ok());
+  for (auto& h : handles) EXPECT_TRUE(h->Wait().ok());
 }
 
 }  // namespace
