@@ -12,6 +12,7 @@
 // this behind the same API); a request's output never depends on what else was submitted.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -210,6 +211,21 @@ struct ScoreResult {
   std::vector<PositionScores> positions;  // entry i predicts token i+1
 };
 
+// Latencies in fixed buckets (Prometheus histogram semantics: bucket i counts observations at most
+// kBoundsMs[i], not cumulative here; the last bucket counts the ones above every bound).
+struct LatencyHistogram {
+  static constexpr std::array<double, 15> kBoundsMs = {1,   2,    5,    10,   20,   50,    100,  200,
+                                                       500, 1000, 2000, 5000, 10000, 30000, 60000};
+  std::array<int64_t, kBoundsMs.size() + 1> counts{};
+  int64_t count = 0;
+  double sum_ms = 0;
+
+  void Observe(double ms);
+  // The smallest bucket bound with at least q of the observations at or below it (q in (0, 1]);
+  // +infinity when that is the overflow bucket, 0 without observations.
+  double QuantileBoundMs(double q) const;
+};
+
 struct EngineStats {
   int64_t queued = 0;             // submitted, not started
   int64_t running = 0;            // started, not finished
@@ -232,6 +248,8 @@ struct EngineStats {
   int64_t kv_blocks_cached = 0;  // held by no request, kept for prefix hits (evictable)
   int64_t prefix_cache_queries = 0;  // prompt positions looked up in the prefix cache
   int64_t prefix_cache_hits = 0;     // of those, found cached
+  LatencyHistogram ttft;  // submit -> first generated token (queue time included)
+  LatencyHistogram itl;   // between consecutive generated tokens of a request
 };
 
 class Engine {

@@ -1,4 +1,5 @@
 // RequestHandle, its shared state, and the Event / RequestInput helpers of the public API.
+#include <limits>
 #include <utility>
 
 #include "gemma_local/engine.h"
@@ -33,6 +34,25 @@ std::string Joined(const std::vector<ReplyEvent>& deltas, ReplyEvent::Kind kind)
   return out;
 }
 }  // namespace
+
+void LatencyHistogram::Observe(double ms) {
+  size_t b = 0;
+  while (b < kBoundsMs.size() && ms > kBoundsMs[b]) ++b;
+  ++counts[b];
+  ++count;
+  sum_ms += ms;
+}
+
+double LatencyHistogram::QuantileBoundMs(double q) const {
+  if (count == 0) return 0;
+  const double want = q * static_cast<double>(count);
+  int64_t seen = 0;
+  for (size_t b = 0; b < kBoundsMs.size(); ++b) {
+    seen += counts[b];
+    if (static_cast<double>(seen) >= want) return kBoundsMs[b];
+  }
+  return std::numeric_limits<double>::infinity();
+}
 
 std::string Event::Content() const { return Joined(deltas, ReplyEvent::Kind::kContent); }
 std::string Event::Reasoning() const { return Joined(deltas, ReplyEvent::Kind::kReasoning); }

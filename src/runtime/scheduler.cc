@@ -227,7 +227,16 @@ void Scheduler::Deliver(Sequence& s, const float* logits_row) {
     ref::LogSoftmax(logits_row, static_cast<int64_t>(V), logprob_row_.data());
   }
   const int32_t next = s.sampler->Next(row_, s.tokens, s.generated);
-  s.last_token = SchedulerClock::now();
+  const auto token_time = SchedulerClock::now();
+  {
+    std::lock_guard<std::mutex> lock(*stats_mu_);
+    if (s.generated == 0) {
+      stats_->ttft.Observe(MillisBetween(s.work.submitted, token_time));
+    } else {
+      stats_->itl.Observe(MillisBetween(s.last_token, token_time));
+    }
+  }
+  s.last_token = token_time;
   if (s.generated == 0) s.first_token = s.last_token;
   ++s.generated;
   s.tokens.push_back(next);

@@ -4,6 +4,7 @@
 // what runs beside it.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <random>
@@ -223,6 +224,24 @@ TEST(Scheduler, RequestsDecodeTogether) {
   // arrivals.
   EXPECT_LT(s.forward_calls, 48) << "requests did not share forward passes";
   EXPECT_EQ(s.generated_tokens, 8 * 16);
+  EXPECT_EQ(s.ttft.count, 8);
+  EXPECT_EQ(s.itl.count, 8 * 15);
+  EXPECT_GT(s.itl.sum_ms, 0);
+  EXPECT_LE(s.itl.QuantileBoundMs(0.5), s.itl.QuantileBoundMs(0.99));
+}
+
+TEST(LatencyHistogram, BucketsAndQuantileBounds) {
+  LatencyHistogram h;
+  EXPECT_EQ(h.QuantileBoundMs(0.5), 0);
+  for (double ms : {0.5, 1.0, 3.0, 40.0, 70000.0}) h.Observe(ms);
+  EXPECT_EQ(h.counts[0], 2);  // <= 1 ms
+  EXPECT_EQ(h.counts[2], 1);  // (2, 5]
+  EXPECT_EQ(h.counts[5], 1);  // (20, 50]
+  EXPECT_EQ(h.counts.back(), 1);
+  EXPECT_EQ(h.count, 5);
+  EXPECT_EQ(h.QuantileBoundMs(0.4), 1);
+  EXPECT_EQ(h.QuantileBoundMs(0.8), 50);
+  EXPECT_TRUE(std::isinf(h.QuantileBoundMs(1.0)));
 }
 
 TEST(Scheduler, ARequestThatCanNeverFitIsRefusedAndOthersRun) {
