@@ -275,6 +275,10 @@ class Engine {
   // Queues a request. Invalid requests (bad sampling parameters, an empty or too long prompt, a
   // template error, a full queue) fail here, before anything runs.
   virtual Result<std::unique_ptr<RequestHandle>> Submit(Request request) = 0;
+  // `n` samples of one request (OpenAI's `n`): the prompt is computed once and its KV shared
+  // copy-on-write; sample i samples with seed + i (greedy samples are identical). One handle per
+  // sample, each cancellable on its own. Fails as Submit does; n in [1, 128].
+  virtual Result<std::vector<std::unique_ptr<RequestHandle>>> SubmitSamples(Request request, int n) = 0;
   // Submit + Wait.
   virtual Result<Completion> Generate(Request request) = 0;
   // Teacher-forced log-probabilities (queued like a request).

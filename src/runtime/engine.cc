@@ -132,6 +132,15 @@ class LocalEngine final : public Engine {
   }
 
   Result<std::unique_ptr<RequestHandle>> Submit(Request request) override {
+    GL_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<RequestHandle>> handles, SubmitSamples(std::move(request), 1));
+    return std::move(handles.front());
+  }
+
+  Result<std::vector<std::unique_ptr<RequestHandle>>> SubmitSamples(Request request, int n) override {
+    constexpr int kMaxSamples = 128;
+    if (n < 1 || n > kMaxSamples) {
+      return InvalidArgumentError("n must be in [1, " + std::to_string(kMaxSamples) + "], got " + std::to_string(n));
+    }
     if (request.max_tokens < 0) return InvalidArgumentError("max_tokens must be >= 0");
     if (request.logprobs < -1 || request.logprobs > kMaxTopLogprobs) {
       return InvalidArgumentError("logprobs must be in [-1, " + std::to_string(kMaxTopLogprobs) + "], got " +
@@ -148,11 +157,14 @@ class LocalEngine final : public Engine {
     work.priority = request.priority;
     work.prompt = std::move(prompt);
     work.state = std::make_shared<RequestState>(next_id_.fetch_add(1));
+    for (int i = 1; i < n; ++i) work.samples.push_back(std::make_shared<RequestState>(next_id_.fetch_add(1)));
     work.parse = parse;
     work.request = std::make_shared<const Request>(std::move(request));
-    auto state = work.state;
-    GL_RETURN_IF_ERROR(Enqueue(std::move(work)));
-    return std::make_unique<RequestHandle>(state);
+    std::vector<std::unique_ptr<RequestHandle>> handles;
+    handles.push_back(std::make_unique<RequestHandle>(work.state));
+    for (const auto& state : work.samples) handles.push_back(std::make_unique<RequestHandle>(state));
+    GL_RETURN_IF_ERROR(Enqueue(std::move(work), n));
+    return handles;
   }
 
   Result<Completion> Generate(Request request) override {
@@ -234,7 +246,8 @@ class LocalEngine final : public Engine {
     return ResourceExhaustedError(msg);
   }
 
-  Status Enqueue(Work work) {
+  // `requests`: how many the work counts as (its samples).
+  Status Enqueue(Work work, int requests = 1) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (shutdown_) return CancelledError("the engine is shutting down");
@@ -246,7 +259,7 @@ class LocalEngine final : public Engine {
       work.order = next_order_++;
       work.submitted = Clock::now();
       queue_.push_back(std::move(work));
-      ++stats_.submitted;
+      stats_.submitted += requests;
     }
     cv_.notify_one();
     return Status::Ok();
@@ -265,7 +278,8 @@ class LocalEngine final : public Engine {
       }
       for (Work& w : incoming) scheduler_->Add(std::move(w));
       if (shutdown) {
-        scheduler_->Step(/*stopping=*/true);  // ends every request as cancelled
+        // Ends every request as cancelled (samples spawned while ending come round again).
+        while (!scheduler_->Idle()) scheduler_->Step(/*stopping=*/true);
         return;
       }
       if (!scheduler_->Step(/*stopping=*/false)) {

@@ -72,6 +72,11 @@ Scheduler::Scheduler(const Model& model, ops::Backend& backend,
 Scheduler::~Scheduler() = default;
 
 void Scheduler::Add(Work work) {
+  waiting_.push_back(MakeSequence(std::move(work)));
+  PublishStats();
+}
+
+std::unique_ptr<Scheduler::Sequence> Scheduler::MakeSequence(Work work) {
   auto s = std::make_unique<Sequence>();
   s->id = next_seq_id_++;
   s->tokens = work.prompt;
@@ -83,8 +88,41 @@ void Scheduler::Add(Work work) {
     s->sampler.emplace(r.sampling);
   }
   s->work = std::move(work);
-  waiting_.push_back(std::move(s));
-  PublishStats();
+  return s;
+}
+
+void Scheduler::SpawnSamples(Sequence& s, const float* logits_row) {
+  std::vector<std::shared_ptr<RequestState>> samples;
+  samples.swap(s.work.samples);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    Work w;
+    w.order = s.work.order;
+    w.priority = s.work.priority;
+    w.submitted = s.work.submitted;
+    w.prompt = s.work.prompt;
+    w.state = samples[i];
+    w.parse = s.work.parse;
+    auto request = std::make_shared<Request>(*s.work.request);
+    request->sampling.seed += i + 1;
+    w.request = std::move(request);
+    std::unique_ptr<Sequence> child = MakeSequence(std::move(w));
+    // Forked: the prompt's full blocks shared, its partial block copied; the first token comes
+    // from the same logits. Otherwise it waits like any request (prefix hits still apply).
+    if (logits_row != nullptr && static_cast<int64_t>(running_.size()) < options_.max_running &&
+        kv_.Fork(s.id, child->id).ok()) {
+      child->computed = s.computed;
+      child->started = true;
+      child->start = s.start;
+      child->prompt_done = true;
+      child->prompt_done_at = s.prompt_done_at;
+      child->cached_tokens = s.computed;  // none of its prompt is run again
+      Sequence& c = *child;
+      running_.push_back(std::move(child));
+      Deliver(c, logits_row);
+    } else {
+      waiting_.push_back(std::move(child));
+    }
+  }
 }
 
 bool Scheduler::Idle() const { return waiting_.empty() && running_.empty(); }
@@ -131,6 +169,8 @@ void Scheduler::PublishStats() {
 }
 
 void Scheduler::Finish(Sequence& s, Event final) {
+  // Samples not started yet run on their own (they are not cancelled with this one).
+  if (!s.work.samples.empty()) SpawnSamples(s, nullptr);
   const auto now = SchedulerClock::now();
   final.final = true;
   final.prompt_tokens = s.work.prompt;
@@ -217,6 +257,7 @@ void Scheduler::Deliver(Sequence& s, const float* logits_row) {
     s.prompt_done = true;
     s.prompt_done_at = now;
   }
+  if (!s.work.samples.empty()) SpawnSamples(s, logits_row);
   const Request& r = *s.work.request;
   if (static_cast<int64_t>(s.generated) >= r.max_tokens) return Finish(s, EndEvent("length"));
   const auto V = static_cast<size_t>(model_.hparams().vocab_size);

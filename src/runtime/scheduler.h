@@ -56,6 +56,9 @@ struct Work {
   std::shared_ptr<RequestState> state;
   std::shared_ptr<const Request> request;
   bool parse = false;  // Gemma 4 reply parsing
+  // More samples of the same request (SubmitSamples): they start from this request's prompt KV
+  // (shared copy-on-write) and its first logits, sample i seeded with seed + i.
+  std::vector<std::shared_ptr<RequestState>> samples;
   // Scoring (state == null): every position's top_k log-probabilities.
   std::shared_ptr<std::promise<Result<ScoreResult>>> score;
   int top_k = 0;
@@ -91,7 +94,11 @@ class Scheduler {
   void FinishScore(Sequence& s, Result<ScoreResult> result);
   void Preempt(Sequence& s);
   void Release(Sequence& s);  // frees its KV and drops it from the running/waiting lists
+  std::unique_ptr<Sequence> MakeSequence(Work work);
   void Deliver(Sequence& s, const float* logits_row);
+  // Starts `s`'s further samples: forked from its KV after the prompt (with `logits_row`, the
+  // prompt's last logits), or, without it or without room, as requests of their own.
+  void SpawnSamples(Sequence& s, const float* logits_row);
   void PublishStats();
   bool Stopping(const Sequence& s, bool stopping) const;
   void MeasureStep(double ms, int64_t decode_positions, int64_t prompt_positions);

@@ -205,6 +205,52 @@ TEST(Scheduler, ANextTurnReusesThePreviousTurnsBlocks) {
   }
 }
 
+// n samples of one request: the prompt runs once, its KV is shared copy-on-write, and sample i
+// is exactly the request run alone with seed + i.
+TEST(Scheduler, SamplesShareThePromptAndEqualSeededRequestsAlone) {
+  EngineOptions o;
+  o.max_batch = 8;
+  std::unique_ptr<Engine> engine = OpenEngine("g4-e2b-like", o);
+  EngineOptions cold_options;
+  cold_options.prefix_caching = false;
+  std::unique_ptr<Engine> cold = OpenEngine("g4-e2b-like", cold_options);
+  ASSERT_TRUE(engine && cold);
+  Request r;
+  std::vector<int32_t> prompt = {2};
+  for (int i = 1; i < 37; ++i) prompt.push_back(300 + 3 * i);
+  r.input = RequestInput::Tokens(prompt);
+  r.max_tokens = 10;
+  r.ignore_model_stop_tokens = true;
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = 77;
+  r.logprobs = 1;
+  Result<std::vector<std::unique_ptr<RequestHandle>>> handles = engine->SubmitSamples(r, 4);
+  ASSERT_TRUE(handles.ok()) << handles.status().ToString();
+  ASSERT_EQ(handles->size(), 4u);
+  std::vector<Completion> got;
+  for (auto& h : *handles) {
+    Result<Completion> c = h->Wait();
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    got.push_back(*c);
+  }
+  for (int i = 0; i < 4; ++i) {
+    Request alone = r;
+    alone.sampling.seed = 77 + static_cast<uint64_t>(i);
+    Result<Completion> want = cold->Generate(alone);
+    ASSERT_TRUE(want.ok());
+    ExpectSame(got[static_cast<size_t>(i)], *want, "sample " + std::to_string(i));
+  }
+  EXPECT_NE(got[0].tokens, got[1].tokens) << "different seeds, different samples (almost surely)";
+  EXPECT_EQ(got[3].usage.cached_tokens, 37) << "a sample runs none of the prompt";
+  const EngineStats s = engine->Stats();
+  EXPECT_EQ(s.submitted, 4);
+  EXPECT_EQ(s.completed, 4);
+  EXPECT_EQ(s.prompt_tokens, 37) << "the prompt ran once";
+  EXPECT_EQ(s.kv_blocks_in_use, 0);
+  EXPECT_EQ(engine->SubmitSamples(r, 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->SubmitSamples(r, 129).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(Scheduler, RequestsDecodeTogether) {
   EngineOptions o;
   o.max_running_requests = 8;
