@@ -151,6 +151,9 @@ TEST_F(BenchCli, BadConcurrencyFlagsExitTwoNamingTheFlag) {
            {" --concurrency 2 --prompt-tokens 8 --shared-prefix 8", "--shared-prefix"},
            {" --concurrency 2 --shared-prefix -1", "--shared-prefix"},
            {" --concurrency 2 --max-batch 0", "--max-batch"},
+           {" --concurrency 2 --kv-budget lots", "--kv-budget"},
+           {" --concurrency 2 --kv-budget 0", "--kv-budget"},
+           {" --no-prefix-cache", "--no-prefix-cache"},
            {" --shared-prefix 4", "--shared-prefix"},
            {" --concurrency 2 --repetitions 2", "--repetitions"}}) {
     testing::CommandResult r = RunCommand(Bin() + " bench" + model + c.flags);

@@ -36,6 +36,7 @@ struct ServingBenchOptions {
   int64_t max_batch = 256;
   uint32_t seed = 1;
   bool prefix_caching = true;
+  int64_t kv_budget_bytes = 0;  // 0 = the engine's default
   bool json = false;
 };
 

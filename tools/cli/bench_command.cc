@@ -41,6 +41,7 @@
 #include "gemma_local/system_memory.h"
 #include "cli/bench.h"
 #include "cli/commands.h"
+#include "cli/engine_flags.h"
 #include "gemma_local/engine.h"
 #include "gemma_local/model_info.h"
 
@@ -286,6 +287,7 @@ CommandRunner RegisterBench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   auto serving = std::make_shared<ServingBenchOptions>();
   auto concurrency = std::make_shared<std::string>();
+  auto kv_budget = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "bench",
       "Prefill/decode speed, time to first token, peak RSS and decode share of memory bandwidth; "
@@ -336,12 +338,16 @@ CommandRunner RegisterBench(CLI::App& app) {
                   "serving benchmark: positions per forward call (EngineOptions::max_batch)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->needs(concurrency_opt);
-  cmd->add_flag("--no-prefix-caching{false}", serving->prefix_caching,
-                "serving benchmark: turn the engine's prefix cache off")
+  cmd->add_flag("--no-prefix-cache{false}", serving->prefix_caching,
+                "serving benchmark: recompute shared prompt prefixes instead of reusing their KV")
+      ->needs(concurrency_opt);
+  cmd->add_option("--kv-budget", *kv_budget,
+                  "serving benchmark: KV cache pool size, e.g. 2GiB (default: 3/4 of the memory "
+                  "available after loading)")
       ->needs(concurrency_opt);
   concurrency_opt->excludes(repetitions)->excludes(bandwidth_bytes)->excludes(bandwidth_passes);
 
-  return [o, serving, concurrency, concurrency_opt]() {
+  return [o, serving, concurrency, kv_budget, concurrency_opt]() {
     if (concurrency_opt->count() == 0) return RunBench(*o);
     ServingBenchOptions s = *serving;
     if (std::string error = CheckConcurrencyList(*concurrency, &s.concurrency); !error.empty()) {
@@ -357,6 +363,14 @@ CommandRunner RegisterBench(CLI::App& app) {
                        ") must be less than --prompt-tokens (" + std::to_string(o->prompt_tokens) +
                        "): each request needs ids of its own",
                    kExitUsage);
+    }
+    if (!kv_budget->empty()) {
+      Result<int64_t> bytes = ParseByteSize(*kv_budget);
+      if (!bytes.ok()) return Error("--kv-budget: " + bytes.status().message(), kExitUsage);
+      if (*bytes < 1) {
+        return Error("--kv-budget: must be at least 1 byte, got '" + *kv_budget + "'", kExitUsage);
+      }
+      s.kv_budget_bytes = *bytes;
     }
     s.model = o->model;
     s.quantize = o->quantize;

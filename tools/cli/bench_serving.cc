@@ -19,9 +19,9 @@
 //   peak RSS      the process's high-water mark, reset (/proc/self/clear_refs) after the engine
 //                 is opened and warmed up, read when the level ends.
 // Each level opens its own engine (max_running_requests = C, max_context = P + G, max_batch =
-// --max-batch, prefix caching on unless --no-prefix-caching), warms it up with one short request
-// on a prompt that shares no block with the measured ones (so the prefix cache starts empty of
-// them), and runs once.
+// --max-batch, prefix caching on unless --no-prefix-cache, the KV pool of --kv-budget), warms it up
+// with one short request on a prompt that shares no block with the measured ones (so the prefix
+// cache starts empty of them), and runs once.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -166,6 +166,7 @@ Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_
   eo.max_batch = o.max_batch;
   eo.max_running_requests = clients;
   eo.prefix_caching = o.prefix_caching;
+  eo.kv_budget_bytes = o.kv_budget_bytes;
   eo.max_queued_requests = std::max<int64_t>(eo.max_queued_requests, clients);
   GL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(o.model, eo));
   const int64_t vocab = engine->vocab_size();
