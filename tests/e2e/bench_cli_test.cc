@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/test_support.h"
 
@@ -86,6 +87,79 @@ TEST_F(BenchCli, BadFlagsExitTwo) {
     testing::CommandResult r = RunCommand(Bin() + " bench" + flags);
     EXPECT_EQ(r.exit_code, 2) << flags << ": " << r.err;
     EXPECT_FALSE(r.err.empty()) << flags;
+  }
+}
+
+// --concurrency: the serving benchmark's JSON contract, one object per level.
+TEST_F(BenchCli, ConcurrencyJsonHasOneObjectPerLevel) {
+  testing::CommandResult r = RunCommand(Bin() + " bench --model " + dir_.File("model.gguf") +
+                                        " --concurrency 1,3 --gen-tokens 4 --prompt-tokens 8"
+                                        " --shared-prefix 4 --threads 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompt_tokens"], 8);
+  EXPECT_EQ(j["gen_tokens"], 4);
+  EXPECT_EQ(j["shared_prefix"], 4);
+  ASSERT_TRUE(j.contains("levels") && j["levels"].is_array()) << r.out;
+  ASSERT_EQ(j["levels"].size(), 2u) << r.out;
+  const int expected_concurrency[] = {1, 3};
+  for (size_t i = 0; i < 2; ++i) {
+    const nlohmann::json& level = j["levels"][i];
+    for (const char* key : {"concurrency", "aggregate_decode_tokens_per_s", "ttft_ms_p50",
+                            "ttft_ms_p99", "itl_ms_p50", "itl_ms_p99", "peak_rss_bytes"}) {
+      ASSERT_TRUE(level.contains(key) && level[key].is_number()) << key << " in " << level;
+      const double v = level[key].get<double>();
+      EXPECT_TRUE(std::isfinite(v) && v > 0) << key << " = " << v;
+    }
+    EXPECT_EQ(level["concurrency"], expected_concurrency[i]);
+    EXPECT_GE(level["ttft_ms_p99"].get<double>(), level["ttft_ms_p50"].get<double>()) << level;
+    EXPECT_GE(level["itl_ms_p99"].get<double>(), level["itl_ms_p50"].get<double>()) << level;
+    EXPECT_GT(level["peak_rss_bytes"].get<double>(), 1e6);
+    EXPECT_LT(level["peak_rss_bytes"].get<double>(), 1e10);
+    // Every request generated exactly 4 ids: 3 after its first.
+    EXPECT_EQ(level["decode_tokens"], 3 * expected_concurrency[i]) << level;
+    EXPECT_GE(level["forward_calls"].get<int64_t>(), 4) << level;
+  }
+}
+
+TEST_F(BenchCli, ConcurrencyTextTable) {
+  testing::CommandResult r = RunCommand(Bin() + " bench --model " + dir_.File("model.gguf") +
+                                        " --concurrency 2 --gen-tokens 3 --prompt-tokens 6"
+                                        " --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* word : {"concurrency", "decode tok/s", "TTFT p99", "ITL p50", "peak RSS"}) {
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << " in " << r.out;
+  }
+}
+
+TEST_F(BenchCli, BadConcurrencyFlagsExitTwoNamingTheFlag) {
+  const std::string model = " --model " + dir_.File("model.gguf");
+  struct Case {
+    std::string flags;
+    std::string names;  // the flag the message must name
+  };
+  for (const Case& c : std::vector<Case>{
+           {" --concurrency 0", "--concurrency"},
+           {" --concurrency ''", "--concurrency"},
+           {" --concurrency 1,,4", "--concurrency"},
+           {" --concurrency 1,x", "--concurrency"},
+           {" --concurrency -2", "--concurrency"},
+           {" --concurrency 2000", "--concurrency"},
+           {" --concurrency 2 --prompt-tokens 0", "--prompt-tokens"},
+           {" --concurrency 2 --prompt-tokens 1", "--prompt-tokens"},
+           {" --concurrency 2 --gen-tokens 1", "--gen-tokens"},
+           {" --concurrency 2 --prompt-tokens 8 --shared-prefix 8", "--shared-prefix"},
+           {" --concurrency 2 --shared-prefix -1", "--shared-prefix"},
+           {" --concurrency 2 --max-batch 0", "--max-batch"},
+           {" --concurrency 2 --kv-budget lots", "--kv-budget"},
+           {" --concurrency 2 --kv-budget 0", "--kv-budget"},
+           {" --no-prefix-cache", "--no-prefix-cache"},
+           {" --shared-prefix 4", "--shared-prefix"},
+           {" --concurrency 2 --repetitions 2", "--repetitions"}}) {
+    testing::CommandResult r = RunCommand(Bin() + " bench" + model + c.flags);
+    EXPECT_EQ(r.exit_code, 2) << c.flags << ": " << r.err;
+    EXPECT_NE(r.err.find(c.names), std::string::npos) << c.flags << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << c.flags << ": " << r.out;
   }
 }
 

@@ -21,6 +21,7 @@
 //   bandwidth     best of several passes of a multi-threaded streaming read (sum of 64-bit words)
 //                 over a buffer much larger than the last-level cache; decimal GB/s.
 //   decode_bandwidth_share = decode tok/s * bytes/token / bandwidth.
+// With --concurrency the command runs the serving benchmark instead (bench_serving.cc).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -38,18 +39,44 @@
 #include <vector>
 
 #include "gemma_local/system_memory.h"
+#include "cli/bench.h"
 #include "cli/commands.h"
+#include "cli/engine_flags.h"
 #include "gemma_local/engine.h"
 #include "gemma_local/model_info.h"
 
 namespace gemma_local::cli {
+
+void AppendBenchLcgIds(int64_t n, int64_t vocab_size, uint32_t x0, std::vector<int32_t>* ids) {
+  const uint32_t range = static_cast<uint32_t>(vocab_size - kBenchFirstPromptId);
+  uint32_t x = x0;
+  for (int64_t i = 0; i < n; ++i) {
+    x = 1664525u * x + 1013904223u;
+    ids->push_back(kBenchFirstPromptId + static_cast<int32_t>((x >> 8) % range));
+  }
+}
+
+// Contract shared with tests/reference/llama_bench.mjs: change both or neither.
+std::vector<int32_t> BenchPromptIds(int64_t n, int64_t vocab_size, uint32_t seed) {
+  std::vector<int32_t> ids;
+  ids.reserve(static_cast<size_t>(n));
+  ids.push_back(kBenchBosId);
+  AppendBenchLcgIds(n - 1, vocab_size, seed, &ids);
+  return ids;
+}
+
+// So a comparison script can check that both engines saw the same prompt (llama_bench.mjs prints
+// the same checksum).
+uint32_t PromptChecksum(const std::vector<int32_t>& ids) {
+  uint32_t h = 2166136261u;
+  for (int32_t id : ids) h = (h ^ static_cast<uint32_t>(id)) * 16777619u;
+  return h;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int32_t kBosId = 2;
-// Generated ids stay clear of Gemma's control and special tokens at the bottom of the vocabulary.
-constexpr int32_t kFirstPromptId = 256;
 constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr int64_t kGiB = int64_t{1} << 30;
 
@@ -68,30 +95,6 @@ struct BenchOptions {
 
 double Ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-// The benchmark prompt: BOS, then n-1 ids in [kFirstPromptId, vocab_size) from the LCG
-// x <- 1664525 x + 1013904223 (mod 2^32), x0 = seed, id = kFirstPromptId + (x >> 8) % range.
-// Contract shared with tests/reference/llama_bench.mjs: change both or neither.
-std::vector<int32_t> BenchPromptIds(int64_t n, int64_t vocab_size, uint32_t seed) {
-  std::vector<int32_t> ids;
-  ids.reserve(static_cast<size_t>(n));
-  ids.push_back(kBosId);
-  const uint32_t range = static_cast<uint32_t>(vocab_size - kFirstPromptId);
-  uint32_t x = seed;
-  for (int64_t i = 1; i < n; ++i) {
-    x = 1664525u * x + 1013904223u;
-    ids.push_back(kFirstPromptId + static_cast<int32_t>((x >> 8) % range));
-  }
-  return ids;
-}
-
-// FNV-1a over the ids as 32-bit words, so a comparison script can check that both engines saw
-// the same prompt (llama_bench.mjs prints the same checksum).
-uint32_t PromptChecksum(const std::vector<int32_t>& ids) {
-  uint32_t h = 2166136261u;
-  for (int32_t id : ids) h = (h ^ static_cast<uint32_t>(id)) * 16777619u;
-  return h;
 }
 
 double Median(std::vector<double> v) {
@@ -197,7 +200,7 @@ int RunBench(const BenchOptions& o) {
   Result<std::unique_ptr<Engine>> engine = Engine::Open(o.model, eo);
   if (!engine.ok()) return Error(engine.status().ToString(), kExitError);
   const int64_t vocab = (*engine)->vocab_size();
-  if (vocab <= kFirstPromptId) {
+  if (vocab <= kBenchFirstPromptId) {
     return Error("the model's vocabulary (" + std::to_string(vocab) +
                      ") is too small for the benchmark prompt",
                  kExitError);
@@ -282,9 +285,13 @@ int RunBench(const BenchOptions& o) {
 
 CommandRunner RegisterBench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
+  auto serving = std::make_shared<ServingBenchOptions>();
+  auto concurrency = std::make_shared<std::string>();
+  auto kv_budget = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "bench",
-      "Prefill/decode speed, time to first token, peak RSS and decode share of memory bandwidth");
+      "Prefill/decode speed, time to first token, peak RSS and decode share of memory bandwidth; "
+      "with --concurrency, throughput and latency under concurrent requests");
   cmd->add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")
       ->required();
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length (BOS + pseudo-random ids)")
@@ -298,16 +305,83 @@ CommandRunner RegisterBench(CLI::App& app) {
   cmd->add_option("--quantize", o->quantize,
                   "quantize weights at load (q8_0, q4_0, q4_k, ...); bytes per token still "
                   "counts the file's tensors");
-  cmd->add_option("--repetitions", o->repetitions, "timed runs; medians are reported")
-      ->check(CLI::Range(1, 1000));
+  CLI::Option* repetitions =
+      cmd->add_option("--repetitions", o->repetitions, "timed runs; medians are reported")
+          ->check(CLI::Range(1, 1000));
   cmd->add_option("--seed", o->seed, "prompt generator seed");
-  cmd->add_option("--bandwidth-bytes", o->bandwidth_bytes,
-                  "bandwidth probe buffer (default 1 GiB; >= 1 MiB)")
-      ->check(CLI::Range(kMiB, int64_t{1} << 40));
-  cmd->add_option("--bandwidth-passes", o->bandwidth_passes, "bandwidth probe passes (best counts)")
-      ->check(CLI::Range(1, 100));
+  CLI::Option* bandwidth_bytes =
+      cmd->add_option("--bandwidth-bytes", o->bandwidth_bytes,
+                      "bandwidth probe buffer (default 1 GiB; >= 1 MiB)")
+          ->check(CLI::Range(kMiB, int64_t{1} << 40));
+  CLI::Option* bandwidth_passes =
+      cmd->add_option("--bandwidth-passes", o->bandwidth_passes,
+                      "bandwidth probe passes (best counts)")
+          ->check(CLI::Range(1, 100));
   cmd->add_flag("--json", o->json, "print one JSON object");
-  return [o]() { return RunBench(*o); };
+  // The serving benchmark (bench_serving.cc).
+  const CLI::Validator levels(
+      [](std::string& text) {
+        std::vector<int64_t> parsed;
+        return CheckConcurrencyList(text, &parsed);
+      },
+      "LIST");
+  CLI::Option* concurrency_opt =
+      cmd->add_option("--concurrency", *concurrency,
+                      "serving benchmark: comma-separated numbers of concurrent clients (e.g. "
+                      "1,4,8,16), each submitting one request")
+          ->check(levels);
+  cmd->add_option("--shared-prefix", serving->shared_prefix,
+                  "serving benchmark: leading prompt ids every request shares (< --prompt-tokens)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20))
+      ->needs(concurrency_opt);
+  cmd->add_option("--max-batch", serving->max_batch,
+                  "serving benchmark: positions per forward call (EngineOptions::max_batch)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->needs(concurrency_opt);
+  cmd->add_flag("--no-prefix-cache{false}", serving->prefix_caching,
+                "serving benchmark: recompute shared prompt prefixes instead of reusing their KV")
+      ->needs(concurrency_opt);
+  cmd->add_option("--kv-budget", *kv_budget,
+                  "serving benchmark: KV cache pool size, e.g. 2GiB (default: 3/4 of the memory "
+                  "available after loading)")
+      ->needs(concurrency_opt);
+  concurrency_opt->excludes(repetitions)->excludes(bandwidth_bytes)->excludes(bandwidth_passes);
+
+  return [o, serving, concurrency, kv_budget, concurrency_opt]() {
+    if (concurrency_opt->count() == 0) return RunBench(*o);
+    ServingBenchOptions s = *serving;
+    if (std::string error = CheckConcurrencyList(*concurrency, &s.concurrency); !error.empty()) {
+      return Error("--concurrency: " + error, kExitUsage);
+    }
+    if (o->prompt_tokens < 2) {
+      return Error("--prompt-tokens must be at least 2 with --concurrency (BOS and at least one "
+                   "id of each request's own)",
+                   kExitUsage);
+    }
+    if (s.shared_prefix >= o->prompt_tokens) {
+      return Error("--shared-prefix (" + std::to_string(s.shared_prefix) +
+                       ") must be less than --prompt-tokens (" + std::to_string(o->prompt_tokens) +
+                       "): each request needs ids of its own",
+                   kExitUsage);
+    }
+    if (!kv_budget->empty()) {
+      Result<int64_t> bytes = ParseByteSize(*kv_budget);
+      if (!bytes.ok()) return Error("--kv-budget: " + bytes.status().message(), kExitUsage);
+      if (*bytes < 1) {
+        return Error("--kv-budget: must be at least 1 byte, got '" + *kv_budget + "'", kExitUsage);
+      }
+      s.kv_budget_bytes = *bytes;
+    }
+    s.model = o->model;
+    s.quantize = o->quantize;
+    s.threads = o->threads > 0 ? o->threads
+                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    s.prompt_tokens = o->prompt_tokens;
+    s.gen_tokens = o->gen_tokens;
+    s.seed = o->seed;
+    s.json = o->json;
+    return RunServingBench(s);
+  };
 }
 
 }  // namespace gemma_local::cli
