@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "gemma_local/engine.h"
+
 namespace gemma_local::cli {
 
 inline constexpr int32_t kBenchBosId = 2;
@@ -37,6 +39,7 @@ struct ServingBenchOptions {
   uint32_t seed = 1;
   bool prefix_caching = true;
   int64_t kv_budget_bytes = 0;  // 0 = the engine's default
+  double decode_latency_factor = EngineOptions{}.decode_latency_factor;
   bool json = false;
 };
 

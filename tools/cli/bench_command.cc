@@ -341,6 +341,11 @@ CommandRunner RegisterBench(CLI::App& app) {
   cmd->add_flag("--no-prefix-cache{false}", serving->prefix_caching,
                 "serving benchmark: recompute shared prompt prefixes instead of reusing their KV")
       ->needs(concurrency_opt);
+  cmd->add_option("--decode-latency-factor", serving->decode_latency_factor,
+                  "serving benchmark: cap a step beside generating requests at this many times a "
+                  "generating-only step (EngineOptions::decode_latency_factor; 0 = no cap)")
+      ->check(CLI::Range(0.0, 1000.0))
+      ->needs(concurrency_opt);
   cmd->add_option("--kv-budget", *kv_budget,
                   "serving benchmark: KV cache pool size, e.g. 2GiB (default: 3/4 of the memory "
                   "available after loading)")

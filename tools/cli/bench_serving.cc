@@ -167,6 +167,7 @@ Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_
   eo.max_running_requests = clients;
   eo.prefix_caching = o.prefix_caching;
   eo.kv_budget_bytes = o.kv_budget_bytes;
+  eo.decode_latency_factor = o.decode_latency_factor;
   eo.max_queued_requests = std::max<int64_t>(eo.max_queued_requests, clients);
   GL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(o.model, eo));
   const int64_t vocab = engine->vocab_size();
@@ -262,6 +263,7 @@ int RunServingBench(const ServingBenchOptions& o) {
     out["gen_tokens"] = o.gen_tokens;
     out["shared_prefix"] = o.shared_prefix;
     out["max_batch"] = o.max_batch;
+    out["decode_latency_factor"] = o.decode_latency_factor;
     out["seed"] = o.seed;
     out["prefix_caching"] = o.prefix_caching;
     out["peak_rss_reset_per_level"] = rss_reset;

@@ -46,6 +46,9 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags) {
       "KV cache pool size, e.g. 2GiB (default: 3/4 of the memory available after loading)");
   cmd->add_option("--max-running", flags->max_running,
                   "requests decoded together at most (default 16)");
+  cmd->add_option("--decode-latency-factor", flags->decode_latency_factor,
+                  "beside generating requests, prompt chunks keep a step under this many times a "
+                  "generating-only step (default 1.8; 0 = no cap)");
   cmd->add_flag("--no-prefix-cache", flags->no_prefix_cache,
                 "recompute shared prompt prefixes instead of reusing their KV");
 }
@@ -65,6 +68,13 @@ Status ApplyEngineFlags(const EngineFlags& flags, EngineOptions* options) {
   }
   if (flags.max_running > 0) options->max_running_requests = flags.max_running;
   if (flags.no_prefix_cache) options->prefix_caching = false;
+  if (flags.decode_latency_factor >= 0) {
+    if (flags.decode_latency_factor > 0 && flags.decode_latency_factor < 1) {
+      return InvalidArgumentError("--decode-latency-factor: must be 0 (no cap) or >= 1, got " +
+                                  std::to_string(flags.decode_latency_factor));
+    }
+    options->decode_latency_factor = flags.decode_latency_factor;
+  }
   return Status::Ok();
 }
 

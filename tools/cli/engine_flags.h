@@ -14,6 +14,7 @@ struct EngineFlags {
   std::string kv_budget;    // "" = the engine's default (share of available memory)
   int64_t max_running = 0;  // 0 = the engine's default
   bool no_prefix_cache = false;
+  double decode_latency_factor = -1;  // < 0 = the engine's default
 };
 
 void AddEngineFlags(CLI::App* cmd, EngineFlags* flags);
