@@ -149,7 +149,9 @@ void OutputsDoNotDependOnWhatRunsBeside(const std::string& preset) {
     if (budget_requests == 1) {
       EXPECT_GT(s.preemptions, 0) << preset << ": the budget was meant to force preemption";
     }
-    if (budget_requests > 0) EXPECT_EQ(s.kv_budget_bytes, o.kv_budget_bytes);
+    if (budget_requests > 0) {
+      EXPECT_EQ(s.kv_budget_bytes, o.kv_budget_bytes);
+    }
     std::printf("%s budget %lld: %lld forward calls, %lld preemptions\n", preset.c_str(),
                 static_cast<long long>(budget_requests), static_cast<long long>(s.forward_calls),
                 static_cast<long long>(s.preemptions));
