@@ -12,6 +12,12 @@
 //
 // Thread-safety: ops may be called from one thread at a time per backend (a forward pass is one
 // caller); a backend's results do not depend on its thread count.
+//
+// Batch invariance: every op computes each output row (each token; each element for the
+// element-wise ops) by the same floating-point operations whatever else is in the call: the
+// number of rows, the row's index, the other rows' values and the thread split. A request's
+// logits then do not depend on what the engine batches beside it
+// (tests/runtime/batch_invariance_test.cc).
 #pragma once
 
 #include <array>
@@ -65,7 +71,8 @@ class Backend {
                     const int64_t* positions, const float* inv_freq) = 0;
   // In-place softmax of n_rows rows of `width`.
   virtual void Softmax(float* x, int64_t n_rows, int64_t width) = 0;
-  // gate[i] = GeluTanh(gate[i]) * up[i], i < n (the MLP's fused GeGLU; may use a vector tanh).
+  // gate[i] = GeluTanh(gate[i]) * up[i], i < n (the MLP's fused GeGLU; may use a vector tanh,
+  // then for every element alike).
   virtual void GeluMul(float* gate, const float* up, int64_t n) = 0;
   // x[i] = GeluTanh(x[i]) with the precision of std::tanh, i < n.
   virtual void Gelu(float* x, int64_t n) = 0;

@@ -28,8 +28,9 @@ struct Context {
 // for any thread count on a given machine and SIMD target.
 void MatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y);
 
-// gate[i] = GeluTanh(gate[i]) * up[i] for i < n (see ref::GeluTanh), vectorized and parallel; the
-// same result for any thread count.
+// gate[i] = GeluTanh(gate[i]) * up[i] for i < n (see ref::GeluTanh), vectorized and parallel.
+// gate[i]'s result depends only on gate[i] and up[i]: not on n, i or the thread count (the vector
+// tanh serves every element, a partial last vector included).
 void GeluMul(const Context& ctx, float* gate, const float* up, int64_t n);
 
 // Gives `w` a backend-specific copy of its weights when the backend computes faster from one

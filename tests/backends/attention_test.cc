@@ -1,6 +1,7 @@
 // The SIMD attention kernel against the f64 scalar reference on odd head sizes, group sizes and
 // key counts, with scattered (non-contiguous) K/V rows and soft-capping.
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -41,6 +42,41 @@ TEST(CpuAttention, AttendGroupMatchesReference) {
             ASSERT_NEAR(got[i], want[i], 1e-5f + 1e-4f * std::fabs(want[i]))
                 << "d " << d << " group " << group << " n " << n << " softcap " << softcap << " i " << i;
           }
+        }
+      }
+    }
+  }
+}
+
+// The CPU backend's Attention hands AttendGroup a whole KV group of heads when the batch has
+// enough tokens to keep every thread busy, single heads otherwise (a decode step). A head's output
+// must not depend on that choice, or a token's attention would depend on the batch size.
+TEST(CpuAttention, AHeadsOutputDoesNotDependOnTheHeadsAttendedWithIt) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> scratch;
+  for (int64_t d : {7, 64}) {
+    for (int64_t n : {1, 5, 40}) {
+      for (float softcap : {0.0f, 5.0f}) {
+        const int64_t group = 4;
+        std::vector<float> k(static_cast<size_t>(n * d)), v(k.size());
+        for (float& x : k) x = 2.0f * g(rng);
+        for (float& x : v) x = g(rng);
+        std::vector<const float*> k_rows, v_rows;
+        for (int64_t j = 0; j < n; ++j) {
+          k_rows.push_back(k.data() + j * d);
+          v_rows.push_back(v.data() + j * d);
+        }
+        std::vector<float> q(static_cast<size_t>(group * d));
+        for (float& x : q) x = g(rng);
+        std::vector<float> together(q.size()), one(static_cast<size_t>(d));
+        ops::AttendGroup(q.data(), group, d, k_rows.data(), v_rows.data(), 0, n, 0.125f, softcap,
+                         &scratch, together.data());
+        for (int64_t h = 0; h < group; ++h) {
+          ops::AttendGroup(q.data() + h * d, 1, d, k_rows.data(), v_rows.data(), 0, n, 0.125f,
+                           softcap, &scratch, one.data());
+          ASSERT_EQ(0, std::memcmp(one.data(), together.data() + h * d, d * sizeof(float)))
+              << "d " << d << " n " << n << " softcap " << softcap << " head " << h;
         }
       }
     }

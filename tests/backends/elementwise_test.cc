@@ -33,5 +33,40 @@ TEST(CpuElementwise, GeluMulMatchesReference) {
   }
 }
 
+// Batch invariance: an element's result depends only on its own gate and up values, not on its
+// index in the buffer, the buffer's length (how many tokens share the call) or the thread split.
+// 400003 elements on 5 threads make ParallelFor chunks that do not start on a vector boundary.
+TEST(CpuElementwise, GeluMulOfAnElementDoesNotDependOnTheRestOfTheBuffer) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 3.0f);
+  ThreadPool pool1(1);
+  const int64_t kMax = 400003;
+  std::vector<float> gate(static_cast<size_t>(kMax)), up(gate.size()), alone(gate.size());
+  for (size_t i = 0; i < gate.size(); ++i) {
+    gate[i] = g(rng);
+    up[i] = g(rng);
+  }
+  for (size_t i = 0; i < gate.size(); ++i) {
+    float x = gate[i];
+    ops::GeluMul(ops::Context{&pool1}, &x, &up[i], 1);
+    alone[i] = x;
+  }
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (int64_t offset : {0, 3}) {
+      for (int64_t n :
+           {int64_t{1}, int64_t{15}, int64_t{17}, int64_t{1000}, int64_t{40000}, kMax - 3}) {
+        std::vector<float> x(gate.begin() + offset, gate.begin() + offset + n);
+        ops::GeluMul(ops::Context{&pool}, x.data(), up.data() + offset, n);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(0, std::memcmp(&x[i], &alone[offset + i], sizeof(float)))
+              << threads << " threads, n " << n << ", element " << offset + i << " (index " << i
+              << "): " << x[i] << " vs " << alone[offset + i] << " alone";
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gemma_local

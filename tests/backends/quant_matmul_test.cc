@@ -107,6 +107,48 @@ TEST(QuantMatMul, SimdKernelsMatchPortableIntegerKernels) {
   }
 }
 
+// Batch invariance of every kernel set (not only the one this CPU picks): a token's results are
+// bit-identical alone and as any token of a batch of 1..9, whichever token tile (4, then 1..3
+// tokens) it lands in. 9 blocks of 32 also leave a partial 8-block chunk in the 32-block kernels.
+TEST(QuantMatMul, EveryKernelSetGivesATokenTheSameResultWhateverTheBatch) {
+  std::mt19937 rng(23);
+  std::vector<std::string> isas = {"portable"};
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    isas.push_back("avx2");
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl")) {
+      isas.push_back("avx512vnni");
+    }
+  }
+#endif
+  constexpr int64_t kRows = 5, kTokens = 9;
+  for (DType t : kIntegerTypes) {
+    const int64_t cols = Traits(t).block_elems == 32 ? 9 * 32 : 2 * 256;
+    const int64_t ablock = cpu::ActivationBlock(t);
+    const auto w = RandomBlocks(t, kRows, cols, rng);
+    const auto x = RandomActivations(kTokens * cols, rng);
+    for (const std::string& isa : isas) {
+      // Each token alone.
+      std::vector<float> alone(static_cast<size_t>(kRows * kTokens));
+      for (int64_t tok = 0; tok < kTokens; ++tok) {
+        cpu::QuantizedActivations a;
+        cpu::QuantizeActivations(x.data() + tok * cols, 1, cols, ablock, &a);
+        cpu::QuantRows(t, w.data(), kRows, cols, a, 0, kRows, alone.data() + tok * kRows,
+                       isa.c_str());
+      }
+      for (int64_t n = 2; n <= kTokens; ++n) {
+        cpu::QuantizedActivations a;
+        cpu::QuantizeActivations(x.data(), n, cols, ablock, &a);
+        std::vector<float> got(static_cast<size_t>(kRows * n), NAN);
+        cpu::QuantRows(t, w.data(), kRows, cols, a, 0, kRows, got.data(), isa.c_str());
+        ASSERT_EQ(0, std::memcmp(got.data(), alone.data(), got.size() * sizeof(float)))
+            << DTypeName(t) << " " << isa << ": " << n << " tokens";
+      }
+    }
+  }
+}
+
 TEST(QuantMatMul, PortableKernelsMatchDequantizedReference) {
   std::mt19937 rng(11);
   for (DType t : kIntegerTypes) {

@@ -162,7 +162,9 @@ void CpuBackend::Attention(const AttentionParams& p, const Batch& batch, const f
   const int64_t group = nh / p.n_kv_heads;
   // A work item is one token and a run of query heads inside one KV group: the whole group when
   // there are enough items to keep every thread busy (each K/V row is then read once per group),
-  // single heads otherwise (decode of one token).
+  // single heads otherwise (decode of one token). AttendGroup computes each head by the same
+  // operations whatever the heads beside it, so this choice changes speed only, never a token's
+  // result (batch invariance; tests/backends/attention_test.cc).
   const auto n_tokens = static_cast<int64_t>(batch.size());
   const int64_t heads_per_item = n_tokens * p.n_kv_heads >= 2 * pool_.size() ? group : 1;
   const int64_t items_per_token = nh / heads_per_item;
