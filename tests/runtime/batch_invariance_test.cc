@@ -16,6 +16,7 @@
 #include <random>
 
 #include "common/test_support.h"
+#include "runtime/runtime_test_support.h"
 #include "model/model.h"
 #include "model/quantize.h"
 #include "runtime/kv_cache.h"
@@ -24,16 +25,10 @@
 namespace gemma_local {
 namespace {
 
-std::unique_ptr<ops::Backend> MakeBackend(int threads) {
-  Result<std::unique_ptr<ops::Backend>> b = ops::CreateBackend(ops::BackendOptions{"cpu", threads});
-  EXPECT_TRUE(b.ok());
-  return std::move(*b);
-}
-
 // Backends of 1, 2 and 3 threads, shared by every test (thread pools are costly to start).
 ops::Backend& Cpu(int threads) {
-  static ops::Backend* backends[3] = {MakeBackend(1).release(), MakeBackend(2).release(),
-                                      MakeBackend(3).release()};
+  static ops::Backend* backends[3] = {testing::MakeCpuBackend(1).release(), testing::MakeCpuBackend(2).release(),
+                                      testing::MakeCpuBackend(3).release()};
   return *backends[threads - 1];
 }
 

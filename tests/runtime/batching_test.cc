@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/test_support.h"
+#include "runtime/runtime_test_support.h"
 #include "model/model.h"
 #include "runtime/kv_cache.h"
 #include "testgen/make_test_model.h"
@@ -10,14 +11,8 @@
 namespace gemma_local {
 namespace {
 
-std::unique_ptr<ops::Backend> MakeBackend(int threads) {
-  Result<std::unique_ptr<ops::Backend>> b = ops::CreateBackend(ops::BackendOptions{"cpu", threads});
-  EXPECT_TRUE(b.ok());
-  return std::move(*b);
-}
-
 ops::Backend& Cpu() {
-  static ops::Backend* backend = MakeBackend(3).release();  // several threads exercise the parallel paths
+  static ops::Backend* backend = testing::MakeCpuBackend(3).release();  // several threads exercise the parallel paths
   return *backend;
 }
 
@@ -155,7 +150,7 @@ TEST(Determinism, LogitsIdenticalAcrossThreadCounts) {
   auto ck = std::make_shared<const Checkpoint>(std::move(*Checkpoint::Open(w->gguf_path)));
   std::vector<float> reference;
   for (int threads : {1, 2, 5}) {
-    std::unique_ptr<ops::Backend> backend = MakeBackend(threads);
+    std::unique_ptr<ops::Backend> backend = testing::MakeCpuBackend(threads);
     Result<std::unique_ptr<Model>> m = LoadModel(ck, *backend);
     ASSERT_TRUE(m.ok());
     const std::vector<float> logits = Alone(**m, Tokens(70, 3), 16, *backend);

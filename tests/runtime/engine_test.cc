@@ -10,31 +10,16 @@
 #include <thread>
 
 #include "common/test_support.h"
+#include "runtime/runtime_test_support.h"
 #include "runtime/kv_cache.h"
 #include "testgen/make_test_model.h"
 
 namespace gemma_local {
 namespace {
 
-// One generated model per preset for the whole binary (models are deterministic).
-const std::string& ModelPath(const std::string& preset) {
-  static testing::TempDir* dir = new testing::TempDir();  // lives until exit
-  static std::map<std::string, std::string> paths;
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = paths.find(preset);
-  if (it != paths.end()) return it->second;
-  testgen::TestModelOptions opt;
-  opt.hparams = *testgen::PresetShape(preset);
-  opt.write_hf = false;
-  Result<testgen::WrittenModel> w = testgen::WriteTestModel(opt, dir->File(preset));
-  EXPECT_TRUE(w.ok()) << w.status().ToString();
-  return paths.emplace(preset, w->gguf_path).first->second;
-}
-
 std::unique_ptr<Engine> OpenEngine(const std::string& preset, EngineOptions options = {}) {
   if (options.threads == 0) options.threads = 2;
-  Result<std::unique_ptr<Engine>> e = Engine::Open(ModelPath(preset), options);
+  Result<std::unique_ptr<Engine>> e = Engine::Open(testing::PresetModelPath(preset), options);
   EXPECT_TRUE(e.ok()) << e.status().ToString();
   return std::move(*e);
 }

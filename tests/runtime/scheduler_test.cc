@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/test_support.h"
+#include "runtime/runtime_test_support.h"
 #include "gemma_local/engine.h"
 #include "runtime/kv_cache.h"
 #include "testgen/make_test_model.h"
@@ -18,24 +19,9 @@
 namespace gemma_local {
 namespace {
 
-const std::string& ModelPath(const std::string& preset) {
-  static testing::TempDir* dir = new testing::TempDir();  // lives until exit
-  static std::map<std::string, std::string> paths;
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = paths.find(preset);
-  if (it != paths.end()) return it->second;
-  testgen::TestModelOptions opt;
-  opt.hparams = *testgen::PresetShape(preset);
-  opt.write_hf = false;
-  Result<testgen::WrittenModel> w = testgen::WriteTestModel(opt, dir->File(preset));
-  EXPECT_TRUE(w.ok()) << w.status().ToString();
-  return paths.emplace(preset, w->gguf_path).first->second;
-}
-
 std::unique_ptr<Engine> OpenEngine(const std::string& preset, EngineOptions options) {
   if (options.threads == 0) options.threads = 2;
-  Result<std::unique_ptr<Engine>> e = Engine::Open(ModelPath(preset), options);
+  Result<std::unique_ptr<Engine>> e = Engine::Open(testing::PresetModelPath(preset), options);
   EXPECT_TRUE(e.ok()) << e.status().ToString();
   return e.ok() ? std::move(*e) : nullptr;
 }
@@ -317,6 +303,15 @@ TEST(Scheduler, ARequestThatCanNeverFitIsRefusedAndOthersRun) {
   EXPECT_EQ(c->tokens.size(), 40u);
 }
 
+// A request that generates until cancelled (with max_context raised to 1 << 20).
+Request Blocker() {
+  Request blocker;
+  blocker.input = RequestInput::Tokens({2, 300});
+  blocker.max_tokens = 100000;
+  blocker.ignore_model_stop_tokens = true;
+  return blocker;
+}
+
 TEST(Scheduler, QueueTimeoutEndsAWaitingRequestWithAClearError) {
   EngineOptions o;
   o.max_running_requests = 1;
@@ -324,10 +319,7 @@ TEST(Scheduler, QueueTimeoutEndsAWaitingRequestWithAClearError) {
   o.max_context = 1 << 20;  // the blocker runs until cancelled
   std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
   ASSERT_NE(engine, nullptr);
-  Request blocker;
-  blocker.input = RequestInput::Tokens({2, 300});
-  blocker.max_tokens = 100000;
-  blocker.ignore_model_stop_tokens = true;
+  const Request blocker = Blocker();
   std::unique_ptr<RequestHandle> running = Handle(engine->Submit(blocker));
   ASSERT_TRUE(running->Next().has_value());  // it started
   Request waiting = blocker;
@@ -351,10 +343,7 @@ TEST(Scheduler, HigherPriorityStartsFirst) {
   o.max_context = 1 << 20;  // the blocker runs until cancelled
   std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
   ASSERT_NE(engine, nullptr);
-  Request blocker;
-  blocker.input = RequestInput::Tokens({2, 300});
-  blocker.max_tokens = 100000;
-  blocker.ignore_model_stop_tokens = true;
+  const Request blocker = Blocker();
   std::unique_ptr<RequestHandle> running = Handle(engine->Submit(blocker));
   ASSERT_TRUE(running->Next().has_value());
   Request low = blocker, high = blocker;
