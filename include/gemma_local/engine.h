@@ -44,6 +44,11 @@ struct EngineOptions {
   // mid-generation the newest request is preempted (recomputed later, same output).
   int64_t kv_budget_bytes = 0;
   int64_t kv_block_rows = 16;
+  // How the KV cache stores K/V rows: "f16" (llama.cpp's default too; half of f32's memory),
+  // "q8_0" (GGML's 8-bit blocks of 32 with an f16 scale, about a quarter of f32's; needs head
+  // sizes that are multiples of 32) or "f32" (exact, twice f16's memory). Attention reads the
+  // stored type directly; the budget above counts its bytes.
+  std::string kv_type = "f16";
   // Reuse the KV of earlier requests' common prompt prefixes (whole blocks; see Usage::cached_tokens).
   bool prefix_caching = true;
   // A request not started within this many milliseconds of Submit ends with a

@@ -13,7 +13,8 @@ namespace gemma_local {
 
 // Memory estimates in bytes. Weights at a target type: tensors with 2+ dims at that type (rows
 // whose length is not a multiple of the block size stay f16), 1-D tensors (norms, scales) at f32,
-// as llama.cpp's quantizer stores them. KV cache at f16 (llama.cpp's default cache type):
+// as llama.cpp's quantizer stores them. KV cache at f16 (llama.cpp's default cache type, and the
+// engine's: EngineOptions::kv_type; its pool holds these bytes per position, in whole blocks):
 //   kv_bytes(ctx) = kv_bytes_per_token * ctx + kv_bytes_per_token_sliding * min(ctx, window)
 // kv_bytes_per_token counts the full-attention layers that own a cache (the part that grows with
 // context); sliding-window layers keep only the last `window` positions; KV-shared layers

@@ -80,10 +80,11 @@ std::vector<float> RopeInverseFrequencies(const RopeParams& rope, int64_t head_d
 void WriteKv(const KvView& kv, int64_t layer, const Batch& batch, const float* k, const float* v) {
   for (size_t t = 0; t < batch.size(); ++t) {
     const KvBlockTable table = kv.Table(layer, batch[t].seq);
-    const auto bytes = static_cast<size_t>(table.row_elems) * sizeof(float);
-    // Rows exist: ValidateBatch checked the reservation.
-    std::memcpy(table.KRow(batch[t].pos), k + t * table.row_elems, bytes);
-    std::memcpy(table.VRow(batch[t].pos), v + t * table.row_elems, bytes);
+    const int64_t n = table.row_elems;
+    // Rows exist: ValidateBatch checked the reservation. They are converted to the cache's type
+    // here, once; attention reads them as stored.
+    StoreKvRow(table.type, k + t * n, n, table.KRow(batch[t].pos));
+    StoreKvRow(table.type, v + t * n, n, table.VRow(batch[t].pos));
   }
 }
 

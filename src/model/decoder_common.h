@@ -28,7 +28,8 @@ Result<std::vector<float>> BindVector(const Checkpoint& ck, const std::string& n
 // has a reserved KV row.
 Status ValidateBatch(const HParams& hp, const Batch& batch, const KvView& kv);
 
-// Stores K and V ([T, row_elems] each) of layer `layer` into the reserved rows of every entry.
+// Stores K and V ([T, row_elems] each, f32) of layer `layer` into the reserved rows of every
+// entry, converted to the table's KvType (StoreKvRow).
 void WriteKv(const KvView& kv, int64_t layer, const Batch& batch, const float* k, const float* v);
 
 // NEOX inverse frequencies for a head of `head_dim`: theta^(-2i/d) / linear_factor for the first

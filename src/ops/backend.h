@@ -87,7 +87,8 @@ class Backend {
   // x[i] = cap * tanh(x[i] / cap), i < n.
   virtual void SoftCap(float* x, float cap, int64_t n) = 0;
   // out[t] ([n_heads * head_dim]) = attention of q[t] over the cached positions of batch[t].seq
-  // (ref::AttendGroup per KV group with the causal / window mask).
+  // (ref::AttendGroupStored per KV group with the causal / window mask, reading the rows in the
+  // table's KvType).
   virtual void Attention(const AttentionParams& p, const Batch& batch, const float* q,
                          const KvView& kv, float* out) = 0;
 };

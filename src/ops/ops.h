@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "ops/kv_view.h"
 #include "ops/reference/ref_ops.h"
 
 namespace gemma_local::ops {
@@ -42,11 +43,15 @@ void GeluMul(const Context& ctx, float* gate, const float* up, int64_t n);
 void RepackWeights(ref::MatrixView* w, std::vector<std::vector<uint8_t>>* storage,
                    bool source_is_file_mapping);
 
-// ref::AttendGroup with SIMD dots, exp and accumulation (f32 sums). `scratch` is resized to
-// group * n floats and may be reused across calls (one per thread).
-void AttendGroup(const float* q, int64_t group, int64_t d, const float* const* k_rows,
-                 const float* const* v_rows, int64_t offset, int64_t n, float scale, float softcap,
-                 std::vector<float>* scratch, float* out);
+// ref::AttendGroupStored (type KvDType(type)) with SIMD dots, exp and accumulation (f32 sums),
+// reading the rows as stored: f16 promoted and q8_0 dequantized (scale * int8, per 32-block)
+// inside the loops. `offset` is the head's first element in a row; for q8_0, offset and d are
+// multiples of 32. A head's result depends on its query, the rows, d, n, scale and softcap only:
+// not on `group` (the heads attended with it). `scratch` is resized to group * n floats and may
+// be reused across calls (one per thread).
+void AttendGroup(const float* q, int64_t group, int64_t d, KvType type,
+                 const uint8_t* const* k_rows, const uint8_t* const* v_rows, int64_t offset,
+                 int64_t n, float scale, float softcap, std::vector<float>* scratch, float* out);
 
 // Dot product of a weight row with an f32 vector, as MatMul computes it (for attention-style
 // loops that need single dots).

@@ -38,8 +38,9 @@ constexpr int kMaxTopLogprobs = 20;
 
 class LocalEngine final : public Engine {
  public:
-  LocalEngine(std::string model_path, std::unique_ptr<ops::Backend> backend, std::unique_ptr<Model> model,
-              const EngineOptions& options, Result<std::shared_ptr<const Tokenizer>> tokenizer)
+  LocalEngine(std::string model_path, std::unique_ptr<ops::Backend> backend,
+              std::unique_ptr<Model> model, const EngineOptions& options, KvType kv_type,
+              Result<std::shared_ptr<const Tokenizer>> tokenizer)
       : model_path_(std::move(model_path)),
         backend_(std::move(backend)),
         model_(std::move(model)),
@@ -52,10 +53,11 @@ class LocalEngine final : public Engine {
     so.queue_timeout_ms = options_.queue_timeout_ms;
     so.decode_latency_factor = options_.decode_latency_factor;
     so.dump_activations = options_.dump_activations;
-    scheduler_ = std::make_unique<Scheduler>(*model_, *backend_, tokenizer_.ok() ? *tokenizer_ : nullptr,
-                                             default_stop_tokens(), so,
-                                             KvCacheOptions{options_.kv_block_rows, options_.kv_budget_bytes, options_.prefix_caching},
-                                             &mu_, &stats_);
+    scheduler_ = std::make_unique<Scheduler>(
+        *model_, *backend_, tokenizer_.ok() ? *tokenizer_ : nullptr, default_stop_tokens(), so,
+        KvCacheOptions{options_.kv_block_rows, options_.kv_budget_bytes, options_.prefix_caching,
+                       kv_type},
+        &mu_, &stats_);
     worker_ = std::thread([this] { WorkerLoop(); });
   }
 
@@ -320,7 +322,14 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
         "max_context, kv_budget_bytes and queue_timeout_ms must be >= 0; max_batch, max_queued_requests, "
         "max_running_requests and kv_block_rows >= 1; decode_latency_factor 0 or >= 1");
   }
+  const std::optional<KvType> kv_type = KvTypeFromName(options.kv_type);
+  if (!kv_type) {
+    return InvalidArgumentError("kv_type '" + options.kv_type +
+                                "' is not a KV cache type (accepted: " + KvTypeNames() + ")");
+  }
   GL_ASSIGN_OR_RETURN(Checkpoint ck, Checkpoint::Open(model_path));
+  // Before the weights are quantized or bound: the geometry is in the metadata.
+  GL_RETURN_IF_ERROR(KvCache::Validate(ck.hparams(), *kv_type));
   // A GGUF's vocabulary comes from the metadata the checkpoint already parsed.
   Result<std::shared_ptr<const Tokenizer>> tokenizer =
       ck.gguf() != nullptr ? text::TokenizerFromGguf(*ck.gguf()) : Tokenizer::Load(model_path);
@@ -338,8 +347,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
     const std::optional<int64_t> available = AvailableMemoryBytes();
     resolved.kv_budget_bytes = available ? std::max<int64_t>(*available / 4 * 3, int64_t{64} << 20) : kFallback;
   }
-  return std::unique_ptr<Engine>(
-      new LocalEngine(model_path, std::move(backend), std::move(model), resolved, std::move(tokenizer)));
+  return std::unique_ptr<Engine>(new LocalEngine(model_path, std::move(backend), std::move(model),
+                                                 resolved, *kv_type, std::move(tokenizer)));
 }
 
 }  // namespace gemma_local

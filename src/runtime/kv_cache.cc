@@ -6,11 +6,24 @@
 
 namespace gemma_local {
 
+Status KvCache::Validate(const HParams& hp, KvType type) {
+  if (type != KvType::kQ8_0) return Status::Ok();
+  for (int64_t l = 0; l < hp.n_layers; ++l) {
+    if (!hp.owns_kv(l) || hp.head_dim[l] % kKvQ8BlockElems == 0) continue;
+    return InvalidArgumentError(
+        "KV cache type q8_0 stores blocks of " + std::to_string(kKvQ8BlockElems) +
+        " elements and needs head_dim to be a multiple of it, but layer " + std::to_string(l) +
+        " has head_dim " + std::to_string(hp.head_dim[l]) + " (use kv_type f16 or f32)");
+  }
+  return Status::Ok();
+}
+
 KvCache::KvCache(const HParams& hp, int64_t block_rows)
     : KvCache(hp, KvCacheOptions{block_rows, 0, true}) {}
 
 KvCache::KvCache(const HParams& hp, const KvCacheOptions& options)
     : block_rows_(std::max<int64_t>(1, options.block_rows)),
+      type_(Validate(hp, options.type).ok() ? options.type : KvType::kF16),
       budget_bytes_(std::max<int64_t>(0, options.budget_bytes)),
       prefix_caching_(options.prefix_caching),
       layers_(static_cast<size_t>(hp.n_layers)) {
@@ -27,9 +40,10 @@ KvCache::KvCache(const HParams& hp, const KvCacheOptions& options)
     LayerSlot& slot = layers_[l];
     slot.group = g;
     slot.row_elems = hp.n_kv_heads[l] * hp.head_dim[l];
-    slot.k_offset = groups_[g].block_elems;
-    slot.v_offset = slot.k_offset + block_rows_ * slot.row_elems;
-    groups_[g].block_elems += 2 * block_rows_ * slot.row_elems;
+    slot.row_bytes = KvRowBytes(type_, slot.row_elems);
+    slot.k_offset = groups_[g].block_bytes;
+    slot.v_offset = slot.k_offset + block_rows_ * slot.row_bytes;
+    groups_[g].block_bytes += 2 * block_rows_ * slot.row_bytes;
   }
 }
 
@@ -111,7 +125,7 @@ int32_t KvCache::TakeBlock(int g) {
       id = static_cast<int32_t>(group.blocks.size());
       group.blocks.emplace_back();
     }
-    group.blocks[id].data = std::make_unique<float[]>(static_cast<size_t>(group.block_elems));
+    group.blocks[id].data = std::make_unique<uint8_t[]>(static_cast<size_t>(group.block_bytes));
     bytes_allocated_ += bytes;
     ++system_allocations_;
   }
@@ -152,14 +166,15 @@ void KvCache::DropRef(int g, int32_t id) {
 uint64_t KvCache::BlockHash(uint64_t parent, std::span<const int32_t> tokens) const {
   // splitmix64 steps over (KV type, parent, tokens): a 64-bit key; every hit
   // also compares the tokens and the parent, so a collision costs a miss, never
-  // a wrong answer.
+  // a wrong answer. The type is part of the key: a block's bytes mean
+  // something only together with it.
   auto mix = [](uint64_t x) {
     x += 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
   };
-  uint64_t h = mix(parent ^ mix(static_cast<uint64_t>(KvType::kF32) + 1));
+  uint64_t h = mix(parent ^ mix(static_cast<uint64_t>(type_) + 1));
   for (int32_t t : tokens) h = mix(h ^ static_cast<uint32_t>(t));
   return h;
 }
@@ -445,15 +460,17 @@ int64_t KvCache::Reserved(int32_t seq) const {
 
 KvBlockTable KvCache::Table(int64_t layer, int32_t seq) const {
   KvBlockTable t;
+  t.type = type_;
   t.block_rows = block_rows_;
   const LayerSlot& slot = layers_[layer];
   t.row_elems = slot.row_elems;
+  t.row_bytes = slot.row_bytes;
   t.k_offset = slot.k_offset;
   t.v_offset = slot.v_offset;
   auto it = seqs_.find(seq);
   if (slot.group < 0 || it == seqs_.end() || it->second.groups.empty()) return t;
   const SeqGroup& sg = it->second.groups[slot.group];
-  t.blocks = std::span<float* const>(sg.bases.data(), sg.bases.size());
+  t.blocks = std::span<uint8_t* const>(sg.bases.data(), sg.bases.size());
   return t;
 }
 

@@ -6,7 +6,8 @@
 // `block_rows` positions of every layer in it (K then V per layer), so one
 // table per group serves all its layers and a group's blocks are allocated and
 // dropped together. Layers that read another layer's K/V (Gemma 4 KV sharing)
-// own nothing.
+// own nothing. Rows are stored as the options' KvType (f16 by default; sizes
+// are KvRowBytes of it), the same for every layer.
 //
 // Memory. Reserve takes the blocks a batch will write before the forward pass,
 // all or nothing: it is the only call that can fail (kResourceExhausted when
@@ -52,6 +53,7 @@ struct KvCacheOptions {
   int64_t block_rows = 16;
   int64_t budget_bytes = 0;    // most bytes of blocks allocated at once; 0 = no limit
   bool prefix_caching = true;  // false: nothing is registered, AttachPrefix never hits
+  KvType type = KvType::kF16;  // how rows are stored (KvCache::Validate must accept it)
 };
 
 struct KvCacheStats {
@@ -71,6 +73,14 @@ class KvCache final : public KvView {
  public:
   static constexpr int64_t kDefaultBlockRows = 16;
 
+  // Whether rows of `hp`'s layers can be stored as `type`: q8_0 needs every head of a layer
+  // that owns K/V to be whole 32-element blocks (head_dim % 32 == 0). kInvalidArgument naming
+  // the layer, its head_dim and the types that work otherwise. Engine::Open calls it.
+  static Status Validate(const HParams& hp, KvType type);
+
+  // Precondition: Validate(hp, options.type) is ok. A type it refuses is replaced by f16 (which
+  // fits every layer), so a caller that skipped the check gets a working cache, never rows that
+  // straddle heads; type() says what is stored.
   explicit KvCache(const HParams& hp, int64_t block_rows = kDefaultBlockRows);
   KvCache(const HParams& hp, const KvCacheOptions& options);
   ~KvCache() override;
@@ -118,6 +128,7 @@ class KvCache final : public KvView {
   int64_t BytesInUse() const { return bytes_in_use_; }
   KvCacheStats Stats() const;
   int64_t block_rows() const { return block_rows_; }
+  KvType type() const { return type_; }
   int64_t budget_bytes() const { return budget_bytes_; }
   // Bytes of one block of each group (in the order its first layer appears);
   // for reports.
@@ -125,7 +136,7 @@ class KvCache final : public KvView {
 
  private:
   struct BlockRecord {
-    std::unique_ptr<float[]> data;  // null: released to the system (the id is spare)
+    std::unique_ptr<uint8_t[]> data;  // null: released to the system (the id is spare)
     int refs = 0;                   // sequences holding the block
     bool registered = false;        // in the prefix registry under `hash`
     uint64_t hash = 0;
@@ -134,7 +145,7 @@ class KvCache final : public KvView {
   };
   struct Group {
     int64_t window = 0;       // > 0: sliding window (positions a token sees, itself included)
-    int64_t block_elems = 0;  // floats per block: block_rows * sum over layers of 2 * row_elems
+    int64_t block_bytes = 0;  // block_rows * sum over layers of 2 * row_bytes
     std::vector<BlockRecord> blocks;  // by block id
     std::vector<int32_t> free_ids;    // allocated, held by nobody
     std::vector<int32_t> spare_ids;   // records without memory
@@ -153,11 +164,12 @@ class KvCache final : public KvView {
   struct LayerSlot {
     int group = -1;  // -1: the layer owns no K/V
     int64_t row_elems = 0;
-    int64_t k_offset = 0, v_offset = 0;
+    int64_t row_bytes = 0;
+    int64_t k_offset = 0, v_offset = 0;  // bytes from a block's base
   };
   struct SeqGroup {
     std::vector<int32_t> ids;   // by block index; -1 = dropped
-    std::vector<float*> bases;  // the same blocks' memory (null = dropped), for the tables
+    std::vector<uint8_t*> bases;  // the same blocks' memory (null = dropped), for the tables
   };
   struct Sequence {
     int64_t length = 0;
@@ -170,9 +182,7 @@ class KvCache final : public KvView {
     std::vector<int32_t> partial;
   };
 
-  int64_t BlockBytes(int g) const {
-    return groups_[g].block_elems * static_cast<int64_t>(sizeof(float));
-  }
+  int64_t BlockBytes(int g) const { return groups_[g].block_bytes; }
   // Blocks group `g` of `s` (null: a new sequence) needs added to hold `want`
   // positions.
   int64_t MissingBlocks(const Sequence* s, int g, int64_t want) const;
@@ -190,6 +200,7 @@ class KvCache final : public KvView {
   const PrefixEntry* Lookup(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) const;
 
   int64_t block_rows_;
+  KvType type_;
   int64_t budget_bytes_;
   bool prefix_caching_;
   std::vector<Group> groups_;

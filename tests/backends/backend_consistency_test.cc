@@ -193,52 +193,63 @@ const OpCase kOps[] = {
      }},
     {"Attention",
      [](ops::Backend& be, std::mt19937& rng, const Shape& s, const std::string& what) {
-       // Two sequences in one batch over a block KV cache; a window and a soft-cap on odd shapes.
-       HParams hp = *testgen::PresetShape("tiny");
-       const int64_t head_dim = 2 * (1 + s.cols % 24), kv_heads = 2, n_heads = 6;
-       hp.head_dim.assign(static_cast<size_t>(hp.n_layers), head_dim);
-       hp.n_kv_heads.assign(static_cast<size_t>(hp.n_layers), kv_heads);
-       hp.n_heads = n_heads;
-       KvCache cache(hp, /*block_rows=*/5);
-       const int64_t cached = s.rows % 9, fresh = 1 + s.rows % 4;
-       Batch batch;
-       for (int32_t seq : {0, 1}) {
-         ASSERT_TRUE(cache.Reserve(seq, cached + fresh).ok());
-         for (int64_t p = 0; p < cached + fresh; ++p) {
-           const KvBlockTable t = cache.Table(0, seq);
-           const std::vector<float> k = Random(rng, kv_heads * head_dim), v = Random(rng, kv_heads * head_dim);
-           std::copy(k.begin(), k.end(), t.KRow(p));
-           std::copy(v.begin(), v.end(), t.VRow(p));
-         }
-         cache.Commit(seq, cached);
-         for (int64_t p = cached; p < cached + fresh; ++p) batch.push_back({seq, p, 0, false});
-       }
-       for (int64_t window : {int64_t{0}, int64_t{3}}) {
-         for (float softcap : {0.0f, 5.0f}) {
-           ops::AttentionParams ap{0, n_heads, kv_heads, head_dim, window, 0.3f, softcap};
-           const auto T = static_cast<int64_t>(batch.size());
-           const std::vector<float> q = Random(rng, T * n_heads * head_dim);
-           Guarded out(T * n_heads * head_dim);
-           be.Attention(ap, batch, q.data(), cache, out.get());
-           std::vector<float> want(static_cast<size_t>(T * n_heads * head_dim));
-           for (int64_t t = 0; t < T; ++t) {
-             const KvBlockTable table = cache.Table(0, batch[t].seq);
-             const int64_t lo = window > 0 ? std::max<int64_t>(0, batch[t].pos - window + 1) : 0;
-             std::vector<const float*> kr, vr;
-             for (int64_t j = lo; j <= batch[t].pos; ++j) {
-               kr.push_back(table.KRow(j));
-               vr.push_back(table.VRow(j));
-             }
-             const int64_t group = n_heads / kv_heads;
-             for (int64_t g = 0; g < kv_heads; ++g) {
-               ref::AttendGroup(&q[(t * n_heads + g * group) * head_dim], group, head_dim, kr.data(), vr.data(),
-                                g * head_dim, static_cast<int64_t>(kr.size()), 0.3f, softcap,
-                                &want[(t * n_heads + g * group) * head_dim]);
-             }
+       // Two sequences in one batch over a block KV cache of each storage type; a window and a
+       // soft-cap on odd shapes (q8_0: heads of whole 32-blocks). The reference reads the same
+       // stored rows (ref::AttendGroupStored).
+       for (KvType type : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
+         HParams hp = *testgen::PresetShape("tiny");
+         const int64_t head_dim =
+             type == KvType::kQ8_0 ? 32 * (1 + s.cols % 3) : 2 * (1 + s.cols % 24);
+         const int64_t kv_heads = 2, n_heads = 6;
+         hp.head_dim.assign(static_cast<size_t>(hp.n_layers), head_dim);
+         hp.n_kv_heads.assign(static_cast<size_t>(hp.n_layers), kv_heads);
+         hp.n_heads = n_heads;
+         ASSERT_TRUE(KvCache::Validate(hp, type).ok());
+         KvCache cache(hp, KvCacheOptions{/*block_rows=*/5, 0, true, type});
+         const std::string label = what + " " + KvTypeName(type);
+         const int64_t cached = s.rows % 9, fresh = 1 + s.rows % 4;
+         Batch batch;
+         for (int32_t seq : {0, 1}) {
+           ASSERT_TRUE(cache.Reserve(seq, cached + fresh).ok());
+           for (int64_t p = 0; p < cached + fresh; ++p) {
+             const KvBlockTable t = cache.Table(0, seq);
+             const std::vector<float> k = Random(rng, kv_heads * head_dim),
+                                      v = Random(rng, kv_heads * head_dim);
+             StoreKvRow(t.type, k.data(), t.row_elems, t.KRow(p));
+             StoreKvRow(t.type, v.data(), t.row_elems, t.VRow(p));
            }
-           EXPECT_TRUE(out.guards_intact()) << what;
-           ExpectClose(out.values(), want, 1e-5,
-                       what + " window=" + std::to_string(window) + " softcap=" + std::to_string(softcap));
+           cache.Commit(seq, cached);
+           for (int64_t p = cached; p < cached + fresh; ++p) batch.push_back({seq, p, 0, false});
+         }
+         for (int64_t window : {int64_t{0}, int64_t{3}}) {
+           for (float softcap : {0.0f, 5.0f}) {
+             ops::AttentionParams ap{0, n_heads, kv_heads, head_dim, window, 0.3f, softcap};
+             const auto T = static_cast<int64_t>(batch.size());
+             const std::vector<float> q = Random(rng, T * n_heads * head_dim);
+             Guarded out(T * n_heads * head_dim);
+             be.Attention(ap, batch, q.data(), cache, out.get());
+             std::vector<float> want(static_cast<size_t>(T * n_heads * head_dim));
+             for (int64_t t = 0; t < T; ++t) {
+               const KvBlockTable table = cache.Table(0, batch[t].seq);
+               const int64_t lo = window > 0 ? std::max<int64_t>(0, batch[t].pos - window + 1) : 0;
+               std::vector<const uint8_t*> kr, vr;
+               for (int64_t j = lo; j <= batch[t].pos; ++j) {
+                 kr.push_back(table.KRow(j));
+                 vr.push_back(table.VRow(j));
+               }
+               const int64_t group = n_heads / kv_heads;
+               for (int64_t g = 0; g < kv_heads; ++g) {
+                 ref::AttendGroupStored(&q[(t * n_heads + g * group) * head_dim], group, head_dim,
+                                        KvDType(table.type), kr.data(), vr.data(), g * head_dim,
+                                        static_cast<int64_t>(kr.size()), 0.3f, softcap,
+                                        &want[(t * n_heads + g * group) * head_dim]);
+               }
+             }
+             EXPECT_TRUE(out.guards_intact()) << label;
+             ExpectClose(out.values(), want, 1e-5,
+                         label + " window=" + std::to_string(window) +
+                             " softcap=" + std::to_string(softcap));
+           }
          }
        }
      }},

@@ -50,6 +50,7 @@ TEST_F(BenchCli, JsonHasTheContractKeysWithSaneValues) {
     EXPECT_EQ(j["gen_tokens"], 4);
     EXPECT_EQ(j["threads"], 2);
     EXPECT_EQ(j["runs"].size(), 1u);
+    EXPECT_EQ(j["kv_type"], "f16");
     // The tiny model's weights are a few hundred KiB; the tied LM head (the embedding) is counted.
     EXPECT_GT(j["model_bytes_per_token"].get<double>(), 1e4);
     EXPECT_LT(j["model_bytes_per_token"].get<double>(), 1e8);
@@ -68,6 +69,21 @@ TEST_F(BenchCli, SamePromptForBothLayoutsAndSeeds) {
   const uint32_t gguf = checksum(dir_.File("model.gguf"), "");
   EXPECT_EQ(gguf, checksum(dir_.File("hf"), ""));
   EXPECT_NE(gguf, checksum(dir_.File("model.gguf"), " --seed 7"));
+}
+
+// --kv-type reaches the engine in both modes and is reported.
+TEST_F(BenchCli, KvTypeInBothModes) {
+  testing::CommandResult single =
+      RunCommand(Short(dir_.File("model.gguf")) + " --json --kv-type f32");
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  EXPECT_EQ(nlohmann::json::parse(single.out)["kv_type"], "f32");
+  testing::CommandResult serving = RunCommand(
+      Bin() + " bench --model " + dir_.File("model.gguf") +
+      " --concurrency 2 --gen-tokens 3 --prompt-tokens 6 --threads 2 --kv-type q8_0 --json");
+  ASSERT_EQ(serving.exit_code, 0) << serving.err;
+  const nlohmann::json j = nlohmann::json::parse(serving.out);
+  EXPECT_EQ(j["kv_type"], "q8_0");
+  EXPECT_EQ(j["levels"][0]["decode_tokens"], 4);
 }
 
 TEST_F(BenchCli, TextReport) {
@@ -112,6 +128,7 @@ TEST_F(BenchCli, ConcurrencyJsonHasOneObjectPerLevel) {
       EXPECT_TRUE(std::isfinite(v) && v > 0) << key << " = " << v;
     }
     EXPECT_EQ(level["concurrency"], expected_concurrency[i]);
+    EXPECT_EQ(j["kv_type"], "f16");
     EXPECT_GE(level["ttft_ms_p99"].get<double>(), level["ttft_ms_p50"].get<double>()) << level;
     EXPECT_GE(level["itl_ms_p99"].get<double>(), level["itl_ms_p50"].get<double>()) << level;
     EXPECT_GT(level["peak_rss_bytes"].get<double>(), 1e6);
@@ -153,6 +170,8 @@ TEST_F(BenchCli, BadConcurrencyFlagsExitTwoNamingTheFlag) {
            {" --concurrency 2 --max-batch 0", "--max-batch"},
            {" --concurrency 2 --kv-budget lots", "--kv-budget"},
            {" --concurrency 2 --kv-budget 0", "--kv-budget"},
+           {" --concurrency 2 --kv-type f8", "--kv-type"},
+           {" --kv-type Q8_0", "--kv-type"},
            {" --no-prefix-cache", "--no-prefix-cache"},
            {" --shared-prefix 4", "--shared-prefix"},
            {" --concurrency 2 --repetitions 2", "--repetitions"}}) {

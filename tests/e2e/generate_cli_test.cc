@@ -214,5 +214,32 @@ TEST(EngineFlagsCli, KvBudgetPrefixCacheAndBadValues) {
   EXPECT_EQ(cold.out, turns.out) << "the cached conversation replies exactly as one recomputed";
 }
 
+// --kv-type: every storage type runs; a bad name is a usage error naming the flag and the accepted
+// types; q8_0 on heads that are not whole 32-element blocks is refused by the engine, by name.
+TEST(EngineFlagsCli, KvType) {
+  TempDir dir;
+  const std::string bin = testing::BinaryPath();
+  for (const char* preset : {"tiny", "all-global"}) {
+    const std::string make = " dev make-model --out " + dir.File(preset) + " --preset " + preset;
+    ASSERT_EQ(RunCommand(bin + make).exit_code, 0) << preset;
+  }
+  const std::string run = bin + " run --json --max-tokens 6 --tokens 2,300,301,302 --model ";
+  for (const char* type : {"f16", "q8_0", "f32"}) {
+    testing::CommandResult r = RunCommand(run + dir.File("tiny/model.gguf") + " --kv-type " + type);
+    EXPECT_EQ(r.exit_code, 0) << type << ": " << r.err;
+  }
+  testing::CommandResult bad = RunCommand(run + dir.File("tiny/model.gguf") + " --kv-type q4_0");
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--kv-type"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("f16, q8_0, f32"), std::string::npos) << bad.err;
+  testing::CommandResult heads =
+      RunCommand(run + dir.File("all-global/model.gguf") + " --kv-type q8_0");
+  EXPECT_EQ(heads.exit_code, 2) << heads.err;
+  EXPECT_NE(heads.err.find("q8_0"), std::string::npos) << heads.err;
+  EXPECT_NE(heads.err.find("head_dim 16"), std::string::npos) << heads.err;
+  EXPECT_EQ(RunCommand(run + dir.File("all-global/model.gguf")).exit_code, 0)
+      << "f16 (the default) fits";
+}
+
 }  // namespace
 }  // namespace gemma_local

@@ -1,6 +1,7 @@
 // Batch invariance: a sequence's logits never depend on what else runs beside it. For every weight
-// path (f32, q8_0, q4_0, q4_K mixes) and model structure (Gemma 3; Gemma 4 with KV sharing and
-// per-layer embeddings; Gemma 4 MoE), each row of logits must be bit-identical whether the sequence
+// path (f32, q8_0, q4_0, q4_K mixes), KV cache type (f16, the default; f32 and q8_0 on some cases)
+// and model structure (Gemma 3; Gemma 4 with KV sharing and per-layer embeddings; Gemma 4 MoE),
+// each row of logits must be bit-identical whether the sequence
 // runs alone, in prompt chunks of any size, interleaved in one forward batch with other sequences'
 // decode steps and prompt chunks (in any entry order), with or without a reused workspace, and on
 // any thread count. The engine batches requests together, so anything less would make a reply
@@ -89,15 +90,17 @@ HParams Shape(const std::string& preset, bool quantized) {
 struct ModelCase {
   std::string preset;
   std::optional<QuantMix> mix;  // none: f32 weights as written
+  KvType kv = KvType::kF16;     // the KV cache's storage type
 };
 
 void PrintTo(const ModelCase& c, std::ostream* os) {
-  *os << c.preset << " " << (c.mix ? QuantMixName(*c.mix) : "f32");
+  *os << c.preset << " " << (c.mix ? QuantMixName(*c.mix) : "f32") << " KV " << KvTypeName(c.kv);
 }
 
 std::string CaseName(const ::testing::TestParamInfo<ModelCase>& info) {
   std::string name =
       info.param.preset + "_" + (info.param.mix ? QuantMixName(*info.param.mix) : "f32");
+  if (info.param.kv != KvType::kF16) name += std::string("_kv_") + KvTypeName(info.param.kv);
   for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   return name;
 }
@@ -140,6 +143,13 @@ struct Runner {
   const Model& model;
   ops::Backend* backend;
   ops::Workspace* workspace;  // may be null
+  KvType kv;                  // the caches' storage type
+
+  KvCacheOptions CacheOptions() const {
+    KvCacheOptions o;
+    o.type = kv;
+    return o;
+  }
 
   // Reserve, forward, commit: what the engine does around every forward call.
   void Step(KvCache& cache, const Batch& b, std::vector<float>* logits) const {
@@ -154,7 +164,7 @@ struct Runner {
 // Logits of every position of `tokens` as sequence `seq` alone, fed in chunks of `chunk`.
 std::vector<float> Alone(const Runner& run, const std::vector<int32_t>& tokens, size_t chunk,
                          int32_t seq = 0) {
-  KvCache cache(run.model.hparams());
+  KvCache cache(run.model.hparams(), run.CacheOptions());
   std::vector<float> all, logits;
   for (size_t s = 0; s < tokens.size(); s += chunk) {
     Batch b;
@@ -195,12 +205,14 @@ class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
   void SetUp() override {
     model_ = LoadCase(dir_, GetParam());
     ASSERT_NE(model_, nullptr);
+    // The cache would fall back to f16 for a type the shape cannot store.
+    ASSERT_TRUE(KvCache::Validate(model_->hparams(), GetParam().kv).ok());
     V_ = model_->hparams().vocab_size;
     // 23 tokens: longer than every sliding window. The others have 6..20.
     prompts_.push_back(Tokens(23, 1));
     for (int o = 0; o < 5; ++o) prompts_.push_back(Tokens(6 + 7 * o % 15, 10 + o));
     for (const std::vector<int32_t>& p : prompts_) {
-      alone_.push_back(Alone(Runner{*model_, &Cpu(1), nullptr}, p, p.size()));
+      alone_.push_back(Alone(Runner{*model_, &Cpu(1), nullptr, GetParam().kv}, p, p.size()));
     }
     for (float v : alone_[0]) ASSERT_TRUE(std::isfinite(v));
   }
@@ -230,7 +242,7 @@ void BatchInvariance::CheckPromptChunks() const {
   for (bool reuse : {false, true}) {
     ops::Workspace ws;
     for (size_t chunk : {size_t{1}, size_t{3}, size_t{7}, prompt().size()}) {
-      const Runner run{*model_, &Cpu(3), reuse ? &ws : nullptr};
+      const Runner run{*model_, &Cpu(3), reuse ? &ws : nullptr, GetParam().kv};
       ExpectBitIdentical(Alone(run, prompt(), chunk, 5), reference(), V_,
                          "chunk " + std::to_string(chunk) + (reuse ? ", reused workspace" : ""));
     }
@@ -243,8 +255,9 @@ void BatchInvariance::CheckThreadCounts() const {
   for (int threads : {2, 3}) {
     ops::Workspace ws;
     for (size_t chunk : {size_t{1}, size_t{4}, prompt().size()}) {
-      ExpectBitIdentical(Alone(Runner{*model_, &Cpu(threads), &ws}, prompt(), chunk), reference(),
-                         V_, std::to_string(threads) + " threads, chunk " + std::to_string(chunk));
+      ExpectBitIdentical(Alone(Runner{*model_, &Cpu(threads), &ws, GetParam().kv}, prompt(), chunk),
+                         reference(), V_,
+                         std::to_string(threads) + " threads, chunk " + std::to_string(chunk));
     }
   }
 }
@@ -263,7 +276,7 @@ void BatchInvariance::CheckOtherSequencesInTheBatch() const {
   for (const Scenario& sc : {Scenario{1, 0, 3}, Scenario{2, 2, 2}, Scenario{3, 1, 3},
                              Scenario{4, 2, 1}, Scenario{5, 0, 2}, Scenario{5, 2, 3}}) {
     ops::Workspace ws;
-    const Runner run{*model_, &Cpu(sc.threads), &ws};
+    const Runner run{*model_, &Cpu(sc.threads), &ws, GetParam().kv};
     const int n_seqs = 1 + sc.n_others;
     // Sequence s has id 7 + 3s; next[s] is its first token not yet forwarded.
     std::vector<size_t> next(static_cast<size_t>(n_seqs), 0);
@@ -273,7 +286,7 @@ void BatchInvariance::CheckOtherSequencesInTheBatch() const {
       }
       return false;
     };
-    KvCache cache(model_->hparams());
+    KvCache cache(model_->hparams(), run.CacheOptions());
     std::vector<float> logits;
     for (int step = 0; remaining(); ++step) {
       // Per sequence, this step's entries: one token (a decode step), a chunk of 2..7, or (not the
@@ -339,7 +352,11 @@ INSTANTIATE_TEST_SUITE_P(
         ModelCase{"g4-e2b-like", std::nullopt}, ModelCase{"g4-e2b-like", QuantMix::kQ8_0},
         ModelCase{"g4-e2b-like", QuantMix::kQ4_0}, ModelCase{"g4-e2b-like", QuantMix::kQ4_K_M},
         ModelCase{"g4-26b-like", std::nullopt}, ModelCase{"g4-26b-like", QuantMix::kQ8_0},
-        ModelCase{"g4-26b-like", QuantMix::kQ4_0}, ModelCase{"g4-26b-like", QuantMix::kQ4_K_M}),
+        ModelCase{"g4-26b-like", QuantMix::kQ4_0}, ModelCase{"g4-26b-like", QuantMix::kQ4_K_M},
+        // The other KV types: rows read as f32 or dequantized per q8_0 block inside attention.
+        ModelCase{"tiny", std::nullopt, KvType::kF32},
+        ModelCase{"tiny", std::nullopt, KvType::kQ8_0},
+        ModelCase{"g4-e2b-like", QuantMix::kQ4_0, KvType::kQ8_0}),
     CaseName);
 
 }  // namespace

@@ -78,6 +78,44 @@ TEST(Engine, InvalidRequestsFailAtSubmit) {
       << huge.status().ToString();
 }
 
+// kv_type is checked at Open (a name it does not know; q8_0 on heads that are not whole 32-blocks)
+// and decides the bytes the pool counts: a budget that holds a request's f16 rows (the default)
+// holds its q8_0 rows too, but not its f32 rows, which take twice the bytes.
+TEST(Engine, KvTypeIsCheckedAtOpenAndSizesThePool) {
+  EngineOptions unknown;
+  unknown.kv_type = "f8";
+  Result<std::unique_ptr<Engine>> e = Engine::Open(testing::PresetModelPath("tiny"), unknown);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("kv_type 'f8'"), std::string::npos) << e.status().ToString();
+  EXPECT_NE(e.status().message().find("f16, q8_0, f32"), std::string::npos)
+      << e.status().ToString();
+  EngineOptions q8;
+  q8.kv_type = "q8_0";
+  e = Engine::Open(testing::PresetModelPath("all-global"), q8);  // head_dim 16
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("head_dim 16"), std::string::npos) << e.status().ToString();
+
+  EngineOptions o;
+  o.kv_block_rows = 4;
+  o.kv_budget_bytes = KvCache(*testgen::PresetShape("tiny"), KvCacheOptions{4, 0, true})
+                          .BytesForSequence(24, o.max_batch);
+  for (const char* type : {"f16", "q8_0", "f32"}) {
+    o.kv_type = type;
+    std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
+    Request r = TokensRequest({2, 300, 301, 302}, 20);  // 24 positions
+    r.ignore_model_stop_tokens = true;
+    Result<Completion> c = engine->Generate(std::move(r));
+    if (std::string(type) == "f32") {
+      EXPECT_EQ(c.status().code(), StatusCode::kResourceExhausted) << c.status().ToString();
+    } else {
+      ASSERT_TRUE(c.ok()) << type << ": " << c.status().ToString();
+      EXPECT_EQ(c->tokens.size(), 20u) << type;
+    }
+  }
+}
+
 TEST(Engine, EventsStreamTokensTextAndAFinalEvent) {
   std::unique_ptr<Engine> engine = OpenEngine("tiny");
   Request req;

@@ -39,6 +39,7 @@ struct ServingBenchOptions {
   uint32_t seed = 1;
   bool prefix_caching = true;
   int64_t kv_budget_bytes = 0;  // 0 = the engine's default
+  std::string kv_type = EngineOptions{}.kv_type;
   double decode_latency_factor = EngineOptions{}.decode_latency_factor;
   bool json = false;
 };

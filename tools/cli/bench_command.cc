@@ -86,6 +86,7 @@ struct BenchOptions {
   int64_t gen_tokens = 128;
   int threads = 0;
   std::string quantize;  // load-time quantization (EngineOptions::quantize)
+  std::string kv_type = EngineOptions{}.kv_type;
   int repetitions = 3;
   uint32_t seed = 1;
   int64_t bandwidth_bytes = kGiB;
@@ -197,6 +198,7 @@ int RunBench(const BenchOptions& o) {
   eo.quantize = o.quantize;
   eo.max_context = o.prompt_tokens + o.gen_tokens;
   eo.max_batch = o.prompt_tokens;  // the whole prompt in one forward call
+  eo.kv_type = o.kv_type;
   Result<std::unique_ptr<Engine>> engine = Engine::Open(o.model, eo);
   if (!engine.ok()) return Error(engine.status().ToString(), kExitError);
   const int64_t vocab = (*engine)->vocab_size();
@@ -248,6 +250,7 @@ int RunBench(const BenchOptions& o) {
   out["gen_tokens"] = o.gen_tokens;
   out["repetitions"] = o.repetitions;
   out["seed"] = o.seed;
+  out["kv_type"] = o.kv_type;
   out["prompt_checksum"] = PromptChecksum(prompt);
   out["prefill_tokens_per_s"] = Median(prefill_tps);
   out["decode_tokens_per_s"] = decode;
@@ -265,9 +268,9 @@ int RunBench(const BenchOptions& o) {
     return kExitOk;
   }
   std::printf("model            %s\n", o.model.c_str());
-  std::printf("threads          %d   prompt %lld   gen %lld   repetitions %d (medians)\n", threads,
-              static_cast<long long>(o.prompt_tokens), static_cast<long long>(o.gen_tokens),
-              o.repetitions);
+  std::printf("threads          %d   prompt %lld   gen %lld   repetitions %d (medians)   KV %s\n",
+              threads, static_cast<long long>(o.prompt_tokens),
+              static_cast<long long>(o.gen_tokens), o.repetitions, o.kv_type.c_str());
   std::printf("prefill          %10.2f tok/s   (%.1f ms)\n", Median(prefill_tps),
               Median(prompt_ms));
   std::printf("decode           %10.2f tok/s   (%lld tokens after the first in %.1f ms)\n", decode,
@@ -317,6 +320,9 @@ CommandRunner RegisterBench(CLI::App& app) {
       cmd->add_option("--bandwidth-passes", o->bandwidth_passes,
                       "bandwidth probe passes (best counts)")
           ->check(CLI::Range(1, 100));
+  cmd->add_option("--kv-type", o->kv_type,
+                  "how the KV cache stores K/V: f16 (default), q8_0 or f32 "
+                  "(EngineOptions::kv_type; both modes)");
   cmd->add_flag("--json", o->json, "print one JSON object");
   // The serving benchmark (bench_serving.cc).
   const CLI::Validator levels(
@@ -353,6 +359,9 @@ CommandRunner RegisterBench(CLI::App& app) {
   concurrency_opt->excludes(repetitions)->excludes(bandwidth_bytes)->excludes(bandwidth_passes);
 
   return [o, serving, concurrency, kv_budget, concurrency_opt]() {
+    if (std::string error = CheckKvType(o->kv_type); !error.empty()) {
+      return Error("--kv-type: " + error, kExitUsage);
+    }
     if (concurrency_opt->count() == 0) return RunBench(*o);
     ServingBenchOptions s = *serving;
     if (std::string error = CheckConcurrencyList(*concurrency, &s.concurrency); !error.empty()) {
@@ -379,6 +388,7 @@ CommandRunner RegisterBench(CLI::App& app) {
     }
     s.model = o->model;
     s.quantize = o->quantize;
+    s.kv_type = o->kv_type;
     s.threads = o->threads > 0 ? o->threads
                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     s.prompt_tokens = o->prompt_tokens;

@@ -167,6 +167,7 @@ Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_
   eo.max_running_requests = clients;
   eo.prefix_caching = o.prefix_caching;
   eo.kv_budget_bytes = o.kv_budget_bytes;
+  eo.kv_type = o.kv_type;
   eo.decode_latency_factor = o.decode_latency_factor;
   eo.max_queued_requests = std::max<int64_t>(eo.max_queued_requests, clients);
   GL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(o.model, eo));
@@ -266,6 +267,7 @@ int RunServingBench(const ServingBenchOptions& o) {
     out["decode_latency_factor"] = o.decode_latency_factor;
     out["seed"] = o.seed;
     out["prefix_caching"] = o.prefix_caching;
+    out["kv_type"] = o.kv_type;
     out["peak_rss_reset_per_level"] = rss_reset;
     out["levels"] = nlohmann::ordered_json::array();
     for (const Level& l : levels) {
@@ -291,10 +293,10 @@ int RunServingBench(const ServingBenchOptions& o) {
   std::printf("model   %s\n", o.model.c_str());
   std::printf(
       "threads %d   prompt %lld (shared prefix %lld)   gen %lld   max batch %lld   prefix cache "
-      "%s\n",
+      "%s   KV %s\n",
       o.threads, static_cast<long long>(o.prompt_tokens), static_cast<long long>(o.shared_prefix),
       static_cast<long long>(o.gen_tokens), static_cast<long long>(o.max_batch),
-      o.prefix_caching ? "on" : "off");
+      o.prefix_caching ? "on" : "off", o.kv_type.c_str());
   std::printf("%11s %13s %12s %12s %11s %11s %13s %9s %11s %7s\n", "concurrency", "decode tok/s",
               "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms", "peak RSS MiB", "forwards",
               "preemptions", "cached");

@@ -40,10 +40,22 @@ Result<int64_t> ParseByteSize(const std::string& text) {
   return static_cast<int64_t>(bytes);
 }
 
+std::string CheckKvType(const std::string& type) {
+  std::string accepted;
+  for (const char* t : kKvTypes) {
+    if (type == t) return "";
+    accepted += (accepted.empty() ? "" : ", ") + std::string(t);
+  }
+  return "'" + type + "' is not a KV cache type (accepted: " + accepted + ")";
+}
+
 void AddEngineFlags(CLI::App* cmd, EngineFlags* flags) {
   cmd->add_option(
       "--kv-budget", flags->kv_budget,
       "KV cache pool size, e.g. 2GiB (default: 3/4 of the memory available after loading)");
+  cmd->add_option("--kv-type", flags->kv_type,
+                  "how the KV cache stores K/V: f16 (default), q8_0 (8-bit blocks, head sizes that "
+                  "are multiples of 32) or f32");
   cmd->add_option("--max-running", flags->max_running,
                   "requests decoded together at most (default 16)");
   cmd->add_option("--decode-latency-factor", flags->decode_latency_factor,
@@ -61,6 +73,11 @@ Status ApplyEngineFlags(const EngineFlags& flags, EngineOptions* options) {
       return InvalidArgumentError("--kv-budget: must be at least 1 byte, got '" + flags.kv_budget +
                                   "'");
     options->kv_budget_bytes = *bytes;
+  }
+  if (!flags.kv_type.empty()) {
+    if (std::string error = CheckKvType(flags.kv_type); !error.empty())
+      return InvalidArgumentError("--kv-type: " + error);
+    options->kv_type = flags.kv_type;
   }
   if (flags.max_running < 0) {
     return InvalidArgumentError("--max-running: must be >= 1, got " +

@@ -169,9 +169,10 @@ void CpuBackend::Attention(const AttentionParams& p, const Batch& batch, const f
   const int64_t heads_per_item = n_tokens * p.n_kv_heads >= 2 * pool_.size() ? group : 1;
   const int64_t items_per_token = nh / heads_per_item;
   pool_.ParallelFor(n_tokens * items_per_token, 1, [&](int64_t begin, int64_t end) {
-    std::vector<const float*> k_rows, v_rows;
+    std::vector<const uint8_t*> k_rows, v_rows;
     std::vector<float> scratch;
     int64_t rows_token = -1;
+    KvType type = KvType::kF32;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / items_per_token;
       const int64_t h0 = (item % items_per_token) * heads_per_item;
@@ -179,6 +180,7 @@ void CpuBackend::Attention(const AttentionParams& p, const Batch& batch, const f
       const int64_t lo = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
       if (rows_token != t) {  // the visible rows are the same for every head of a token
         const KvBlockTable table = kv.Table(p.kv_layer, batch[t].seq);
+        type = table.type;
         k_rows.clear();
         v_rows.clear();
         for (int64_t j = lo; j <= pos; ++j) {
@@ -188,8 +190,8 @@ void CpuBackend::Attention(const AttentionParams& p, const Batch& batch, const f
         rows_token = t;
       }
       const int64_t kv_off = (h0 / group) * d;
-      AttendGroup(q + (t * nh + h0) * d, heads_per_item, d, k_rows.data(), v_rows.data(), kv_off, pos - lo + 1,
-                  p.scale, p.softcap, &scratch, out + (t * nh + h0) * d);
+      AttendGroup(q + (t * nh + h0) * d, heads_per_item, d, type, k_rows.data(), v_rows.data(),
+                  kv_off, pos - lo + 1, p.scale, p.softcap, &scratch, out + (t * nh + h0) * d);
     }
   });
 }

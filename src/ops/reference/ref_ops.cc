@@ -106,4 +106,20 @@ void AttendGroup(const float* q, int64_t group, int64_t d, const float* const* k
   }
 }
 
+void AttendGroupStored(const float* q, int64_t group, int64_t d, DType type,
+                       const uint8_t* const* k_rows, const uint8_t* const* v_rows, int64_t offset,
+                       int64_t n, float scale, float softcap, float* out) {
+  const DTypeTraits& tr = Traits(type);
+  const int64_t skip = offset / tr.block_elems * tr.block_bytes;  // bytes before the head's slice
+  std::vector<float> k(static_cast<size_t>(n * d)), v(k.size());
+  std::vector<const float*> kp, vp;
+  for (int64_t j = 0; j < n; ++j) {
+    DequantizeBlocks(type, k_rows[j] + skip, d, &k[static_cast<size_t>(j * d)]);
+    DequantizeBlocks(type, v_rows[j] + skip, d, &v[static_cast<size_t>(j * d)]);
+    kp.push_back(&k[static_cast<size_t>(j * d)]);
+    vp.push_back(&v[static_cast<size_t>(j * d)]);
+  }
+  AttendGroup(q, group, d, kp.data(), vp.data(), 0, n, scale, softcap, out);
+}
+
 }  // namespace gemma_local::ref

@@ -58,6 +58,14 @@ void AttendGroup(const float* q, int64_t group, int64_t d, const float* const* k
                  const float* const* v_rows, int64_t offset, int64_t n, float scale, float softcap,
                  float* out);
 
+// AttendGroup over K/V rows stored as `type` (f32, f16 or q8_0, in their GGML byte layouts, as
+// the KV cache keeps them): the d elements of each row from element `offset` on are first
+// dequantized exactly (DequantizeBlocks), then AttendGroup runs on those f32 values. For a block
+// type, offset and d are whole numbers of blocks.
+void AttendGroupStored(const float* q, int64_t group, int64_t d, DType type,
+                       const uint8_t* const* k_rows, const uint8_t* const* v_rows, int64_t offset,
+                       int64_t n, float scale, float softcap, float* out);
+
 // log-softmax of n values into out.
 void LogSoftmax(const float* x, int64_t n, float* out);
 
