@@ -38,8 +38,9 @@ bool SpinUntil(const Done& done) {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  if (n_threads <= 0)
+    n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -51,24 +52,25 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::RunChunks() {
+void ThreadPool::RunChunks(int worker) {
   for (;;) {
     const int64_t begin = next_.fetch_add(chunk_);
     if (begin >= n_) return;
-    (*fn_)(begin, std::min(n_, begin + chunk_));
+    job_.call(job_.fn, worker, begin, std::min(n_, begin + chunk_));
   }
 }
 
-void ThreadPool::WorkerLoop() {
+void ThreadPool::WorkerLoop(int worker) {
   uint64_t seen = 0;
   for (;;) {
     if (!SpinUntil([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+      wake_.wait(lock,
+                 [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stop_) return;
     }
     seen = generation_.load(std::memory_order_acquire);
-    RunChunks();
+    RunChunks(worker);
     if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       // The caller may be asleep on done_: take the mutex so the wake-up cannot slip between its
       // check and its wait.
@@ -78,15 +80,15 @@ void ThreadPool::WorkerLoop() {
   }
 }
 
-void ThreadPool::ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::Run(int64_t n, int64_t grain, const Job& job) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
+  std::lock_guard<std::mutex> call_lock(call_mutex_);
   if (workers_.empty() || n <= grain) {
-    fn(0, n);
+    job.call(job.fn, 0, 0, n);
     return;
   }
-  std::lock_guard<std::mutex> call_lock(call_mutex_);
-  fn_ = &fn;
+  job_ = job;
   n_ = n;
   // About four chunks per thread balances uneven work without much contention.
   chunk_ = std::max(grain, (n + 4 * size() - 1) / (4 * size()));
@@ -98,12 +100,12 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain, const std::function<void(
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  RunChunks();
+  RunChunks(0);
   if (!SpinUntil([&] { return busy_.load(std::memory_order_acquire) == 0; })) {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return busy_.load(std::memory_order_acquire) == 0; });
   }
-  fn_ = nullptr;
+  job_ = Job{};
 }
 
 }  // namespace gemma_local

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <map>
 
 #include "ops/reference/quant_ref.h"
 
@@ -42,18 +41,26 @@ Result<std::vector<float>> BindVector(const Checkpoint& ck, const std::string& n
 }
 
 Status ValidateBatch(const HParams& hp, const Batch& batch, const KvView& kv) {
-  std::map<int32_t, int64_t> next;  // expected next position per sequence
   for (size_t i = 0; i < batch.size(); ++i) {
     const BatchEntry& e = batch[i];
     if (e.token < 0 || e.token >= hp.vocab_size) {
       return InvalidArgumentError("batch entry " + std::to_string(i) + ": token id " + std::to_string(e.token) +
                                   " is outside the vocabulary [0, " + std::to_string(hp.vocab_size) + ")");
     }
-    auto it = next.find(e.seq);
-    if (it == next.end()) it = next.emplace(e.seq, kv.Length(e.seq)).first;
-    if (e.pos != it->second) {
+    // The expected position: one after the sequence's previous entry (already checked), else
+    // the cache's length. The backward scan stops at once in a prompt chunk and after at most
+    // one entry per other sequence in a decode batch; no map, so no allocation.
+    int64_t expected = -1;
+    for (size_t j = i; j-- > 0;) {
+      if (batch[j].seq == e.seq) {
+        expected = batch[j].pos + 1;
+        break;
+      }
+    }
+    if (expected < 0) expected = kv.Length(e.seq);
+    if (e.pos != expected) {
       return InvalidArgumentError("batch entry " + std::to_string(i) + ": sequence " + std::to_string(e.seq) +
-                                  " continues at position " + std::to_string(it->second) + ", got " +
+                                  " continues at position " + std::to_string(expected) + ", got " +
                                   std::to_string(e.pos));
     }
     if (e.pos >= kv.Reserved(e.seq)) {
@@ -61,7 +68,6 @@ Status ValidateBatch(const HParams& hp, const Batch& batch, const KvView& kv) {
                                   " of sequence " + std::to_string(e.seq) +
                                   " has no reserved KV row (reserve before Forward)");
     }
-    ++it->second;
   }
   return Status::Ok();
 }
@@ -101,26 +107,26 @@ void CausalAttention(const ops::ForwardContext& ctx, const HParams& hp, int64_t 
   ctx.backend->Attention(p, batch, q, kv, out);
 }
 
-std::vector<int32_t> BatchTokens(const Batch& batch) {
-  std::vector<int32_t> ids;
-  ids.reserve(batch.size());
-  for (const BatchEntry& e : batch) ids.push_back(e.token);
+const std::vector<int32_t>& BatchTokens(const Batch& batch, ops::Workspace& ws) {
+  std::vector<int32_t>& ids =
+      ws.Int32s(ops::Workspace::kTokenIdsSlot, static_cast<int64_t>(batch.size()));
+  for (size_t t = 0; t < batch.size(); ++t) ids[t] = batch[t].token;
   return ids;
 }
 
-std::vector<int64_t> BatchPositions(const Batch& batch) {
-  std::vector<int64_t> pos;
-  pos.reserve(batch.size());
-  for (const BatchEntry& e : batch) pos.push_back(e.pos);
+const std::vector<int64_t>& BatchPositions(const Batch& batch, ops::Workspace& ws) {
+  std::vector<int64_t>& pos =
+      ws.Int64s(ops::Workspace::kPositionsSlot, static_cast<int64_t>(batch.size()));
+  for (size_t t = 0; t < batch.size(); ++t) pos[t] = batch[t].pos;
   return pos;
 }
 
-void EmbedTokens(const ops::ForwardContext& ctx, const ref::MatrixView& embed, const Batch& batch,
-                 std::vector<float>* x) {
+void EmbedTokens(const ops::ForwardContext& ctx, ops::Workspace& ws, const ref::MatrixView& embed,
+                 const Batch& batch, std::vector<float>* x) {
   const int64_t H = embed.cols;
   const auto T = static_cast<int64_t>(batch.size());
   x->assign(static_cast<size_t>(T * H), 0.0f);
-  const std::vector<int32_t> ids = BatchTokens(batch);
+  const std::vector<int32_t>& ids = BatchTokens(batch, ws);
   ctx.backend->GetRows(embed, ids.data(), T, x->data());
   ctx.backend->Scale(x->data(), std::sqrt(static_cast<float>(H)), T * H);
 }
@@ -144,11 +150,16 @@ void OutputLogits(const ops::ForwardContext& ctx, const HParams& hp, const ref::
   const int64_t H = hp.hidden_size;
   const int64_t V = lm_head.rows;
   // y: [R, H], the rows that want logits, then normed in place.
-  std::vector<float> y;
-  for (size_t t = 0; t < batch.size(); ++t) {
-    if (batch[t].want_logits) y.insert(y.end(), x + t * H, x + (t + 1) * H);
+  int64_t R = 0;
+  for (const BatchEntry& e : batch) R += e.want_logits ? 1 : 0;
+  std::vector<float> local;
+  std::vector<float>& y = ctx.workspace != nullptr
+                              ? ctx.workspace->Buf(ops::Workspace::kOutputRowsSlot, R * H)
+                              : local;
+  y.resize(static_cast<size_t>(R * H));
+  for (size_t t = 0, r = 0; t < batch.size(); ++t) {
+    if (batch[t].want_logits) std::copy_n(x + t * H, H, &y[r++ * H]);
   }
-  const int64_t R = static_cast<int64_t>(y.size()) / H;
   logits->resize(static_cast<size_t>(R * V));
   if (R == 0) return;
   ctx.backend->RmsNorm(y.data(), norm_gain.data(), R, H, hp.rms_norm_eps, y.data());

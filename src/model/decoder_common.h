@@ -42,12 +42,14 @@ void CausalAttention(const ops::ForwardContext& ctx, const HParams& hp, int64_t 
                      const float* q, const KvView& kv, float* out);
 
 // x[t] = embed[token_t] * sqrt(hidden) for every batch entry (x is resized to T * hidden).
-void EmbedTokens(const ops::ForwardContext& ctx, const ref::MatrixView& embed, const Batch& batch,
-                 std::vector<float>* x);
+// `ws` lends the token ids' buffer.
+void EmbedTokens(const ops::ForwardContext& ctx, ops::Workspace& ws, const ref::MatrixView& embed,
+                 const Batch& batch, std::vector<float>* x);
 
-// The token ids / positions of a batch, in order.
-std::vector<int32_t> BatchTokens(const Batch& batch);
-std::vector<int64_t> BatchPositions(const Batch& batch);
+// The token ids / positions of a batch, in order, in the workspace's buffers kept for them
+// (Workspace::kTokenIdsSlot, kPositionsSlot).
+const std::vector<int32_t>& BatchTokens(const Batch& batch, ops::Workspace& ws);
+const std::vector<int64_t>& BatchPositions(const Batch& batch, ops::Workspace& ws);
 
 // x[t] += RMSNorm(branch[t]) * gain for every row (branch is normalized in place).
 void AddNormedBranch(const ops::ForwardContext& ctx, const float* gain, float eps, int64_t n_rows, int64_t width,
@@ -61,7 +63,8 @@ void NormRopeHeads(const ops::ForwardContext& ctx, const std::vector<int64_t>& p
 // One row of logits per entry with want_logits: lm_head . RMSNorm(x[t]) * norm_gain, soft-capped
 // when hp.final_logit_softcap is set. The rows are gathered first and the LM head (the largest
 // matrix: 262k rows) runs once for all of them; the result is bit-identical to one product per
-// row (MatMul does not depend on which tokens share a call).
+// row (MatMul does not depend on which tokens share a call). The gathered rows live in
+// Workspace::kOutputRowsSlot of ctx.workspace (a fresh buffer without one).
 void OutputLogits(const ops::ForwardContext& ctx, const HParams& hp, const ref::MatrixView& lm_head,
                   const std::vector<float>& norm_gain, const Batch& batch, const float* x,
                   std::vector<float>* logits);

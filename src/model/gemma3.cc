@@ -90,9 +90,9 @@ Status Gemma3::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp_.hidden_size;
   const float eps = hp_.rms_norm_eps;
-  const std::vector<int64_t> positions = BatchPositions(batch);
+  const std::vector<int64_t>& positions = BatchPositions(batch, ws);
   std::vector<float>& x = ws.Buf(kX, T * H);  // x: [T, H], the residual stream
-  EmbedTokens(ctx, embed_, batch, &x);
+  EmbedTokens(ctx, ws, embed_, batch, &x);
   ctx.Dump("inp_embd", x.data(), T, H);
   std::vector<float>& h = ws.Buf(kH, T * H);
   std::vector<float>& branch = ws.Buf(kBranch, T * H);

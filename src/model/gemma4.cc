@@ -12,8 +12,11 @@ namespace {
 // Workspace slots of the forward pass (ops::Workspace).
 enum Slot : size_t {
   kX, kH, kBranch, kBranch2, kPle, kPleRows, kQ, kK, kV, kAttn, kPleGate, kPleIn,
-  kMlpGate, kMlpUp, kRouterIn, kExpertIn, kRouterLogits, kTokensIn, kTokensOut,
+  kMlpGate, kMlpUp, kRouterIn, kExpertIn, kRouterLogits, kTokensIn, kTokensOut, kChoiceWeight,
+  kRoutedWeight,
 };
+// Index slots (ops::Workspace::Int64s) of the expert routing.
+enum IndexSlot : size_t { kExpertOrder, kChoiceExpert, kExpertStart, kRoutedToken, kExpertFill };
 
 // Routed experts of one MoE layer (26B-A4B). Expert e's fused gate/up matrix is rows
 // [e*2F, (e+1)*2F) of ffn_gate_up_exps (gate first, then up); its down matrix is rows [e*H,(e+1)*H)
@@ -175,7 +178,7 @@ void Gemma4::PerLayerInputs(const ops::ForwardContext& ctx, const Batch& batch, 
   be.Scale(ple->data(), 1.0f / std::sqrt(static_cast<float>(hp_.hidden_size)), T * LP);
   be.RmsNorm(ple->data(), ple_proj_norm_.data(), T * L, P, hp_.rms_norm_eps, ple->data());
   std::vector<float>& rows = ctx.workspace->Buf(kPleRows, T * LP);  // E_ple[token]: [T, L * P]
-  const std::vector<int32_t> ids = BatchTokens(batch);
+  const std::vector<int32_t>& ids = BatchTokens(batch, *ctx.workspace);
   be.GetRows(ple_embed_, ids.data(), T, rows.data());
   be.Scale(rows.data(), std::sqrt(static_cast<float>(P)), T * LP);
   be.Add(ple->data(), rows.data(), T * LP);
@@ -209,9 +212,13 @@ void Gemma4::Experts(const ops::ForwardContext& ctx, const LayerWeights& w, cons
   be.RmsNorm(r, m.pre_norm_2.data(), T, H, eps, h2.data());
   be.MatMul(m.router, z.data(), T, logits.data());
   be.Softmax(logits.data(), T, E);
-  // Per expert: the tokens routed to it and their weights.
-  std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));
-  std::vector<int64_t> ids(static_cast<size_t>(E));
+  // Per expert: the tokens routed to it (in token order) and their weights, as one list sorted
+  // by expert (a counting sort over the T * K choices) in the workspace: no allocation.
+  std::vector<int64_t>& ids = ws.Int64s(kExpertOrder, E);
+  std::vector<int64_t>& choice = ws.Int64s(kChoiceExpert, T * K);
+  std::vector<float>& choice_weight = ws.Buf(kChoiceWeight, T * K);
+  std::vector<int64_t>& start = ws.Int64s(kExpertStart, E + 1);
+  std::fill(start.begin(), start.end(), 0);
   for (int64_t t = 0; t < T; ++t) {
     const float* lt = &logits[t * E];
     std::iota(ids.begin(), ids.end(), 0);
@@ -221,21 +228,37 @@ void Gemma4::Experts(const ops::ForwardContext& ctx, const LayerWeights& w, cons
     for (int64_t k = 0; k < K; ++k) sum += lt[ids[k]];
     for (int64_t k = 0; k < K; ++k) {
       const int64_t e = ids[k];
-      routed[e].emplace_back(t, static_cast<float>(lt[e] / sum) * m.expert_scale[e]);
+      choice[t * K + k] = e;
+      choice_weight[t * K + k] = static_cast<float>(lt[e] / sum) * m.expert_scale[e];
+      ++start[e + 1];
+    }
+  }
+  for (int64_t e = 0; e < E; ++e) start[e + 1] += start[e];
+  std::vector<int64_t>& routed_token = ws.Int64s(kRoutedToken, T * K);
+  std::vector<float>& routed_weight = ws.Buf(kRoutedWeight, T * K);
+  std::vector<int64_t>& fill = ws.Int64s(kExpertFill, E);
+  std::copy_n(start.begin(), E, fill.begin());
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t slot = fill[choice[t * K + k]]++;
+      routed_token[slot] = t;
+      routed_weight[slot] = choice_weight[t * K + k];
     }
   }
   std::fill(out, out + T * H, 0.0f);
   std::vector<float>& xin = ws.Buf(kTokensIn, 0);
   std::vector<float>& y = ws.Buf(kTokensOut, 0);
   for (int64_t e = 0; e < E; ++e) {
-    const auto& tokens = routed[e];
-    if (tokens.empty()) continue;
-    const int64_t n = static_cast<int64_t>(tokens.size());
+    const int64_t first = start[e];
+    const int64_t n = start[e + 1] - first;
+    if (n == 0) continue;
     xin.resize(static_cast<size_t>(n * H));
-    for (int64_t i = 0; i < n; ++i) std::copy_n(&h2[tokens[i].first * H], H, &xin[i * H]);
+    for (int64_t i = 0; i < n; ++i) std::copy_n(&h2[routed_token[first + i] * H], H, &xin[i * H]);
     y.resize(static_cast<size_t>(n * H));
     Mlp(ctx, m.expert_gate[e], m.expert_up[e], m.expert_down[e], xin.data(), n, y.data());
-    for (int64_t i = 0; i < n; ++i) be.AddScaled(out + tokens[i].first * H, &y[i * H], tokens[i].second, H);
+    for (int64_t i = 0; i < n; ++i) {
+      be.AddScaled(out + routed_token[first + i] * H, &y[i * H], routed_weight[first + i], H);
+    }
   }
   be.RmsNorm(out, m.post_norm_2.data(), T, H, eps, out);
 }
@@ -253,9 +276,9 @@ Status Gemma4::Forward(const Batch& batch, const KvView& kv, const ops::ForwardC
   const int64_t H = hp_.hidden_size;
   const int64_t P = hp_.per_layer_input_size;
   const float eps = hp_.rms_norm_eps;
-  const std::vector<int64_t> positions = BatchPositions(batch);
+  const std::vector<int64_t>& positions = BatchPositions(batch, ws);
   std::vector<float>& x = ws.Buf(kX, T * H);  // x: [T, H], the residual stream
-  EmbedTokens(ctx, embed_, batch, &x);
+  EmbedTokens(ctx, ws, embed_, batch, &x);
   ctx.Dump("inp_embd", x.data(), T, H);
   std::vector<float>& ple = ws.Buf(kPle, 0);  // [T, L * P]
   if (P > 0) PerLayerInputs(ctx, batch, x.data(), &ple);

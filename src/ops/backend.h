@@ -117,18 +117,34 @@ class ActivationSink {
 // a workspace has seen its largest batch a forward pass allocates no activations (fresh large
 // allocations cost a page fault per 4 KiB on every call; measured 20-30% of a small model's
 // prefill). One workspace per concurrent forward pass; references stay valid for its lifetime.
+// The index buffers (token ids, positions, expert routing) work the same way, so a decode step
+// on a warm workspace allocates nothing at all.
 class Workspace {
  public:
   static constexpr size_t kSlots = 32;
+  static constexpr size_t kIndexSlots = 8;
+  // Float buffer slots the shared decoder code keeps for itself (model/decoder_common.h).
+  static constexpr size_t kOutputRowsSlot = kSlots - 1;
+  // Index slots the shared decoder code keeps for itself.
+  static constexpr size_t kTokenIdsSlot = kIndexSlots - 1;
+  static constexpr size_t kPositionsSlot = kIndexSlots - 2;
+
   // Buffer `slot` (< kSlots) with n floats; contents unspecified.
-  std::vector<float>& Buf(size_t slot, int64_t n) {
-    std::vector<float>& b = bufs_.at(slot);
+  std::vector<float>& Buf(size_t slot, int64_t n) { return Sized(bufs_.at(slot), n); }
+  // Index buffers `slot` (< kIndexSlots) with n elements; contents unspecified.
+  std::vector<int32_t>& Int32s(size_t slot, int64_t n) { return Sized(int32s_.at(slot), n); }
+  std::vector<int64_t>& Int64s(size_t slot, int64_t n) { return Sized(int64s_.at(slot), n); }
+
+ private:
+  template <typename T>
+  static std::vector<T>& Sized(std::vector<T>& b, int64_t n) {
     b.resize(static_cast<size_t>(n));
     return b;
   }
 
- private:
   std::array<std::vector<float>, kSlots> bufs_;
+  std::array<std::vector<int32_t>, kIndexSlots> int32s_;
+  std::array<std::vector<int64_t>, kIndexSlots> int64s_;
 };
 
 // Everything one forward call computes with.

@@ -18,11 +18,16 @@ struct ForwardCounters {
   int64_t logit_rows = 0;      // rows of logits they produced
 };
 
+// Buffers MatMul reuses from call to call (the 8-bit activations of the integer kernels), so a
+// decode step allocates nothing. Defined by the backend; calls that share one must not overlap.
+struct MatMulScratch;
+
 // Execution context handed to every forward call by its caller (no global state; the model keeps
 // none between calls).
 struct Context {
   ThreadPool* pool = nullptr;                // required
   ForwardCounters* counters = nullptr;       // optional
+  MatMulScratch* scratch = nullptr;          // optional: without it, MatMul allocates per call
 };
 
 // y[t][o] = sum_i w[o][i] * x[t][i]  (see ref::MatMul). f32 accumulation; results are identical

@@ -272,21 +272,32 @@ Status KvCache::Reserve(const Batch& batch) {
   // Per sequence: its entries are consecutive positions (the forward contract),
   // so the count is what it appends. Check the whole batch against the budget
   // before taking anything.
-  std::map<int32_t, int64_t> count;
-  for (const BatchEntry& e : batch) ++count[e.seq];
+  CountBatch(batch);
   int64_t bytes = 0;
-  for (const auto& [seq, n] : count) {
-    if (n < 0) continue;
-    bytes += BytesToReserve(seq, n);
-  }
+  for (const auto& [seq, n] : batch_counts_) bytes += BytesToReserve(seq, n);
   if (bytes > BytesAvailable()) {
     return ResourceExhaustedError("KV cache: the batch needs " + std::to_string(bytes) +
                                   " bytes of blocks, " + std::to_string(BytesAvailable()) +
                                   " of the " + std::to_string(budget_bytes_) +
                                   "-byte budget are free");
   }
-  for (const auto& [seq, n] : count) GL_RETURN_IF_ERROR(Reserve(seq, n));
+  for (const auto& [seq, n] : batch_counts_) GL_RETURN_IF_ERROR(Reserve(seq, n));
   return Status::Ok();
+}
+
+void KvCache::CountBatch(const Batch& batch) {
+  // A linear search per entry: a batch holds few sequences (prompt chunks are runs of one), and
+  // the reused vector keeps a decode step free of allocations.
+  batch_counts_.clear();
+  for (const BatchEntry& e : batch) {
+    auto it = std::find_if(batch_counts_.rbegin(), batch_counts_.rend(),
+                           [&](const std::pair<int32_t, int64_t>& c) { return c.first == e.seq; });
+    if (it == batch_counts_.rend()) {
+      batch_counts_.emplace_back(e.seq, 1);
+    } else {
+      ++it->second;
+    }
+  }
 }
 
 void KvCache::Commit(int32_t seq, int64_t n) { CommitTokens(seq, n, {}, false); }
@@ -331,9 +342,14 @@ void KvCache::CommitTokens(int32_t seq, int64_t n, std::span<const int32_t> toke
 void KvCache::Commit(const Batch& batch) {
   // Entries of one sequence are consecutive positions in batch order (the
   // forward contract).
-  std::map<int32_t, std::vector<int32_t>> tokens;
-  for (const BatchEntry& e : batch) tokens[e.seq].push_back(e.token);
-  for (const auto& [seq, t] : tokens) CommitTokens(seq, static_cast<int64_t>(t.size()), t, true);
+  CountBatch(batch);
+  for (const auto& [seq, n] : batch_counts_) {
+    batch_tokens_.clear();
+    for (const BatchEntry& e : batch) {
+      if (e.seq == seq) batch_tokens_.push_back(e.token);
+    }
+    CommitTokens(seq, n, batch_tokens_, true);
+  }
 }
 
 int64_t KvCache::AttachPrefix(int32_t seq, std::span<const int32_t> tokens, int64_t max_positions) {

@@ -40,6 +40,7 @@
 #include <memory>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "gemma_local/status.h"
@@ -190,6 +191,8 @@ class KvCache final : public KvView {
   void DropRef(int g, int32_t id);
   void AddRef(int g, int32_t id);
   void CommitTokens(int32_t seq, int64_t n, std::span<const int32_t> tokens, bool with_tokens);
+  // Fills batch_counts_ from `batch`.
+  void CountBatch(const Batch& batch);
   void LruRemove(int g, int32_t id);
   // Drops a cached block nobody holds from the registry; its memory stays with
   // the record.
@@ -206,6 +209,10 @@ class KvCache final : public KvView {
   std::vector<Group> groups_;
   std::vector<LayerSlot> layers_;
   std::map<int32_t, Sequence> seqs_;
+  // Reused by Reserve(batch) / Commit(batch): (sequence, entries) in order of first appearance,
+  // and one sequence's tokens.
+  std::vector<std::pair<int32_t, int64_t>> batch_counts_;
+  std::vector<int32_t> batch_tokens_;
   std::unordered_map<uint64_t, PrefixEntry> registry_;
   int64_t prefix_queries_ = 0, prefix_hits_ = 0, evictions_ = 0;
   int64_t blocks_in_use_ = 0;

@@ -62,5 +62,35 @@ TEST(ThreadPool, WakesFromSpinningAndSleepingWorkersAndShutsDownFromBoth) {
   EXPECT_EQ(sum.load(), 3 * 200 * 50);
 }
 
+// fn(worker, begin, end): worker ids are in [0, size()), no worker runs two ranges at once, even
+// with callers on several threads (the inline path of small loops included), so per-worker
+// scratch needs no lock.
+TEST(ThreadPool, WorkerIdsAreInRangeAndNeverRunTwoRangesAtOnce) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> active(static_cast<size_t>(threads));
+    std::atomic<int64_t> covered{0};
+    std::atomic<bool> bad{false};
+    auto body = [&](int worker, int64_t b, int64_t e) {
+      if (worker < 0 || worker >= threads || active[worker].fetch_add(1) != 0) bad = true;
+      std::this_thread::yield();
+      covered += e - b;
+      if (worker >= 0 && worker < threads) active[worker].fetch_sub(1);
+    };
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 3; ++c) {
+      callers.emplace_back([&] {
+        for (int round = 0; round < 100; ++round) {
+          pool.ParallelFor(64, 1, body);
+          pool.ParallelFor(3, 8, body);  // inline: n <= grain
+        }
+      });
+    }
+    for (std::thread& t : callers) t.join();
+    EXPECT_FALSE(bad.load()) << threads << " threads";
+    EXPECT_EQ(covered.load(), 3 * 100 * (64 + 3));
+  }
+}
+
 }  // namespace
 }  // namespace gemma_local

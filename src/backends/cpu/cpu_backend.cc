@@ -9,7 +9,10 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <vector>
 
+#include "backends/cpu/quant_matmul.h"
 #include "core/thread_pool.h"
 #include "ops/backend.h"
 
@@ -37,7 +40,10 @@ class CpuBackend final : public Backend {
   }
 
   void MatMul(const ref::MatrixView& w, const float* x, int64_t n_tokens, float* y) override {
-    ops::MatMul(Context{&pool_}, w, x, n_tokens, y);
+    // The scratch is this backend's: forward passes of several threads take turns here (their
+    // loops would serialize on the pool anyway).
+    std::lock_guard<std::mutex> lock(scratch_mu_);
+    ops::MatMul(Context{&pool_, nullptr, &matmul_scratch_}, w, x, n_tokens, y);
   }
 
   // y = x * (mean(x^2) + eps)^(-1/2) * gain, the sum of squares in f64 (as ref::RmsNorm).
@@ -152,7 +158,30 @@ class CpuBackend final : public Backend {
                  float* out) override;
 
  private:
+  // Per pool worker (ThreadPool gives each running range its worker's index).
+  struct AttentionScratch {
+    std::vector<const uint8_t*> k_rows, v_rows;  // the visible rows of the current token
+    std::vector<float> scores;
+    // Room for `rows` visible rows of `heads` heads: at least 4,096 rows, then doubling, so
+    // contexts up to 4k never reallocate and longer ones only when the longest context passes a
+    // power of two.
+    void Fit(int64_t rows, int64_t heads) {
+      if (static_cast<int64_t>(k_rows.capacity()) >= rows &&
+          static_cast<int64_t>(scores.capacity()) >= rows * heads) {
+        return;
+      }
+      int64_t room = 4096;
+      while (room < rows) room *= 2;
+      k_rows.reserve(static_cast<size_t>(room));
+      v_rows.reserve(static_cast<size_t>(room));
+      scores.reserve(static_cast<size_t>(room * std::max<int64_t>(heads, 8)));
+    }
+  };
+
   ThreadPool pool_;
+  std::mutex scratch_mu_;          // guards the two scratches below
+  MatMulScratch matmul_scratch_;
+  std::vector<AttentionScratch> attention_scratch_ = std::vector<AttentionScratch>(pool_.size());
 };
 
 void CpuBackend::Attention(const AttentionParams& p, const Batch& batch, const float* q, const KvView& kv,
@@ -168,9 +197,20 @@ void CpuBackend::Attention(const AttentionParams& p, const Batch& batch, const f
   const auto n_tokens = static_cast<int64_t>(batch.size());
   const int64_t heads_per_item = n_tokens * p.n_kv_heads >= 2 * pool_.size() ? group : 1;
   const int64_t items_per_token = nh / heads_per_item;
-  pool_.ParallelFor(n_tokens * items_per_token, 1, [&](int64_t begin, int64_t end) {
-    std::vector<const uint8_t*> k_rows, v_rows;
-    std::vector<float> scratch;
+  // Every worker's scratch is sized here, before the loop: which worker gets which token depends
+  // on timing, and none may allocate inside it.
+  int64_t max_rows = 0;
+  for (const BatchEntry& e : batch) {
+    max_rows = std::max(max_rows, p.window > 0 ? std::min<int64_t>(e.pos + 1, p.window) : e.pos + 1);
+  }
+  std::lock_guard<std::mutex> lock(scratch_mu_);  // forward passes of several threads take turns
+  for (AttentionScratch& s : attention_scratch_) s.Fit(max_rows, heads_per_item);
+  pool_.ParallelFor(n_tokens * items_per_token, 1, [&](int worker, int64_t begin, int64_t end) {
+    // The worker's own buffers, kept between calls: a decode step allocates nothing here.
+    AttentionScratch& mine = attention_scratch_[static_cast<size_t>(worker)];
+    std::vector<const uint8_t*>& k_rows = mine.k_rows;
+    std::vector<const uint8_t*>& v_rows = mine.v_rows;
+    std::vector<float>& scratch = mine.scores;
     int64_t rows_token = -1;
     KvType type = KvType::kF32;
     for (int64_t item = begin; item < end; ++item) {

@@ -75,8 +75,9 @@ namespace {
 void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* x, int64_t n_tokens,
                      float* y) {
   const int64_t block = cpu::ActivationBlock(w.dtype);
+  cpu::QuantizedActivations local;
+  cpu::QuantizedActivations& a = ctx.scratch != nullptr ? ctx.scratch->activations : local;
   if (w.packed != nullptr) {
-    cpu::QuantizedActivations a;
     cpu::QuantizeActivations(x, n_tokens, w.cols, cpu::ActivationBlock(w.dtype), &a, ctx.pool);
     const int64_t groups = w.rows / 8;
     const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, w.cols * n_tokens));
@@ -86,7 +87,6 @@ void QuantizedMatMul(const Context& ctx, const ref::MatrixView& w, const float* 
     return;
   }
   if (block != 0 && w.cols % block == 0) {
-    cpu::QuantizedActivations a;
     cpu::QuantizeActivations(x, n_tokens, w.cols, block, &a, ctx.pool);
     const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, w.cols * n_tokens));
     ctx.pool->ParallelFor(w.rows, grain, [&](int64_t r0, int64_t r1) {

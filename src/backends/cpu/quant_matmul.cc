@@ -3,6 +3,7 @@
 #include "backends/cpu/quant_matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string_view>
@@ -180,10 +181,14 @@ namespace {
 
 void QuantizeActivationTokens(const float* x, int64_t t0, int64_t t1, QuantizedActivations* out) {
   const int64_t cols = out->cols, block = out->block, nb = cols / block;
-  std::vector<int32_t> sums16(static_cast<size_t>(cols / 16));
+  // On the stack for rows up to 64k elements (every Gemma width): a decode step allocates nothing.
+  constexpr int64_t kStackSums = 4096;
+  std::array<int32_t, kStackSums> sums_stack;
+  std::vector<int32_t> sums_heap(cols / 16 > kStackSums ? static_cast<size_t>(cols / 16) : 0);
+  int32_t* sums16 = cols / 16 > kStackSums ? sums_heap.data() : sums_stack.data();
   for (int64_t t = t0; t < t1; ++t) {
     QuantizeActivationRow(x + t * cols, nb, block, out->q.data() + t * cols, out->d.data() + t * nb,
-                          sums16.data());
+                          sums16);
     if (block == 32) {
       for (int64_t b = 0; b < nb; ++b) {
         out->dsum[static_cast<size_t>(t * nb + b)] =

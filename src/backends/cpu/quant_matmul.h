@@ -117,3 +117,13 @@ using PackedRowsFn = void (*)(DType, const uint8_t*, int64_t, int64_t, const Act
 PackedRowsFn PackedRowsVnniFn();
 
 }  // namespace gemma_local::cpu
+
+namespace gemma_local::ops {
+
+// ops::MatMulScratch on the CPU: the quantized activations of the last call, whose buffers keep
+// their capacity.
+struct MatMulScratch {
+  cpu::QuantizedActivations activations;
+};
+
+}  // namespace gemma_local::ops
