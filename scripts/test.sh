@@ -20,7 +20,8 @@ ctest --test-dir build/release --output-on-failure -j"$jobs"
 
 if [ "${SKIP_ASAN:-0}" != "1" ]; then
   echo "== ASan+UBSan build and tests"
-  cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_LOCAL_SANITIZE=ON >/dev/null
+  cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_LOCAL_SANITIZE=ON \
+    -DGEMMA_LOCAL_BUILD_BENCH=OFF >/dev/null
   cmake --build build/asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j"$jobs"
