@@ -9,6 +9,7 @@ if ! command -v clang++ >/dev/null 2>&1; then
   echo "run_fuzzers: clang++ not found (scripts/setup.sh installs it)"; exit 1
 fi
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
   -DGEMMA_LOCAL_FUZZ=ON -DGEMMA_LOCAL_BUILD_TESTS=OFF >/dev/null
 targets=()
 for src in tests/fuzz/*_fuzz.cc; do targets+=("$(basename "$src" .cc)"); done
