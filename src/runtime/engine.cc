@@ -10,7 +10,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -31,8 +30,6 @@
 
 namespace gemma_local {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 constexpr int kMaxTopLogprobs = 20;
 
@@ -259,7 +256,7 @@ class LocalEngine final : public Engine {
                                       " waiting; max_queued_requests)");
       }
       work.order = next_order_++;
-      work.submitted = Clock::now();
+      work.submitted = SchedulerClock::now();
       queue_.push_back(std::move(work));
       stats_.submitted += requests;
     }

@@ -239,6 +239,56 @@ TEST(Scheduler, SamplesShareThePromptAndEqualSeededRequestsAlone) {
   EXPECT_EQ(engine->SubmitSamples(r, 129).status().code(), StatusCode::kInvalidArgument);
 }
 
+// Samples that find no free running slot when the prompt completes wait like any request (and
+// reuse the prompt's cached blocks); samples of a primary cancelled before its prompt finished
+// are queued the same way. Either way each equals its seeded request alone.
+TEST(Scheduler, SamplesWithoutRoomOrWithACancelledPrimaryEqualSeededRequestsAlone) {
+  EngineOptions cold_options;
+  cold_options.prefix_caching = false;
+  std::unique_ptr<Engine> cold = OpenEngine("tiny", cold_options);
+  ASSERT_NE(cold, nullptr);
+  Request r;
+  std::vector<int32_t> prompt = {2};
+  for (int i = 1; i < 40; ++i) prompt.push_back(300 + 5 * i);
+  r.input = RequestInput::Tokens(prompt);
+  r.max_tokens = 6;
+  r.ignore_model_stop_tokens = true;
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = 5;
+  std::vector<Completion> want;
+  for (int i = 0; i < 3; ++i) {
+    Request alone = r;
+    alone.sampling.seed = 5 + static_cast<uint64_t>(i);
+    Result<Completion> c = cold->Generate(alone);
+    ASSERT_TRUE(c.ok());
+    want.push_back(*c);
+  }
+  for (bool cancel_primary : {false, true}) {
+    EngineOptions o;
+    o.max_running_requests = 1;  // no room to fork: the samples queue
+    o.max_batch = 4;             // the prompt takes ten steps: time to cancel it first
+    std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
+    ASSERT_NE(engine, nullptr);
+    Result<std::vector<std::unique_ptr<RequestHandle>>> handles = engine->SubmitSamples(r, 3);
+    ASSERT_TRUE(handles.ok()) << handles.status().ToString();
+    if (cancel_primary) (*handles)[0]->Cancel();
+    for (int i = 0; i < 3; ++i) {
+      Result<Completion> c = (*handles)[static_cast<size_t>(i)]->Wait();
+      const std::string what = std::string(cancel_primary ? "cancelled primary, " : "no room, ") +
+                               "sample " + std::to_string(i);
+      if (cancel_primary && i == 0) {
+        if (c.ok()) EXPECT_EQ(c->finish_reason, "cancelled") << what;
+        continue;
+      }
+      ASSERT_TRUE(c.ok()) << what << ": " << c.status().ToString();
+      ExpectSame(*c, want[static_cast<size_t>(i)], what);
+    }
+    const EngineStats s = engine->Stats();
+    EXPECT_EQ(s.kv_blocks_in_use, 0);
+    EXPECT_EQ(s.running, 0);
+  }
+}
+
 TEST(Scheduler, RequestsDecodeTogether) {
   EngineOptions o;
   o.max_running_requests = 8;
