@@ -139,6 +139,26 @@ TEST_F(BenchCli, ConcurrencyJsonHasOneObjectPerLevel) {
   }
 }
 
+// --long-prompt: one more request arrives beside the streams; its TTFT and the streams' latency
+// meanwhile are reported, and the level's own figures still count the C clients only.
+TEST_F(BenchCli, LongPromptReportsItsTtftAndTheStreamsLatencyMeanwhile) {
+  testing::CommandResult r = RunCommand(Bin() + " bench --model " + dir_.File("model.gguf") +
+                                        " --concurrency 2 --gen-tokens 12 --prompt-tokens 6"
+                                        " --long-prompt 40 --max-batch 8 --threads 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["long_prompt"], 40);
+  const nlohmann::json& level = j["levels"][0];
+  EXPECT_EQ(level["decode_tokens"], 2 * 11) << level;
+  EXPECT_GT(level["long_prompt_ttft_ms"].get<double>(), 0) << level;
+  EXPECT_GE(level["itl_during_long_prompt_count"].get<int64_t>(), 0) << level;
+  EXPECT_GE(level["itl_during_long_prompt_ms_p99"].get<double>(),
+            level["itl_during_long_prompt_ms_p50"].get<double>())
+      << level;
+  r = RunCommand(Bin() + " bench --model " + dir_.File("model.gguf") + " --long-prompt 40");
+  EXPECT_EQ(r.exit_code, 2) << "--long-prompt needs --concurrency";
+}
+
 TEST_F(BenchCli, ConcurrencyTextTable) {
   testing::CommandResult r = RunCommand(Bin() + " bench --model " + dir_.File("model.gguf") +
                                         " --concurrency 2 --gen-tokens 3 --prompt-tokens 6"

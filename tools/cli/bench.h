@@ -41,6 +41,9 @@ struct ServingBenchOptions {
   int64_t kv_budget_bytes = 0;  // 0 = the engine's default
   std::string kv_type = EngineOptions{}.kv_type;
   double decode_latency_factor = EngineOptions{}.decode_latency_factor;
+  // > 0: one more request of this many prompt ids arrives once every client has 4 ids, to
+  // measure the streams' inter-token latency while a long prompt is read beside them.
+  int64_t long_prompt = 0;
   bool json = false;
 };
 

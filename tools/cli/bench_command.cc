@@ -352,6 +352,11 @@ CommandRunner RegisterBench(CLI::App& app) {
                   "generating-only step (EngineOptions::decode_latency_factor; 0 = no cap)")
       ->check(CLI::Range(0.0, 1000.0))
       ->needs(concurrency_opt);
+  cmd->add_option("--long-prompt", serving->long_prompt,
+                  "serving benchmark: one more request of this many prompt ids arrives once every "
+                  "client has 4 ids (the streams' latency while a long prompt is read)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
+      ->needs(concurrency_opt);
   cmd->add_option("--kv-budget", *kv_budget,
                   "serving benchmark: KV cache pool size, e.g. 2GiB (default: 3/4 of the memory "
                   "available after loading)")

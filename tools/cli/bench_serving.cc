@@ -18,11 +18,17 @@
 //   percentiles   nearest rank: p-th of n sorted values = the value at rank ceil(p * n / 100).
 //   peak RSS      the process's high-water mark, reset (/proc/self/clear_refs) after the engine
 //                 is opened and warmed up, read when the level ends.
-// Each level opens its own engine (max_running_requests = C, max_context = P + G, max_batch =
+//   long prompt   with --long-prompt L: once every client has its first 4 ids, one more request
+//                 of L ids (BOS, then the LCG at x0 = seed ^ 0x5bd1e995) generating 2 arrives;
+//                 itl_during_long_prompt are the clients' gaps that end between its submit and
+//                 its first id (the streams' latency while it is read), long_prompt_ttft its TTFT.
+//                 Its ids are not in the level's other figures.
+// Each level opens its own engine (max_running_requests = C (+ 1 with a long prompt), max_context = P + G, max_batch =
 // --max-batch, prefix caching on unless --no-prefix-cache, the KV pool of --kv-budget), warms it up
 // with one short request on a prompt that shares no block with the measured ones (so the prefix
 // cache starts empty of them), and runs once.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -120,8 +126,11 @@ struct Client {
   int64_t cached_tokens = 0;  // prompt positions the prefix cache supplied
 };
 
+// Clients that have received at least kLongPromptAfter ids (the long prompt waits for all).
+constexpr size_t kLongPromptAfter = 4;
+
 void RunClient(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen, std::latch& go,
-               Client& c) {
+               std::atomic<int64_t>& warmed_up, Client& c) {
   Request request;
   request.input = RequestInput::Tokens(prompt);
   request.max_tokens = gen;  // greedy by default
@@ -135,7 +144,9 @@ void RunClient(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen, 
   }
   while (std::optional<Event> e = (*handle)->Next()) {
     const Clock::time_point now = Clock::now();
+    const size_t had = c.token_times.size();
     c.token_times.insert(c.token_times.end(), e->tokens.size(), now);
+    if (had < kLongPromptAfter && c.token_times.size() >= kLongPromptAfter) ++warmed_up;
     if (e->final) {
       c.finish_reason = e->finish_reason;
       c.error = e->error;
@@ -156,15 +167,45 @@ struct Level {
   int64_t preemptions = 0;
   int64_t cached_tokens = 0;
   int64_t kv_budget_bytes = 0;
+  // With a long prompt:
+  double long_ttft = 0;
+  int64_t long_itl_count = 0;
+  double long_itl_p50 = 0, long_itl_p99 = 0;
 };
+
+// Submits the long prompt once `warmed_up` reaches `clients` (or every client is done).
+void RunLongPrompt(Engine& engine, const std::vector<int32_t>& prompt, int64_t clients,
+                   const std::atomic<int64_t>& warmed_up, const std::atomic<int64_t>& finished,
+                   Client& c) {
+  while (warmed_up.load() < clients && finished.load() < clients) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  Request request;
+  request.input = RequestInput::Tokens(prompt);
+  request.max_tokens = 2;
+  request.ignore_model_stop_tokens = true;
+  c.submitted = Clock::now();
+  Result<std::unique_ptr<RequestHandle>> handle = engine.Submit(std::move(request));
+  if (!handle.ok()) {
+    c.error = handle.status();
+    return;
+  }
+  while (std::optional<Event> e = (*handle)->Next()) {
+    c.token_times.insert(c.token_times.end(), e->tokens.size(), Clock::now());
+    if (e->final) {
+      c.finish_reason = e->finish_reason;
+      c.error = e->error;
+    }
+  }
+}
 
 Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_reset) {
   EngineOptions eo;
   eo.threads = o.threads;
   eo.quantize = o.quantize;
-  eo.max_context = o.prompt_tokens + o.gen_tokens;
+  eo.max_context = std::max(o.prompt_tokens + o.gen_tokens, o.long_prompt + 2);
   eo.max_batch = o.max_batch;
-  eo.max_running_requests = clients;
+  eo.max_running_requests = clients + (o.long_prompt > 0 ? 1 : 0);
   eo.prefix_caching = o.prefix_caching;
   eo.kv_budget_bytes = o.kv_budget_bytes;
   eo.kv_type = o.kv_type;
@@ -195,13 +236,26 @@ Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_
 
   std::vector<Client> results(static_cast<size_t>(clients));
   std::latch go(clients);
+  std::atomic<int64_t> warmed_up{0}, finished{0};
   std::vector<std::thread> threads;
   threads.reserve(static_cast<size_t>(clients));
   for (int64_t i = 0; i < clients; ++i) {
-    threads.emplace_back(RunClient, std::ref(*engine), std::cref(prompts[static_cast<size_t>(i)]),
-                         o.gen_tokens, std::ref(go), std::ref(results[static_cast<size_t>(i)]));
+    threads.emplace_back([&, i] {
+      RunClient(*engine, prompts[static_cast<size_t>(i)], o.gen_tokens, go, warmed_up,
+                results[static_cast<size_t>(i)]);
+      ++finished;
+    });
+  }
+  Client long_client;
+  std::thread long_thread;
+  if (o.long_prompt > 0) {
+    std::vector<int32_t> long_ids = BenchPromptIds(o.long_prompt, vocab, o.seed ^ 0x5bd1e995u);
+    long_thread = std::thread([&, long_ids] {
+      RunLongPrompt(*engine, long_ids, clients, warmed_up, finished, long_client);
+    });
   }
   for (std::thread& t : threads) t.join();
+  if (long_thread.joinable()) long_thread.join();
   Level level;
   level.concurrency = clients;
   level.peak_rss = PeakRssBytes();
@@ -242,6 +296,28 @@ Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_
   level.ttft_p99 = Percentile(ttft, 99);
   level.itl_p50 = Percentile(itl, 50);
   level.itl_p99 = Percentile(itl, 99);
+  if (o.long_prompt > 0) {
+    if (!long_client.error.ok()) return long_client.error.WithContext("the long prompt");
+    if (long_client.token_times.size() != 2) {
+      return InternalError("the long prompt produced " +
+                           std::to_string(long_client.token_times.size()) + " ids, expected 2");
+    }
+    const Clock::time_point from = long_client.submitted, to = long_client.token_times.front();
+    level.long_ttft = Ms(from, to);
+    std::vector<double> during;
+    for (const Client& c : results) {
+      for (size_t k = 1; k < c.token_times.size(); ++k) {
+        if (c.token_times[k] > from && c.token_times[k] <= to) {
+          during.push_back(Ms(c.token_times[k - 1], c.token_times[k]));
+        }
+      }
+    }
+    level.long_itl_count = static_cast<int64_t>(during.size());
+    if (!during.empty()) {
+      level.long_itl_p50 = Percentile(during, 50);
+      level.long_itl_p99 = Percentile(during, 99);
+    }
+  }
   return level;
 }
 
@@ -268,6 +344,7 @@ int RunServingBench(const ServingBenchOptions& o) {
     out["seed"] = o.seed;
     out["prefix_caching"] = o.prefix_caching;
     out["kv_type"] = o.kv_type;
+    out["long_prompt"] = o.long_prompt;
     out["peak_rss_reset_per_level"] = rss_reset;
     out["levels"] = nlohmann::ordered_json::array();
     for (const Level& l : levels) {
@@ -286,6 +363,13 @@ int RunServingBench(const ServingBenchOptions& o) {
                                {"preemptions", l.preemptions},
                                {"cached_prompt_tokens", l.cached_tokens},
                                {"kv_budget_bytes", l.kv_budget_bytes}});
+      if (o.long_prompt > 0) {
+        nlohmann::ordered_json& j = out["levels"].back();
+        j["long_prompt_ttft_ms"] = l.long_ttft;
+        j["itl_during_long_prompt_count"] = l.long_itl_count;
+        j["itl_during_long_prompt_ms_p50"] = l.long_itl_p50;
+        j["itl_during_long_prompt_ms_p99"] = l.long_itl_p99;
+      }
     }
     std::printf("%s\n", out.dump().c_str());
     return kExitOk;
@@ -306,6 +390,12 @@ int RunServingBench(const ServingBenchOptions& o) {
                 l.itl_p50, l.itl_p99, static_cast<double>(l.peak_rss) / kMiB,
                 static_cast<long long>(l.forward_calls), static_cast<long long>(l.preemptions),
                 static_cast<long long>(l.cached_tokens));
+    if (o.long_prompt > 0) {
+      std::printf("%11s long prompt of %lld ids: TTFT %.1f ms; the streams' ITL meanwhile p50 %.2f "
+                  "ms, p99 %.2f ms (%lld gaps)\n",
+                  "", static_cast<long long>(o.long_prompt), l.long_ttft, l.long_itl_p50,
+                  l.long_itl_p99, static_cast<long long>(l.long_itl_count));
+    }
   }
   std::printf(
       "decode tok/s: all requests' ids after their first, over the time from the first "
