@@ -159,6 +159,20 @@ TEST_F(BenchCli, LongPromptReportsItsTtftAndTheStreamsLatencyMeanwhile) {
   EXPECT_EQ(r.exit_code, 2) << "--long-prompt needs --concurrency";
 }
 
+// --warm-prefix: the shared prefix runs once first (its TTFT reported), and the client finds it
+// cached.
+TEST_F(BenchCli, WarmPrefixRunsThePrefixFirstAndTheClientReusesIt) {
+  testing::CommandResult r = RunCommand(Bin() + " bench --model " + dir_.File("model.gguf") +
+                                        " --concurrency 1 --gen-tokens 3 --prompt-tokens 40"
+                                        " --shared-prefix 36 --warm-prefix --threads 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["warm_prefix"], true);
+  const nlohmann::json& level = j["levels"][0];
+  EXPECT_GT(level["prefix_cold_ttft_ms"].get<double>(), 0) << level;
+  EXPECT_EQ(level["cached_prompt_tokens"], 32) << "two full 16-row blocks of the 36 shared ids";
+}
+
 TEST_F(BenchCli, ConcurrencyTextTable) {
   testing::CommandResult r = RunCommand(Bin() + " bench --model " + dir_.File("model.gguf") +
                                         " --concurrency 2 --gen-tokens 3 --prompt-tokens 6"

@@ -44,6 +44,9 @@ struct ServingBenchOptions {
   // > 0: one more request of this many prompt ids arrives once every client has 4 ids, to
   // measure the streams' inter-token latency while a long prompt is read beside them.
   int64_t long_prompt = 0;
+  // With a shared prefix: one request of the prefix (plus one id of its own) runs before the
+  // clients start, so they find the prefix cached; its TTFT is the cold one to compare with.
+  bool warm_prefix = false;
   bool json = false;
 };
 

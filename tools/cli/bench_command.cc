@@ -352,6 +352,10 @@ CommandRunner RegisterBench(CLI::App& app) {
                   "generating-only step (EngineOptions::decode_latency_factor; 0 = no cap)")
       ->check(CLI::Range(0.0, 1000.0))
       ->needs(concurrency_opt);
+  cmd->add_flag("--warm-prefix", serving->warm_prefix,
+                "serving benchmark: run the shared prefix once before the clients (they find it "
+                "cached; its TTFT is reported as the cold one)")
+      ->needs(concurrency_opt);
   cmd->add_option("--long-prompt", serving->long_prompt,
                   "serving benchmark: one more request of this many prompt ids arrives once every "
                   "client has 4 ids (the streams' latency while a long prompt is read)")

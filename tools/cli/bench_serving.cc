@@ -18,6 +18,9 @@
 //   percentiles   nearest rank: p-th of n sorted values = the value at rank ceil(p * n / 100).
 //   peak RSS      the process's high-water mark, reset (/proc/self/clear_refs) after the engine
 //                 is opened and warmed up, read when the level ends.
+//   warm prefix   with --warm-prefix: before the clients, one request of the shared prefix's N
+//                 ids plus the id 255 (no client's next id) generating 1, timed like a client
+//                 (prefix_cold_ttft_ms); the clients then find the prefix's full blocks cached.
 //   long prompt   with --long-prompt L: once every client has its first 4 ids, one more request
 //                 of L ids (BOS, then the LCG at x0 = seed ^ 0x5bd1e995) generating 2 arrives;
 //                 itl_during_long_prompt are the clients' gaps that end between its submit and
@@ -167,6 +170,7 @@ struct Level {
   int64_t preemptions = 0;
   int64_t cached_tokens = 0;
   int64_t kv_budget_bytes = 0;
+  double prefix_cold_ttft = 0;  // with --warm-prefix
   // With a long prompt:
   double long_ttft = 0;
   int64_t long_itl_count = 0;
@@ -231,6 +235,19 @@ Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_
     GL_ASSIGN_OR_RETURN(Completion unused, engine->Generate(std::move(warm)));
     (void)unused;
   }
+  double prefix_cold_ttft = 0;
+  if (o.warm_prefix) {
+    std::vector<int32_t> ids = BenchPromptIds(std::max<int64_t>(o.shared_prefix, 1), vocab, o.seed);
+    ids.push_back(kBenchFirstPromptId - 1);
+    Request warm;
+    warm.input = RequestInput::Tokens(ids);
+    warm.max_tokens = 1;
+    warm.ignore_model_stop_tokens = true;
+    const Clock::time_point start = Clock::now();
+    GL_ASSIGN_OR_RETURN(Completion unused, engine->Generate(std::move(warm)));
+    (void)unused;
+    prefix_cold_ttft = Ms(start, Clock::now());
+  }
   const EngineStats before = engine->Stats();
   *rss_reset = ResetPeakRss() && *rss_reset;
 
@@ -258,6 +275,7 @@ Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_
   if (long_thread.joinable()) long_thread.join();
   Level level;
   level.concurrency = clients;
+  level.prefix_cold_ttft = prefix_cold_ttft;
   level.peak_rss = PeakRssBytes();
   const EngineStats after = engine->Stats();
   level.forward_calls = after.forward_calls - before.forward_calls;
@@ -345,6 +363,7 @@ int RunServingBench(const ServingBenchOptions& o) {
     out["prefix_caching"] = o.prefix_caching;
     out["kv_type"] = o.kv_type;
     out["long_prompt"] = o.long_prompt;
+    out["warm_prefix"] = o.warm_prefix;
     out["peak_rss_reset_per_level"] = rss_reset;
     out["levels"] = nlohmann::ordered_json::array();
     for (const Level& l : levels) {
@@ -363,6 +382,7 @@ int RunServingBench(const ServingBenchOptions& o) {
                                {"preemptions", l.preemptions},
                                {"cached_prompt_tokens", l.cached_tokens},
                                {"kv_budget_bytes", l.kv_budget_bytes}});
+      if (o.warm_prefix) out["levels"].back()["prefix_cold_ttft_ms"] = l.prefix_cold_ttft;
       if (o.long_prompt > 0) {
         nlohmann::ordered_json& j = out["levels"].back();
         j["long_prompt_ttft_ms"] = l.long_ttft;
@@ -390,6 +410,10 @@ int RunServingBench(const ServingBenchOptions& o) {
                 l.itl_p50, l.itl_p99, static_cast<double>(l.peak_rss) / kMiB,
                 static_cast<long long>(l.forward_calls), static_cast<long long>(l.preemptions),
                 static_cast<long long>(l.cached_tokens));
+    if (o.warm_prefix) {
+      std::printf("%11s the shared prefix cold (the warming request): TTFT %.1f ms\n", "",
+                  l.prefix_cold_ttft);
+    }
     if (o.long_prompt > 0) {
       std::printf("%11s long prompt of %lld ids: TTFT %.1f ms; the streams' ITL meanwhile p50 %.2f "
                   "ms, p99 %.2f ms (%lld gaps)\n",
