@@ -199,6 +199,9 @@ int RunBench(const BenchOptions& o) {
   eo.max_context = o.prompt_tokens + o.gen_tokens;
   eo.max_batch = o.prompt_tokens;  // the whole prompt in one forward call
   eo.kv_type = o.kv_type;
+  // Every repetition computes its whole prompt: with the prefix cache on, repetitions after the
+  // first would reuse the first one's KV and time only the prompt's last partial block.
+  eo.prefix_caching = false;
   Result<std::unique_ptr<Engine>> engine = Engine::Open(o.model, eo);
   if (!engine.ok()) return Error(engine.status().ToString(), kExitError);
   const int64_t vocab = (*engine)->vocab_size();
