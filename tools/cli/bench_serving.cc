@@ -132,13 +132,9 @@ struct Client {
 // Clients that have received at least kLongPromptAfter ids (the long prompt waits for all).
 constexpr size_t kLongPromptAfter = 4;
 
-void RunClient(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen, std::latch& go,
-               std::atomic<int64_t>& warmed_up, Client& c) {
-  Request request;
-  request.input = RequestInput::Tokens(prompt);
-  request.max_tokens = gen;  // greedy by default
-  request.ignore_model_stop_tokens = true;
-  go.arrive_and_wait();  // every client submits at once
+// Submits `request` (timing it in `c`) and reads its events, timestamping each id as it arrives.
+// `warmed_up` (may be null) counts the clients that have received kLongPromptAfter ids.
+void SubmitAndRead(Engine& engine, Request request, std::atomic<int64_t>* warmed_up, Client& c) {
   c.submitted = Clock::now();
   Result<std::unique_ptr<RequestHandle>> handle = engine.Submit(std::move(request));
   if (!handle.ok()) {
@@ -149,13 +145,32 @@ void RunClient(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen, 
     const Clock::time_point now = Clock::now();
     const size_t had = c.token_times.size();
     c.token_times.insert(c.token_times.end(), e->tokens.size(), now);
-    if (had < kLongPromptAfter && c.token_times.size() >= kLongPromptAfter) ++warmed_up;
+    if (warmed_up != nullptr && had < kLongPromptAfter &&
+        c.token_times.size() >= kLongPromptAfter) {
+      ++*warmed_up;
+    }
     if (e->final) {
       c.finish_reason = e->finish_reason;
       c.error = e->error;
       c.cached_tokens = e->usage.cached_tokens;
     }
   }
+}
+
+// Greedy, no stop tokens: exactly `gen` ids.
+Request BenchRequest(const std::vector<int32_t>& prompt, int64_t gen) {
+  Request request;
+  request.input = RequestInput::Tokens(prompt);
+  request.max_tokens = gen;
+  request.ignore_model_stop_tokens = true;
+  return request;
+}
+
+void RunClient(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen, std::latch& go,
+               std::atomic<int64_t>& warmed_up, Client& c) {
+  Request request = BenchRequest(prompt, gen);
+  go.arrive_and_wait();  // every client submits at once
+  SubmitAndRead(engine, std::move(request), &warmed_up, c);
 }
 
 struct Level {
@@ -184,23 +199,7 @@ void RunLongPrompt(Engine& engine, const std::vector<int32_t>& prompt, int64_t c
   while (warmed_up.load() < clients && finished.load() < clients) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  Request request;
-  request.input = RequestInput::Tokens(prompt);
-  request.max_tokens = 2;
-  request.ignore_model_stop_tokens = true;
-  c.submitted = Clock::now();
-  Result<std::unique_ptr<RequestHandle>> handle = engine.Submit(std::move(request));
-  if (!handle.ok()) {
-    c.error = handle.status();
-    return;
-  }
-  while (std::optional<Event> e = (*handle)->Next()) {
-    c.token_times.insert(c.token_times.end(), e->tokens.size(), Clock::now());
-    if (e->final) {
-      c.finish_reason = e->finish_reason;
-      c.error = e->error;
-    }
-  }
+  SubmitAndRead(engine, BenchRequest(prompt, 2), nullptr, c);
 }
 
 Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_reset) {
@@ -227,24 +226,18 @@ Result<Level> RunLevel(const ServingBenchOptions& o, int64_t clients, bool* rss_
   // Warm-up: pages the weights in and lets the thread pool and allocator settle. Its prompt
   // (BOS, then up to 15 ids from the LCG at x0 = ~seed) differs from the measured ones after BOS.
   {
-    Request warm;
-    warm.input = RequestInput::Tokens(
-        BenchPromptIds(std::min<int64_t>(o.prompt_tokens, 16), vocab, ~o.seed));
-    warm.max_tokens = 2;
-    warm.ignore_model_stop_tokens = true;
-    GL_ASSIGN_OR_RETURN(Completion unused, engine->Generate(std::move(warm)));
+    GL_ASSIGN_OR_RETURN(
+        Completion unused,
+        engine->Generate(BenchRequest(
+            BenchPromptIds(std::min<int64_t>(o.prompt_tokens, 16), vocab, ~o.seed), 2)));
     (void)unused;
   }
   double prefix_cold_ttft = 0;
   if (o.warm_prefix) {
     std::vector<int32_t> ids = BenchPromptIds(std::max<int64_t>(o.shared_prefix, 1), vocab, o.seed);
     ids.push_back(kBenchFirstPromptId - 1);
-    Request warm;
-    warm.input = RequestInput::Tokens(ids);
-    warm.max_tokens = 1;
-    warm.ignore_model_stop_tokens = true;
     const Clock::time_point start = Clock::now();
-    GL_ASSIGN_OR_RETURN(Completion unused, engine->Generate(std::move(warm)));
+    GL_ASSIGN_OR_RETURN(Completion unused, engine->Generate(BenchRequest(ids, 1)));
     (void)unused;
     prefix_cold_ttft = Ms(start, Clock::now());
   }
