@@ -1,5 +1,6 @@
 // CPU SIMD MatMul against the scalar reference on random odd shapes, every plain float dtype and
 // several thread counts; results must not depend on the thread count.
+#include <cstring>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -62,6 +63,30 @@ TEST(CpuMatMul, MatchesReferenceOnOddShapes) {
         } else {
           EXPECT_EQ(y, first) << "result depends on the thread count";
         }
+      }
+    }
+  }
+}
+
+// A token's row of y is bit-identical whatever tokens share the call: the kernels take several
+// tokens per pass over a weight row, each with the one-token operations (batch invariance).
+TEST(CpuMatMul, ATokensResultDoesNotDependOnTheTokensBesideIt) {
+  std::mt19937 rng(99);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  ThreadPool pool(2);
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (int64_t cols : {1, 15, 16, 33, 100, 1152}) {
+      const int64_t rows = 19, n_tokens = 11;
+      Weights w = RandomWeights(dtype, rows, cols, rng);
+      std::vector<float> x(static_cast<size_t>(n_tokens * cols));
+      for (float& v : x) v = u(rng);
+      std::vector<float> all(static_cast<size_t>(n_tokens * rows));
+      ops::MatMul(ops::Context{&pool}, w.view, x.data(), n_tokens, all.data());
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        std::vector<float> one(static_cast<size_t>(rows));
+        ops::MatMul(ops::Context{&pool}, w.view, x.data() + t * cols, 1, one.data());
+        EXPECT_EQ(0, std::memcmp(one.data(), all.data() + t * rows, rows * sizeof(float)))
+            << DTypeName(dtype) << " cols " << cols << " token " << t;
       }
     }
   }

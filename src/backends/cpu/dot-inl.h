@@ -61,6 +61,39 @@ HWY_INLINE float DotRow(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, in
   return sum;
 }
 
+// DotRow of one weight row with NT token vectors at once (x[t] = x + t * x_stride): the row is
+// loaded and widened once per vector for all of them. Each token's sum takes exactly DotRow's
+// operations in DotRow's order (its own two accumulators, the same tail), so out[t] is
+// bit-identical to DotRow(w, x + t * x_stride, n): batching tokens never changes a result.
+template <int NT, typename T>
+HWY_INLINE void DotRows(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, int64_t x_stride,
+                        int64_t n, float* out, int64_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  hn::Vec<decltype(d)> acc0[NT], acc1[NT];
+  for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    const auto w0 = LoadF32(d, w + i);
+    const auto w1 = LoadF32(d, w + i + lanes);
+    for (int t = 0; t < NT; ++t) {
+      acc0[t] = hn::MulAdd(w0, hn::LoadU(d, x + t * x_stride + i), acc0[t]);
+      acc1[t] = hn::MulAdd(w1, hn::LoadU(d, x + t * x_stride + i + lanes), acc1[t]);
+    }
+  }
+  for (; i + lanes <= n; i += lanes) {
+    const auto w0 = LoadF32(d, w + i);
+    for (int t = 0; t < NT; ++t) {
+      acc0[t] = hn::MulAdd(w0, hn::LoadU(d, x + t * x_stride + i), acc0[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0[t], acc1[t])));
+    for (int64_t k = i; k < n; ++k) sum += ToF32(w[k]) * x[t * x_stride + k];
+    out[t * out_stride] = sum;
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace gemma_local::cpu
 HWY_AFTER_NAMESPACE();

@@ -37,7 +37,15 @@ void RowsT(const uint8_t* w, int64_t rows, int64_t cols, const float* x, int64_t
   const T* wt = reinterpret_cast<const T*>(w);
   for (int64_t o = r0; o < r1; ++o) {
     const T* row = wt + o * cols;
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * rows + o] = DotRow(row, x + t * cols, cols);
+    // Four tokens per pass over the row (each token's sum as DotRow computes it alone).
+    int64_t t = 0;
+    for (; t + 4 <= n_tokens; t += 4) DotRows<4>(row, x + t * cols, cols, cols, y + t * rows + o, rows);
+    switch (n_tokens - t) {
+      case 3: DotRows<3>(row, x + t * cols, cols, cols, y + t * rows + o, rows); break;
+      case 2: DotRows<2>(row, x + t * cols, cols, cols, y + t * rows + o, rows); break;
+      case 1: y[t * rows + o] = DotRow(row, x + t * cols, cols); break;
+      default: break;
+    }
   }
 }
 
