@@ -125,6 +125,18 @@ void Scheduler::SpawnSamples(Sequence& s, const float* logits_row) {
   }
 }
 
+int64_t Scheduler::PromptBudget(const Sequence& s, int64_t budget, int64_t capped_budget,
+                                SchedulerClock::time_point earliest_first_token) {
+  return s.work.submitted <= earliest_first_token ? budget : std::min(budget, capped_budget);
+}
+
+void Scheduler::Spend(const Sequence& s, int64_t n, SchedulerClock::time_point earliest_first_token,
+                      int64_t* budget, int64_t* capped_budget) {
+  *budget -= n;
+  if (s.work.submitted > earliest_first_token) *capped_budget -= n;
+  *capped_budget = std::min(*capped_budget, *budget);
+}
+
 bool Scheduler::Idle() const { return waiting_.empty() && running_.empty(); }
 
 bool Scheduler::Stopping(const Sequence& s, bool stopping) const {
@@ -350,8 +362,9 @@ bool Scheduler::Step(bool stopping) {
   // each), then prompt chunks in admission order. When their new blocks do not
   // fit, preempt the newest and replan.
   bool preempted = false;
-  int64_t budget = 0, bytes = 0;
+  int64_t budget = 0, bytes = 0, capped_budget = 0;
   int64_t n_decode = 0;
+  SchedulerClock::time_point earliest_first_token = SchedulerClock::time_point::max();
   for (;;) {
     budget = options_.step_tokens;
     bytes = 0;
@@ -364,17 +377,25 @@ bool Scheduler::Step(bool stopping) {
         ++n_decode;
       }
     }
-    // Beside generating requests, prompt positions only up to the step latency the factor allows.
+    // Beside generating requests, prompt positions only up to the step latency the factor allows
+    // (capped_budget), except for a burst: a request submitted before every generating one had
+    // its first token arrived together with them, and is read at full speed (its burst-mates'
+    // streams had not started when it came); later arrivals are metered in.
+    capped_budget = budget;
+    earliest_first_token = SchedulerClock::time_point::max();
     if (n_decode > 0 && options_.decode_latency_factor > 0 && decode_step_ms_ > 0 &&
         prefill_position_ms_ > 0) {
       const double room = (options_.decode_latency_factor - 1.0) * decode_step_ms_;
       const auto cap = std::max<int64_t>(1, static_cast<int64_t>(room / prefill_position_ms_));
-      budget = std::min(budget, cap);
+      capped_budget = std::min(budget, cap);
+      for (const auto& s : running_) {
+        if (s->generated > 0) earliest_first_token = std::min(earliest_first_token, s->first_token);
+      }
     }
     for (const auto& s : running_) {
       if (s->pending() > 1 && budget > 0) {
-        s->planned = std::min(s->pending(), budget);
-        budget -= s->planned;
+        s->planned = std::min(s->pending(), PromptBudget(*s, budget, capped_budget, earliest_first_token));
+        Spend(*s, s->planned, earliest_first_token, &budget, &capped_budget);
       }
     }
     for (const auto& s : running_) {
@@ -407,16 +428,17 @@ bool Scheduler::Step(bool stopping) {
         s.computed = kv_.AttachPrefix(s.id, s.tokens, static_cast<int64_t>(s.tokens.size()) - 1);
         if (!s.started) s.cached_tokens = s.computed;
       }
-      const int64_t n = std::min(s.pending(), budget);
+      const int64_t n =
+          std::min(s.pending(), PromptBudget(s, budget, capped_budget, earliest_first_token));
       const int64_t need = kv_.BytesToReserve(s.id, n);
       const int64_t headroom = static_cast<int64_t>(running_.size()) * headroom_per_request;
-      if (!running_.empty() && bytes + need + headroom > kv_.BytesAvailable()) {
+      if (n == 0 || (!running_.empty() && bytes + need + headroom > kv_.BytesAvailable())) {
         kv_.Clear(s.id);  // an attached prefix goes back to the cache
         s.computed = 0;
         break;
       }
       s.planned = n;
-      budget -= n;
+      Spend(s, n, earliest_first_token, &budget, &capped_budget);
       bytes += need;
       if (!s.started) {
         s.started = true;

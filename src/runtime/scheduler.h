@@ -101,6 +101,14 @@ class Scheduler {
   void SpawnSamples(Sequence& s, const float* logits_row);
   void PublishStats();
   bool Stopping(const Sequence& s, bool stopping) const;
+  // The prompt positions `s` may take this step: the whole `budget` for a burst-mate (submitted
+  // no later than `earliest_first_token`, the first token of the earliest generating request),
+  // else no more than `capped_budget` (the step-latency cap) either.
+  static int64_t PromptBudget(const Sequence& s, int64_t budget, int64_t capped_budget,
+                              SchedulerClock::time_point earliest_first_token);
+  // Takes `n` positions of `s` from the budgets.
+  static void Spend(const Sequence& s, int64_t n, SchedulerClock::time_point earliest_first_token,
+                    int64_t* budget, int64_t* capped_budget);
   void MeasureStep(double ms, int64_t decode_positions, int64_t prompt_positions);
 
   const Model& model_;

@@ -289,6 +289,54 @@ TEST(Scheduler, SamplesWithoutRoomOrWithACancelledPrimaryEqualSeededRequestsAlon
   }
 }
 
+// The step-latency cap: with decode_latency_factor 1 a step beside generating requests takes at
+// most one prompt position. A burst (requests submitted before any of them had a first token) is
+// still read at full speed; a request arriving after streams started is metered in, one position
+// per step.
+TEST(Scheduler, LatencyCapMetersLateArrivalsButNotABurst) {
+  EngineOptions o;
+  o.max_batch = 64;
+  o.decode_latency_factor = 1.0;
+  std::unique_ptr<Engine> engine = OpenEngine("tiny", o);
+  ASSERT_NE(engine, nullptr);
+  auto request = [](int salt, int prompt, int64_t max_tokens) {
+    Request r;
+    std::vector<int32_t> ids = {2};
+    for (int i = 1; i < prompt; ++i) ids.push_back(300 + (salt * 17 + i * 3) % 200);
+    r.input = RequestInput::Tokens(ids);
+    r.max_tokens = max_tokens;
+    r.ignore_model_stop_tokens = true;
+    return r;
+  };
+  // Measured step costs first (the cap needs both a decode step's and a prompt position's).
+  ASSERT_TRUE(engine->Generate(request(0, 20, 4)).ok());
+
+  // A burst: a 1,000-token prompt (16 steps of 64: the others arrive while it is read, before any
+  // first token, however slowly this thread runs) and 4 prompts of 40 beside it, then 20 decode
+  // steps: about 19 + 20 steps. Metered, the 4 prompts' 160 positions would take 100 more.
+  int64_t before = engine->Stats().forward_calls;
+  std::vector<std::unique_ptr<RequestHandle>> burst;
+  burst.push_back(Handle(engine->Submit(request(0, 1000, 1))));
+  for (int i = 1; i <= 4; ++i) burst.push_back(Handle(engine->Submit(request(i, 40, 20))));
+  for (auto& h : burst) ASSERT_TRUE(h->Wait().ok());
+  EXPECT_LT(engine->Stats().forward_calls - before, 60) << "the burst was metered";
+
+  // A stream that is generating, then a 40-token prompt: about one position per step.
+  std::unique_ptr<RequestHandle> stream = Handle(engine->Submit(request(5, 4, 400)));
+  for (int got = 0; got < 5;) {
+    std::optional<Event> e = stream->Next();
+    ASSERT_TRUE(e.has_value());
+    got += static_cast<int>(e->tokens.size());
+  }
+  before = engine->Stats().forward_calls;
+  std::unique_ptr<RequestHandle> late = Handle(engine->Submit(request(6, 40, 1)));
+  ASSERT_TRUE(late->Wait().ok());
+  EXPECT_GE(engine->Stats().forward_calls - before, 30) << "the late prompt was not metered";
+  stream->Cancel();
+  while (stream->Next()) {
+  }
+}
+
 TEST(Scheduler, RequestsDecodeTogether) {
   EngineOptions o;
   o.max_running_requests = 8;
