@@ -380,7 +380,10 @@ bool Scheduler::Step(bool stopping) {
     // Beside generating requests, prompt positions only up to the step latency the factor allows
     // (capped_budget), except for a burst: a request submitted before every generating one had
     // its first token arrived together with them, and is read at full speed (its burst-mates'
-    // streams had not started when it came); later arrivals are metered in.
+    // streams had not started when it came); later arrivals are metered in. The same test makes
+    // requests queued behind max_running (and preempted ones, resumed) burst-mates of the streams
+    // that started after they arrived: under a backlog the cap does not meter them, and a step
+    // beside running streams is bounded by step_tokens only.
     capped_budget = budget;
     earliest_first_token = SchedulerClock::time_point::max();
     if (n_decode > 0 && options_.decode_latency_factor > 0 && decode_step_ms_ > 0 &&
