@@ -20,6 +20,7 @@ CommandRunner RegisterTokenize(CLI::App& app);
 CommandRunner RegisterDetokenize(CLI::App& app);
 CommandRunner RegisterQuantize(CLI::App& app);
 CommandRunner RegisterBench(CLI::App& app);
+CommandRunner RegisterServe(CLI::App& app);
 
 // Exit codes shared by all subcommands.
 inline constexpr int kExitOk = 0;

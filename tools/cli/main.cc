@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   CommandRunner detokenize = RegisterDetokenize(app);
   CommandRunner bench = RegisterBench(app);
   CommandRunner quantize = RegisterQuantize(app);
+  CommandRunner serve = RegisterServe(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("detokenize")) return detokenize();
     if (app.got_subcommand("bench")) return bench();
     if (app.got_subcommand("quantize")) return quantize();
+    if (app.got_subcommand("serve")) return serve();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitError;

@@ -1,0 +1,139 @@
+// Server on cpp-httplib: the library parses HTTP and runs handlers on its thread pool; this file
+// maps routes to the public engine API and errors to OpenAI's error shape.
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "gemma_local/server.h"
+
+namespace gemma_local {
+namespace {
+
+// OpenAI's error body: {"error": {"message", "type", "param", "code"}}.
+void SendError(httplib::Response& res, int status, const std::string& message,
+               const std::string& type, const std::string& code) {
+  nlohmann::json body = {
+      {"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+class HttpServer final : public Server {
+ public:
+  explicit HttpServer(const ServerOptions& options) : options_(options) {}
+  ~HttpServer() override {
+    Stop();
+    if (listener_.joinable()) listener_.join();
+  }
+
+  Status Bind() {
+    http_.set_read_timeout(options_.read_timeout_s, 0);
+    http_.set_write_timeout(options_.write_timeout_s, 0);
+    http_.set_keep_alive_timeout(options_.idle_timeout_s);
+    http_.set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
+    // SO_REUSEADDR only (a restart can rebind at once). httplib's default adds SO_REUSEPORT,
+    // which lets a second server bind the same port and silently take half the connections.
+    http_.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
+    Routes();
+    if (options_.port == 0) {
+      port_ = http_.bind_to_any_port(options_.host.c_str());
+    } else if (http_.bind_to_port(options_.host.c_str(), options_.port)) {
+      port_ = options_.port;
+    }
+    if (port_ <= 0) {
+      return IoError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                     " (address in use, or not an address of this machine)");
+    }
+    listener_ = std::thread([this] {
+      http_.listen_after_bind();
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped_ = true;
+      stopped_cv_.notify_all();
+    });
+    return Status::Ok();
+  }
+
+  int port() const override { return port_; }
+
+  void SetEngine(std::unique_ptr<Engine> engine) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    engine_ = std::move(engine);
+    ready_ = true;
+  }
+
+  void Stop() override {
+    if (!listener_.joinable()) return;  // never bound
+    // httplib's stop() does nothing before the listener runs: wait for it (bounded), unless it
+    // already ended.
+    for (int i = 0; i < 5000 && !http_.is_running(); ++i) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopped_) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    http_.stop();
+  }
+
+  void Wait() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    stopped_cv_.wait(lock, [&] { return stopped_; });
+  }
+
+ private:
+  bool Ready() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ready_;
+  }
+
+  void Routes() {
+    http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      if (!Ready()) {
+        res.status = 503;
+        res.set_content(R"({"status":"loading"})", "application/json");
+        return;
+      }
+      res.set_content(R"({"status":"ok"})", "application/json");
+    });
+    http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      if (!Ready()) return SendError(res, 503, "the model is loading", "server_error", "loading");
+      nlohmann::json model = {
+          {"id", options_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "local"}};
+      res.set_content(nlohmann::json({{"object", "list"}, {"data", {model}}}).dump(),
+                      "application/json");
+    });
+    http_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (res.status == 404)
+        SendError(res, 404, "no such route", "invalid_request_error", "not_found");
+    });
+  }
+
+  ServerOptions options_;
+  httplib::Server http_;
+  int port_ = -1;
+  std::thread listener_;
+  std::mutex mu_;
+  std::condition_variable stopped_cv_;
+  bool stopped_ = false;            // guarded by mu_
+  bool ready_ = false;              // guarded by mu_
+  std::unique_ptr<Engine> engine_;  // guarded by mu_ (set once)
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  auto server = std::make_unique<HttpServer>(options);
+  GL_RETURN_IF_ERROR(server->Bind());
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace gemma_local
