@@ -6,11 +6,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "gemma_local/server.h"
+#include "server/chat_completions.h"
 
 namespace gemma_local {
 namespace {
@@ -21,7 +23,8 @@ void SendError(httplib::Response& res, int status, const std::string& message,
   nlohmann::json body = {
       {"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
 }
 
 class HttpServer final : public Server {
@@ -94,6 +97,11 @@ class HttpServer final : public Server {
     std::lock_guard<std::mutex> lock(mu_);
     return ready_;
   }
+  // The engine once SetEngine ran (it is never replaced), else null.
+  Engine* ReadyEngine() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return engine_.get();
+  }
 
   void Routes() {
     http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
@@ -111,6 +119,38 @@ class HttpServer final : public Server {
       res.set_content(nlohmann::json({{"object", "list"}, {"data", {model}}}).dump(),
                       "application/json");
     });
+    http_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      Engine* engine = ReadyEngine();
+      if (engine == nullptr) {
+        return SendError(res, 503, "the model is loading", "server_error", "loading");
+      }
+      const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      if (body.is_discarded()) {
+        return SendError(res, 400, "the body is not valid JSON", "invalid_request_error",
+                         "invalid_json");
+      }
+      server::ApiError error;
+      Result<Request> request = server::ParseChatRequest(body, &error);
+      if (!request.ok()) {
+        res.status = error.http_status;
+        return res.set_content(
+            error.Body().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+            "application/json");
+      }
+      Result<Completion> done = engine->Generate(std::move(*request));
+      if (!done.ok()) {
+        const server::ApiError e = server::FromStatus(done.status());
+        res.status = e.http_status;
+        return res.set_content(
+            e.Body().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+            "application/json");
+      }
+      const std::string id = "chatcmpl-" + std::to_string(++next_id_);
+      res.set_content(server::ChatCompletionBody(*done, id, options_.model_id,
+                                                 static_cast<int64_t>(std::time(nullptr)))
+                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      "application/json");
+    });
     http_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (res.status == 404)
         SendError(res, 404, "no such route", "invalid_request_error", "not_found");
@@ -126,6 +166,7 @@ class HttpServer final : public Server {
   bool stopped_ = false;            // guarded by mu_
   bool ready_ = false;              // guarded by mu_
   std::unique_ptr<Engine> engine_;  // guarded by mu_ (set once)
+  std::atomic<uint64_t> next_id_{0};
 };
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "common/test_support.h"
 
@@ -121,6 +123,54 @@ TEST_F(Serve, AnswersHealthAndModelsAndStopsOnSigterm) {
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(nlohmann::json::parse(missing.body)["error"]["code"], "not_found") << missing.body;
   EXPECT_EQ(serve.Stop(), 0) << "SIGTERM is a graceful stop";
+}
+
+HttpResult Post(int port, const std::string& path, const std::string& body) {
+  testing::TempDir dir;
+  {
+    std::FILE* f = std::fopen(dir.File("body.json").c_str(), "wb");
+    std::fwrite(body.data(), 1, body.size(), f);
+    std::fclose(f);
+  }
+  testing::CommandResult r = RunCommand(
+      "curl -s -m 60 -w '\\n%{http_code}' -H 'Content-Type: application/json' --data-binary @" +
+      dir.File("body.json") + " http://127.0.0.1:" + std::to_string(port) + path);
+  HttpResult h;
+  const size_t nl = r.out.rfind('\n');
+  if (nl == std::string::npos) return h;
+  h.body = r.out.substr(0, nl);
+  h.status = std::atoi(r.out.c_str() + nl + 1);
+  return h;
+}
+
+// Non-streaming chat completions: OpenAI's response shape and usage; bad fields get 400 naming
+// them, bad JSON 400, in OpenAI's error shape.
+TEST_F(Serve, ChatCompletionsAnswersInOpenAisShapeAndNamesBadFields) {
+  ServeProcess serve("--model " + dir_.File("model.gguf") + " --port 0 --threads 2");
+  ASSERT_TRUE(serve.ready()) << serve.output();
+  HttpResult ok = Post(serve.port(), "/v1/chat/completions",
+                       R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":4,)"
+                       R"("temperature":0,"unknown_field":1})");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  nlohmann::json j = nlohmann::json::parse(ok.body);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  EXPECT_TRUE(j["choices"][0]["message"]["content"].is_string());
+  EXPECT_EQ(j["usage"]["completion_tokens"].get<int>() + j["usage"]["prompt_tokens"].get<int>(),
+            j["usage"]["total_tokens"].get<int>());
+  for (const auto& [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"messages":[{"role":"user","content":"hi"}],"temperature":"hot"})", "temperature"},
+           {R"({"messages":[]})", "messages"},
+           {R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":0})", "max_tokens"},
+           {R"({"messages":[{"role":"user","content":"hi"}],"stop":5})", "stop"}}) {
+    HttpResult bad = Post(serve.port(), "/v1/chat/completions", body);
+    EXPECT_EQ(bad.status, 400) << body << ": " << bad.body;
+    EXPECT_EQ(nlohmann::json::parse(bad.body)["error"]["param"], field) << bad.body;
+  }
+  HttpResult not_json = Post(serve.port(), "/v1/chat/completions", "{bad");
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(not_json.body)["error"]["code"], "invalid_json");
+  EXPECT_EQ(serve.Stop(), 0);
 }
 
 TEST_F(Serve, AModelThatCannotLoadExitsOneAndAPortInUseIsNamed) {

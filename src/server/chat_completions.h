@@ -1,0 +1,35 @@
+// POST /v1/chat/completions, non-streaming so far (issue 14, work in progress): an OpenAI
+// request body to an engine Request, and a Completion back to OpenAI's response body.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "gemma_local/engine.h"
+#include "gemma_local/status.h"
+
+namespace gemma_local::server {
+
+// An error for the client: HTTP status and OpenAI's error fields.
+struct ApiError {
+  int http_status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // the offending field ("" = none)
+  std::string code;
+  nlohmann::json Body() const;
+};
+
+// The engine request for `body`, or the error naming the first bad field. Unknown fields are
+// ignored, as OpenAI does.
+Result<Request> ParseChatRequest(const nlohmann::json& body, ApiError* error);
+
+// OpenAI's chat.completion object for `c`.
+nlohmann::json ChatCompletionBody(const Completion& c, const std::string& id,
+                                  const std::string& model, int64_t created);
+
+// The HTTP status and error type an engine Status maps to.
+ApiError FromStatus(const Status& status);
+
+}  // namespace gemma_local::server
