@@ -37,7 +37,8 @@ nlohmann::json ApiError::Body() const {
             {"code", code.empty() ? nlohmann::json(nullptr) : nlohmann::json(code)}}}};
 }
 
-Result<Request> ParseChatRequest(const nlohmann::json& body, ApiError* error) {
+Result<Request> ParseChatRequest(const nlohmann::json& body, ChatDelivery* delivery,
+                                 ApiError* error) {
   auto fail = [&](ApiError e) {
     *error = std::move(e);
     return InvalidArgumentError(error->message);
@@ -47,9 +48,12 @@ Result<Request> ParseChatRequest(const nlohmann::json& body, ApiError* error) {
   if (messages == body.end() || !messages->is_array() || messages->empty()) {
     return fail(BadField("messages", "expected a non-empty array of messages"));
   }
-  if (body.value("stream", false)) {
-    ApiError e = BadField("stream", "streaming is not supported yet by this server");
-    return fail(e);
+  if (auto stream = body.find("stream"); stream != body.end() && !stream->is_null()) {
+    if (!stream->is_boolean()) return fail(BadField("stream", "expected true or false"));
+    delivery->stream = stream->get<bool>();
+  }
+  if (auto so = body.find("stream_options"); so != body.end() && so->is_object()) {
+    delivery->include_usage = so->value("include_usage", false);
   }
   ChatInput chat;
   chat.messages = nlohmann::ordered_json::parse(messages->dump());
@@ -125,6 +129,55 @@ nlohmann::json ChatCompletionBody(const Completion& c, const std::string& id,
         {"completion_tokens", c.usage.completion_tokens},
         {"total_tokens", c.usage.prompt_tokens + c.usage.completion_tokens},
         {"prompt_tokens_details", {{"cached_tokens", c.usage.cached_tokens}}}}}};
+}
+
+std::vector<nlohmann::json> ChatChunks(const Event& e, const std::string& id,
+                                       const std::string& model, int64_t created,
+                                       bool include_usage, bool* first, int* tool_index) {
+  std::vector<nlohmann::json> out;
+  auto chunk = [&](nlohmann::json delta, nlohmann::json finish) {
+    if (*first) {
+      delta["role"] = "assistant";
+      *first = false;
+    }
+    out.push_back(
+        {{"id", id},
+         {"object", "chat.completion.chunk"},
+         {"created", created},
+         {"model", model},
+         {"choices",
+          {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}}}});
+  };
+  bool tools = false;
+  for (const ReplyEvent& d : e.deltas) {
+    if (d.kind == ReplyEvent::Kind::kContent && !d.text.empty()) {
+      chunk({{"content", d.text}}, nullptr);
+    } else if (d.kind == ReplyEvent::Kind::kReasoning && !d.text.empty()) {
+      chunk({{"reasoning_content", d.text}}, nullptr);
+    } else if (d.kind == ReplyEvent::Kind::kToolCall) {
+      nlohmann::json call = nlohmann::json::parse(d.tool_call.ToJson().dump());
+      call["index"] = (*tool_index)++;
+      chunk({{"tool_calls", {call}}}, nullptr);
+      tools = true;
+    }
+  }
+  if (e.final) {
+    const std::string finish = *tool_index > 0 || tools ? "tool_calls" : e.finish_reason;
+    chunk(nlohmann::json::object(), finish);
+    if (include_usage) {
+      out.push_back({{"id", id},
+                     {"object", "chat.completion.chunk"},
+                     {"created", created},
+                     {"model", model},
+                     {"choices", nlohmann::json::array()},
+                     {"usage",
+                      {{"prompt_tokens", e.usage.prompt_tokens},
+                       {"completion_tokens", e.usage.completion_tokens},
+                       {"total_tokens", e.usage.prompt_tokens + e.usage.completion_tokens},
+                       {"prompt_tokens_details", {{"cached_tokens", e.usage.cached_tokens}}}}}});
+    }
+  }
+  return out;
 }
 
 ApiError FromStatus(const Status& status) {

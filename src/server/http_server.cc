@@ -9,6 +9,7 @@
 #include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "gemma_local/server.h"
@@ -97,6 +98,63 @@ class HttpServer final : public Server {
     std::lock_guard<std::mutex> lock(mu_);
     return ready_;
   }
+  // Server-sent events: one chat.completion.chunk per settled piece of text, then
+  // "data: [DONE]". A client that goes away cancels the request (checked between events).
+  void Stream(Engine* engine, Request request, const server::ChatDelivery& delivery,
+              const std::string& id, int64_t created, httplib::Response& res) {
+    Result<std::unique_ptr<RequestHandle>> submitted = engine->Submit(std::move(request));
+    if (!submitted.ok()) {
+      const server::ApiError e = server::FromStatus(submitted.status());
+      res.status = e.http_status;
+      res.set_content(e.Body().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      "application/json");
+      return;
+    }
+    std::shared_ptr<RequestHandle> handle = std::move(*submitted);
+    const std::string model = options_.model_id;
+    const bool include_usage = delivery.include_usage;
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [handle, id, model, created, include_usage](size_t, httplib::DataSink& sink) {
+          bool first = true;
+          int tool_index = 0;
+          auto send = [&](const std::string& payload) {
+            const std::string line = "data: " + payload + "\n\n";
+            return sink.write(line.data(), line.size());
+          };
+          for (;;) {
+            if (!sink.is_writable()) {
+              handle->Cancel();
+              return false;
+            }
+            std::optional<Event> e = handle->NextFor(std::chrono::milliseconds(100));
+            if (!e) {
+              if (handle->done()) break;
+              continue;  // nothing yet: check the client again
+            }
+            if (e->final && e->finish_reason == "error") {
+              send(server::FromStatus(e->error).Body().dump(
+                  -1, ' ', false, nlohmann::json::error_handler_t::replace));
+              break;
+            }
+            for (const nlohmann::json& chunk :
+                 server::ChatChunks(*e, id, model, created, include_usage, &first, &tool_index)) {
+              if (!send(chunk.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) {
+                handle->Cancel();
+                return false;
+              }
+            }
+            if (e->final) break;
+          }
+          send("[DONE]");
+          sink.done();
+          return true;
+        },
+        [handle](bool success) {
+          if (!success) handle->Cancel();
+        });
+  }
+
   // The engine once SetEngine ran (it is never replaced), else null.
   Engine* ReadyEngine() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -130,13 +188,17 @@ class HttpServer final : public Server {
                          "invalid_json");
       }
       server::ApiError error;
-      Result<Request> request = server::ParseChatRequest(body, &error);
+      server::ChatDelivery delivery;
+      Result<Request> request = server::ParseChatRequest(body, &delivery, &error);
       if (!request.ok()) {
         res.status = error.http_status;
         return res.set_content(
             error.Body().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
             "application/json");
       }
+      const std::string id = "chatcmpl-" + std::to_string(++next_id_);
+      const auto created = static_cast<int64_t>(std::time(nullptr));
+      if (delivery.stream) return Stream(engine, std::move(*request), delivery, id, created, res);
       Result<Completion> done = engine->Generate(std::move(*request));
       if (!done.ok()) {
         const server::ApiError e = server::FromStatus(done.status());
@@ -145,9 +207,7 @@ class HttpServer final : public Server {
             e.Body().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
             "application/json");
       }
-      const std::string id = "chatcmpl-" + std::to_string(++next_id_);
-      res.set_content(server::ChatCompletionBody(*done, id, options_.model_id,
-                                                 static_cast<int64_t>(std::time(nullptr)))
+      res.set_content(server::ChatCompletionBody(*done, id, options_.model_id, created)
                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                       "application/json");
     });

@@ -173,6 +173,55 @@ TEST_F(Serve, ChatCompletionsAnswersInOpenAisShapeAndNamesBadFields) {
   EXPECT_EQ(serve.Stop(), 0);
 }
 
+// stream: server-sent chat.completion.chunk objects whose content adds up to the non-streamed
+// reply (greedy), the role on the first chunk, a finish_reason, the usage chunk on request, and
+// "data: [DONE]" last.
+TEST_F(Serve, StreamedChunksAddUpToTheReply) {
+  ServeProcess serve("--model " + dir_.File("model.gguf") + " --port 0 --threads 2");
+  ASSERT_TRUE(serve.ready()) << serve.output();
+  const std::string request = R"({"messages":[{"role":"user","content":"hello"}],"max_tokens":6,)"
+                              R"("temperature":0)";
+  HttpResult whole = Post(serve.port(), "/v1/chat/completions", request + "}");
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const std::string want =
+      nlohmann::json::parse(whole.body)["choices"][0]["message"]["content"].get<std::string>();
+  HttpResult streamed =
+      Post(serve.port(), "/v1/chat/completions",
+           request + R"(,"stream":true,"stream_options":{"include_usage":true}})");
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  std::string got, finish;
+  bool role = false, usage = false, done = false;
+  size_t pos = 0;
+  while ((pos = streamed.body.find("data: ", pos)) != std::string::npos) {
+    const size_t end = streamed.body.find("\n\n", pos);
+    ASSERT_NE(end, std::string::npos) << streamed.body;
+    const std::string payload = streamed.body.substr(pos + 6, end - pos - 6);
+    pos = end;
+    ASSERT_FALSE(done) << "data after [DONE]";
+    if (payload == "[DONE]") {
+      done = true;
+      continue;
+    }
+    nlohmann::json chunk = nlohmann::json::parse(payload);
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+    if (chunk.contains("usage")) {
+      usage = true;
+      EXPECT_EQ(chunk["usage"]["completion_tokens"], 6);
+      continue;
+    }
+    const nlohmann::json& delta = chunk["choices"][0]["delta"];
+    if (delta.contains("role")) role = true;
+    if (delta.contains("content")) got += delta["content"].get<std::string>();
+    if (!chunk["choices"][0]["finish_reason"].is_null()) {
+      finish = chunk["choices"][0]["finish_reason"].get<std::string>();
+    }
+  }
+  EXPECT_TRUE(role && usage && done) << streamed.body;
+  EXPECT_EQ(finish, "length");
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
 TEST_F(Serve, AModelThatCannotLoadExitsOneAndAPortInUseIsNamed) {
   ServeProcess bad("--model " + dir_.File("missing.gguf") + " --port 0");
   EXPECT_FALSE(bad.ready());
