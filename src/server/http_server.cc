@@ -14,6 +14,7 @@
 
 #include "gemma_local/server.h"
 #include "server/chat_completions.h"
+#include "server/chat_page.h"
 
 namespace gemma_local {
 namespace {
@@ -162,6 +163,16 @@ class HttpServer final : public Server {
   }
 
   void Routes() {
+    // The chat page: fixed bytes built into the binary, no model data, so no key is needed to
+    // load it (like llama-server's page); every API call it makes sends the key.
+    http_.Get("/", [](const httplib::Request&, httplib::Response& res) {
+      const std::string_view html = server::ChatPageHtml();
+      res.set_header("Content-Security-Policy",
+                     "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                     "img-src 'self' data:; connect-src 'self'");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_content(html.data(), html.size(), "text/html; charset=utf-8");
+    });
     http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       if (!Ready()) {
         res.status = 503;
