@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential g++ clang libclang-rt-14-dev cmake ninja-build pkg-config git
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libhwy-dev libcpp-httplib-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libhwy-dev libcpp-httplib-dev libssl-dev libssl-dev
   python3 python3-jinja2
 )
 # Node.js may come from another source (e.g. a vendor repository that bundles npm); only ask apt

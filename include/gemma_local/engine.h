@@ -26,6 +26,7 @@
 #include "gemma_local/chat_output.h"
 #include "gemma_local/sampling.h"
 #include "gemma_local/status.h"
+#include "gemma_local/tokenizer.h"
 
 namespace gemma_local {
 
@@ -63,7 +64,7 @@ struct EngineOptions {
   // "q4_k" (= "q4_k_m", also "4bit"), "8bit", or any other `gemma-local quantize` type.
   std::string quantize;
   std::string template_path;          // a chat template file overriding the model's ("": the model's)
-  int64_t max_queued_requests = 1024;  // Submit fails with kResourceExhausted beyond this
+  int64_t max_queued_requests = 1024;  // Submit fails with kUnavailable (retry later) beyond this
   // Debugging: a directory that receives every forward call's named intermediates (llama.cpp's
   // names: inp_embd, attn_norm-L, Qcur-L, Kcur-L, Vcur-L, kqv_out-L, ffn_inp-L, ffn_out-L, l_out-L,
   // result_norm, result_output) as raw little-endian f32 files NNNNNN-NAME.f32, listed with their
@@ -273,6 +274,12 @@ class Engine {
   // Ok when chat input can be rendered: the tokenizer and the chat template load (the template is
   // loaded on first use), else their error.
   virtual Status ChatReady() const = 0;
+
+  // Positions one request may use (prompt + max_tokens): EngineOptions::max_context, else the
+  // model's context length (INT64_MAX when the model does not say).
+  virtual int64_t context_limit() const = 0;
+  // The model's tokenizer (ids to text, pieces), or null when it has none.
+  virtual std::shared_ptr<const Tokenizer> tokenizer() const = 0;
 
   // The ids a request input runs on (template rendered, text tokenized, ids validated).
   virtual Result<std::vector<int32_t>> Tokenize(const RequestInput& input) const = 0;

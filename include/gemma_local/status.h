@@ -25,6 +25,7 @@ enum class StatusCode {
   kCancelled,         // the work was cancelled, or its engine shut down before it ran
   kDeadlineExceeded,  // a configured time limit passed first (e.g. waiting in the queue)
   kInternal,          // our own bug; never reachable from input
+  kUnavailable,       // over capacity right now (a full queue): the same call may succeed later
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -60,6 +61,7 @@ Status ResourceExhaustedError(std::string message);
 Status CancelledError(std::string message);
 Status DeadlineExceededError(std::string message);
 Status InternalError(std::string message);
+Status UnavailableError(std::string message);
 
 // Result<T> holds either a T or a non-OK Status.
 template <typename T>

@@ -70,6 +70,10 @@ class LocalEngine final : public Engine {
   }
 
   const std::string& architecture() const override { return architecture_; }
+  int64_t context_limit() const override { return ContextLimit(); }
+  std::shared_ptr<const Tokenizer> tokenizer() const override {
+    return tokenizer_.ok() ? *tokenizer_ : nullptr;
+  }
   int64_t vocab_size() const override { return model_->hparams().vocab_size; }
   // <eos> and the end-of-turn marker (Gemma 3 <end_of_turn>, Gemma 4 <turn|>, both id 106); Gemma 4
   // also hands control back with <|tool_response> (50) after a tool call.
@@ -252,7 +256,7 @@ class LocalEngine final : public Engine {
       if (shutdown_) return CancelledError("the engine is shutting down");
       const int64_t queued = static_cast<int64_t>(queue_.size()) + stats_.queued;
       if (queued >= options_.max_queued_requests) {
-        return ResourceExhaustedError("the request queue is full (" + std::to_string(queued) +
+        return UnavailableError("the request queue is full (" + std::to_string(queued) +
                                       " waiting; max_queued_requests)");
       }
       work.order = next_order_++;

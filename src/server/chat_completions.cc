@@ -1,210 +1,231 @@
 #include "server/chat_completions.h"
 
-#include <algorithm>
 #include <utility>
+
+#include "server/token_text.h"
 
 namespace gemma_local::server {
 namespace {
 
-ApiError BadField(const std::string& field, const std::string& what) {
-  ApiError e;
-  e.message = "'" + field + "': " + what;
-  e.param = field;
-  e.code = "invalid_" + field;
+ApiError Unsupported(const std::string& field, const std::string& what) {
+  ApiError e = BadField(field, what, "unsupported");
   return e;
 }
 
-// Reads an optional number field into `out`; false (and `error`) when present but not a number.
-template <typename T>
-bool Number(const nlohmann::json& body, const char* field, T* out, ApiError* error) {
-  auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return true;
-  if (!it->is_number()) {
-    *error = BadField(field, "expected a number, got " + std::string(it->type_name()));
-    return false;
+// The thinking switch: chat_template_kwargs.enable_thinking (as vLLM and llama-server take it)
+// or reasoning_effort ("none" off, any other level on).
+bool ReadThinking(const nlohmann::json& body, ChatInput* chat, ApiError* error) {
+  if (auto kw = body.find("chat_template_kwargs"); kw != body.end() && !kw->is_null()) {
+    if (!kw->is_object()) {
+      *error = BadField("chat_template_kwargs", "expected an object");
+      return false;
+    }
+    bool thinking = false;
+    if (kw->contains("enable_thinking")) {
+      if (!ReadBool(*kw, "enable_thinking", &thinking, error)) {
+        error->param = "chat_template_kwargs.enable_thinking";
+        return false;
+      }
+      chat->enable_thinking = thinking;
+    }
   }
-  *out = it->get<T>();
+  if (auto effort = body.find("reasoning_effort"); effort != body.end() && !effort->is_null()) {
+    if (!effort->is_string()) {
+      *error = BadField("reasoning_effort", "expected a string");
+      return false;
+    }
+    chat->enable_thinking = effort->get<std::string>() != "none";
+  }
   return true;
 }
 
 }  // namespace
 
-nlohmann::json ApiError::Body() const {
-  return {{"error",
-           {{"message", message},
-            {"type", type},
-            {"param", param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param)},
-            {"code", code.empty() ? nlohmann::json(nullptr) : nlohmann::json(code)}}}};
-}
-
-Result<Request> ParseChatRequest(const nlohmann::json& body, ChatDelivery* delivery,
-                                 ApiError* error) {
-  auto fail = [&](ApiError e) {
-    *error = std::move(e);
-    return InvalidArgumentError(error->message);
-  };
-  if (!body.is_object()) return fail(BadField("body", "expected a JSON object"));
+bool ParseChatRequest(const nlohmann::json& body, int max_messages, int max_n, ChatRequest* out,
+                      ApiError* error) {
+  if (!body.is_object()) {
+    *error = BadField("body", "expected a JSON object", "invalid_request");
+    return false;
+  }
   auto messages = body.find("messages");
   if (messages == body.end() || !messages->is_array() || messages->empty()) {
-    return fail(BadField("messages", "expected a non-empty array of messages"));
+    *error = BadField("messages", "expected a non-empty array of messages");
+    return false;
   }
-  if (auto stream = body.find("stream"); stream != body.end() && !stream->is_null()) {
-    if (!stream->is_boolean()) return fail(BadField("stream", "expected true or false"));
-    delivery->stream = stream->get<bool>();
+  if (static_cast<int64_t>(messages->size()) > max_messages) {
+    *error = BadField("messages",
+                      "at most " + std::to_string(max_messages) + " messages, got " +
+                          std::to_string(messages->size()),
+                      "too_many_messages");
+    return false;
   }
-  if (auto so = body.find("stream_options"); so != body.end() && so->is_object()) {
-    delivery->include_usage = so->value("include_usage", false);
+  if (!ReadCommonFields(body, max_n, &out->common, error)) return false;
+  if (!ReadBool(body, "logprobs", &out->logprobs, error)) return false;
+  int64_t top = 0;
+  if (!ReadInt(body, "top_logprobs", 0, 20, &top, error)) return false;
+  if (top > 0 && !out->logprobs) {
+    *error = BadField("top_logprobs", "needs logprobs: true");
+    return false;
+  }
+  out->top_logprobs = static_cast<int>(top);
+  out->common.request.logprobs = out->logprobs ? out->top_logprobs : -1;
+
+  if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
+    const std::string type = rf->is_object() ? rf->value("type", "") : "";
+    if (type != "text") {
+      *error = type == "json_object" || type == "json_schema"
+                   ? Unsupported("response_format",
+                                 "type '" + type +
+                                     "' needs constrained decoding, which this server does not "
+                                     "have yet; ask for JSON in the prompt, or use type 'text'")
+                   : BadField("response_format",
+                              "expected {\"type\": \"text\" | \"json_object\" | \"json_schema\"}");
+      return false;
+    }
+  }
+  if (auto bias = body.find("logit_bias"); bias != body.end() && !bias->is_null()) {
+    if (!bias->is_object()) {
+      *error = BadField("logit_bias", "expected an object");
+      return false;
+    }
+    if (!bias->empty()) {
+      *error = Unsupported("logit_bias", "not supported by this server");
+      return false;
+    }
   }
   ChatInput chat;
   chat.messages = nlohmann::ordered_json::parse(messages->dump());
   chat.openai_format = true;
-  if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null()) {
-    if (!tools->is_array()) return fail(BadField("tools", "expected an array"));
-    chat.tools = nlohmann::ordered_json::parse(tools->dump());
-  }
-  Request r;
-  r.input = RequestInput::Chat(std::move(chat));
-  r.max_tokens = 1024;
-  int64_t max_tokens = -1;
-  if (!Number(body, "max_completion_tokens", &max_tokens, error))
-    return InvalidArgumentError(error->message);
-  if (max_tokens < 0 && !Number(body, "max_tokens", &max_tokens, error)) {
-    return InvalidArgumentError(error->message);
-  }
-  if (max_tokens == 0 || max_tokens > (int64_t{1} << 20)) {
-    return fail(BadField("max_tokens", "must be in [1, 1048576]"));
-  }
-  if (max_tokens > 0) r.max_tokens = max_tokens;
-  SamplingParams& s = r.sampling;
-  s.temperature = 1.0f;  // OpenAI's default
-  if (!Number(body, "temperature", &s.temperature, error) ||
-      !Number(body, "top_p", &s.top_p, error) || !Number(body, "top_k", &s.top_k, error) ||
-      !Number(body, "min_p", &s.min_p, error) ||
-      !Number(body, "presence_penalty", &s.presence_penalty, error) ||
-      !Number(body, "frequency_penalty", &s.frequency_penalty, error) ||
-      !Number(body, "repetition_penalty", &s.repetition_penalty, error) ||
-      !Number(body, "seed", &s.seed, error)) {
-    return InvalidArgumentError(error->message);
-  }
-  if (Status v = s.Validate(); !v.ok()) {
-    ApiError e;
-    e.message = v.message();
-    e.code = "invalid_sampling";
-    return fail(e);
-  }
-  if (auto stop = body.find("stop"); stop != body.end() && !stop->is_null()) {
-    if (stop->is_string()) {
-      r.stop.push_back(stop->get<std::string>());
-    } else if (stop->is_array() && stop->size() <= 4 &&
-               std::all_of(stop->begin(), stop->end(),
-                           [](const auto& x) { return x.is_string(); })) {
-      for (const auto& x : *stop) r.stop.push_back(x.get<std::string>());
+  bool tools_off = false;
+  if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
+    if (choice->is_string() && (*choice == "none" || *choice == "auto")) {
+      tools_off = *choice == "none";
+    } else if (choice->is_string() && *choice == "required") {
+      *error = Unsupported("tool_choice", "'required' needs constrained decoding (not yet here); "
+                                          "use 'auto' or 'none'");
+      return false;
+    } else if (choice->is_object()) {
+      *error = Unsupported("tool_choice", "naming a function needs constrained decoding (not yet "
+                                          "here); use 'auto' or 'none'");
+      return false;
     } else {
-      return fail(BadField("stop", "expected a string or an array of up to 4 strings"));
+      *error = BadField("tool_choice", "expected 'none', 'auto', 'required' or an object");
+      return false;
     }
   }
-  return r;
-}
-
-nlohmann::json ChatCompletionBody(const Completion& c, const std::string& id,
-                                  const std::string& model, int64_t created) {
-  nlohmann::json message = {{"role", "assistant"}, {"content", c.text}};
-  if (!c.reasoning.empty()) message["reasoning_content"] = c.reasoning;
-  if (!c.tool_calls.empty()) {
-    message["tool_calls"] = nlohmann::json::array();
-    for (const ToolCall& t : c.tool_calls) {
-      message["tool_calls"].push_back(nlohmann::json::parse(t.ToJson().dump()));
+  if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null()) {
+    if (!tools->is_array()) {
+      *error = BadField("tools", "expected an array");
+      return false;
     }
+    for (const auto& t : *tools) {
+      if (!t.is_object() || !t.contains("function") || !t["function"].is_object() ||
+          !t["function"].contains("name") || !t["function"]["name"].is_string()) {
+        *error = BadField("tools", "each tool must be {\"type\": \"function\", \"function\": "
+                                   "{\"name\", ...}}");
+        return false;
+      }
+    }
+    if (!tools_off && !tools->empty()) chat.tools = nlohmann::ordered_json::parse(tools->dump());
   }
-  const std::string finish = !c.tool_calls.empty() ? "tool_calls" : c.finish_reason;
-  return {
-      {"id", id},
-      {"object", "chat.completion"},
-      {"created", created},
-      {"model", model},
-      {"choices",
-       {{{"index", 0}, {"message", message}, {"logprobs", nullptr}, {"finish_reason", finish}}}},
-      {"usage",
-       {{"prompt_tokens", c.usage.prompt_tokens},
-        {"completion_tokens", c.usage.completion_tokens},
-        {"total_tokens", c.usage.prompt_tokens + c.usage.completion_tokens},
-        {"prompt_tokens_details", {{"cached_tokens", c.usage.cached_tokens}}}}}};
+  if (!ReadThinking(body, &chat, error)) return false;
+  out->common.request.input = RequestInput::Chat(std::move(chat));
+  return true;
 }
 
-std::vector<nlohmann::json> ChatChunks(const Event& e, const std::string& id,
-                                       const std::string& model, int64_t created,
-                                       bool include_usage, bool* first, int* tool_index) {
+nlohmann::json UsageJson(const Usage& u) {
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+}
+
+Usage SumUsage(const std::vector<Usage>& usages) {
+  Usage total;
+  for (const Usage& u : usages) {
+    total.prompt_tokens = std::max(total.prompt_tokens, u.prompt_tokens);
+    total.cached_tokens = std::max(total.cached_tokens, u.cached_tokens);
+    total.completion_tokens += u.completion_tokens;
+  }
+  return total;
+}
+
+nlohmann::json UsageChunk(const ResponseHeader& h, const std::string& object,
+                          const Usage& usage) {
+  return {{"id", h.id},
+          {"object", object},
+          {"created", h.created},
+          {"model", h.model},
+          {"choices", nlohmann::json::array()},
+          {"usage", UsageJson(usage)}};
+}
+
+nlohmann::json ChatCompletionBody(const std::vector<Completion>& completions,
+                                  const ResponseHeader& h, const Tokenizer* tokenizer,
+                                  bool logprobs) {
+  nlohmann::json choices = nlohmann::json::array();
+  std::vector<Usage> usages;
+  for (size_t i = 0; i < completions.size(); ++i) {
+    const Completion& c = completions[i];
+    nlohmann::json message = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+    if (!c.reasoning.empty()) message["reasoning_content"] = c.reasoning;
+    if (!c.tool_calls.empty()) {
+      message["tool_calls"] = nlohmann::json::array();
+      for (const ToolCall& t : c.tool_calls) {
+        message["tool_calls"].push_back(nlohmann::json::parse(t.ToJson().dump()));
+      }
+    }
+    const std::string finish = !c.tool_calls.empty() ? "tool_calls" : c.finish_reason;
+    choices.push_back({{"index", i},
+                       {"message", message},
+                       {"logprobs", logprobs ? ChatLogprobs(c.logprobs, tokenizer) : nullptr},
+                       {"finish_reason", finish}});
+    usages.push_back(c.usage);
+  }
+  return {{"id", h.id},           {"object", "chat.completion"},
+          {"created", h.created}, {"model", h.model},
+          {"choices", choices},   {"usage", UsageJson(SumUsage(usages))}};
+}
+
+std::vector<nlohmann::json> ChatChunks(const Event& e, int index, const ResponseHeader& h,
+                                       ChatChoiceStream* state, const Tokenizer* tokenizer,
+                                       bool logprobs) {
   std::vector<nlohmann::json> out;
-  auto chunk = [&](nlohmann::json delta, nlohmann::json finish) {
-    if (*first) {
+  auto chunk = [&](nlohmann::json delta, nlohmann::json finish, nlohmann::json lp) {
+    if (state->first) {
       delta["role"] = "assistant";
-      *first = false;
+      state->first = false;
     }
-    out.push_back(
-        {{"id", id},
-         {"object", "chat.completion.chunk"},
-         {"created", created},
-         {"model", model},
-         {"choices",
-          {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}}}});
+    out.push_back({{"id", h.id},
+                   {"object", "chat.completion.chunk"},
+                   {"created", h.created},
+                   {"model", h.model},
+                   {"choices",
+                    {{{"index", index},
+                      {"delta", delta},
+                      {"logprobs", std::move(lp)},
+                      {"finish_reason", finish}}}}});
   };
-  bool tools = false;
+  // The step's log-probabilities ride on its first chunk (or a chunk of their own).
+  nlohmann::json lp = logprobs && !e.logprobs.empty() ? ChatLogprobs(e.logprobs, tokenizer)
+                                                      : nlohmann::json(nullptr);
   for (const ReplyEvent& d : e.deltas) {
     if (d.kind == ReplyEvent::Kind::kContent && !d.text.empty()) {
-      chunk({{"content", d.text}}, nullptr);
+      chunk({{"content", d.text}}, nullptr, std::exchange(lp, nullptr));
     } else if (d.kind == ReplyEvent::Kind::kReasoning && !d.text.empty()) {
-      chunk({{"reasoning_content", d.text}}, nullptr);
+      chunk({{"reasoning_content", d.text}}, nullptr, std::exchange(lp, nullptr));
     } else if (d.kind == ReplyEvent::Kind::kToolCall) {
       nlohmann::json call = nlohmann::json::parse(d.tool_call.ToJson().dump());
-      call["index"] = (*tool_index)++;
-      chunk({{"tool_calls", {call}}}, nullptr);
-      tools = true;
+      call["index"] = state->tool_index++;
+      chunk({{"tool_calls", {call}}}, nullptr, std::exchange(lp, nullptr));
     }
   }
+  if (!lp.is_null()) chunk({{"content", ""}}, nullptr, std::move(lp));
   if (e.final) {
-    const std::string finish = *tool_index > 0 || tools ? "tool_calls" : e.finish_reason;
-    chunk(nlohmann::json::object(), finish);
-    if (include_usage) {
-      out.push_back({{"id", id},
-                     {"object", "chat.completion.chunk"},
-                     {"created", created},
-                     {"model", model},
-                     {"choices", nlohmann::json::array()},
-                     {"usage",
-                      {{"prompt_tokens", e.usage.prompt_tokens},
-                       {"completion_tokens", e.usage.completion_tokens},
-                       {"total_tokens", e.usage.prompt_tokens + e.usage.completion_tokens},
-                       {"prompt_tokens_details", {{"cached_tokens", e.usage.cached_tokens}}}}}});
-    }
+    const std::string finish = state->tool_index > 0 ? "tool_calls" : e.finish_reason;
+    chunk(nlohmann::json::object(), finish, nullptr);
   }
   return out;
-}
-
-ApiError FromStatus(const Status& status) {
-  ApiError e;
-  e.message = status.message();
-  switch (status.code()) {
-    case StatusCode::kInvalidArgument:
-      e.http_status = 400;
-      break;
-    case StatusCode::kNotFound:
-      e.http_status = 404;
-      break;
-    case StatusCode::kResourceExhausted:
-      e.http_status = 429;
-      e.type = "rate_limit_error";
-      break;
-    case StatusCode::kDeadlineExceeded:
-      e.http_status = 503;
-      e.type = "server_error";
-      break;
-    default:
-      e.http_status = 500;
-      e.type = "server_error";
-      break;
-  }
-  e.code = StatusCodeName(status.code());
-  return e;
 }
 
 }  // namespace gemma_local::server

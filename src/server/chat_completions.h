@@ -1,5 +1,5 @@
-// POST /v1/chat/completions, non-streaming so far (issue 14, work in progress): an OpenAI
-// request body to an engine Request, and a Completion back to OpenAI's response body.
+// POST /v1/chat/completions: an OpenAI request body to an engine Request, and engine events and
+// completions back to OpenAI's chat.completion and chat.completion.chunk objects.
 #pragma once
 
 #include <cstdint>
@@ -8,42 +8,52 @@
 #include <vector>
 
 #include "gemma_local/engine.h"
-#include "gemma_local/status.h"
+#include "server/api_error.h"
+#include "server/request_fields.h"
 
 namespace gemma_local::server {
 
-// An error for the client: HTTP status and OpenAI's error fields.
-struct ApiError {
-  int http_status = 400;
-  std::string message;
-  std::string type = "invalid_request_error";
-  std::string param;  // the offending field ("" = none)
-  std::string code;
-  nlohmann::json Body() const;
+struct ChatRequest {
+  CommonFields common;  // common.request.input is the chat
+  bool logprobs = false;
+  int top_logprobs = 0;
 };
 
-// How the reply is sent.
-struct ChatDelivery {
-  bool stream = false;         // server-sent events of chat.completion.chunk objects
-  bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
+// The request, or false with `error` naming the first bad field. Unknown fields are ignored, as
+// OpenAI does; known ones this server cannot honour (response_format json_*, a forced
+// tool_choice, logit_bias) are 400 "unsupported" rather than silently dropped.
+bool ParseChatRequest(const nlohmann::json& body, int max_messages, int max_n, ChatRequest* out,
+                      ApiError* error);
+
+// What every object of one response repeats.
+struct ResponseHeader {
+  std::string id;
+  std::string model;
+  int64_t created = 0;
 };
 
-// The engine request for `body`, or the error naming the first bad field. Unknown fields are
-// ignored, as OpenAI does.
-Result<Request> ParseChatRequest(const nlohmann::json& body, ChatDelivery* delivery,
-                                 ApiError* error);
+// A streamed choice's state between events.
+struct ChatChoiceStream {
+  bool first = true;  // the first chunk carries the assistant role
+  int tool_index = 0;
+};
 
-// The chat.completion.chunk objects for one engine event (none when it carries no text and is
-// not final); `first` adds the assistant role to the first chunk and is cleared.
-std::vector<nlohmann::json> ChatChunks(const Event& e, const std::string& id,
-                                       const std::string& model, int64_t created,
-                                       bool include_usage, bool* first, int* tool_index);
+// The chunks for one engine event of choice `index` (none when it settles no text and is not
+// final; the final one carries finish_reason).
+std::vector<nlohmann::json> ChatChunks(const Event& e, int index, const ResponseHeader& h,
+                                       ChatChoiceStream* state, const Tokenizer* tokenizer,
+                                       bool logprobs);
 
-// OpenAI's chat.completion object for `c`.
-nlohmann::json ChatCompletionBody(const Completion& c, const std::string& id,
-                                  const std::string& model, int64_t created);
+// The last chunk of a stream with stream_options.include_usage: no choices, the usage.
+nlohmann::json UsageChunk(const ResponseHeader& h, const std::string& object,
+                          const Usage& usage);
+nlohmann::json UsageJson(const Usage& usage);
 
-// The HTTP status and error type an engine Status maps to.
-ApiError FromStatus(const Status& status);
+// The chat.completion object for choices `c` (index = position).
+nlohmann::json ChatCompletionBody(const std::vector<Completion>& c, const ResponseHeader& h,
+                                  const Tokenizer* tokenizer, bool logprobs);
+
+// Usage of n choices of one prompt: the prompt once, completions summed.
+Usage SumUsage(const std::vector<Usage>& usages);
 
 }  // namespace gemma_local::server

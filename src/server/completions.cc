@@ -1,0 +1,191 @@
+#include "server/completions.h"
+
+#include <utility>
+
+#include "server/token_text.h"
+
+namespace gemma_local::server {
+namespace {
+
+bool TokenIds(const nlohmann::json& array, std::vector<int32_t>* ids) {
+  for (const auto& x : array) {
+    if (!x.is_number_integer()) return false;
+    const int64_t v = x.get<int64_t>();
+    if (v < 0 || v > INT32_MAX) return false;
+    ids->push_back(static_cast<int32_t>(v));
+  }
+  return true;
+}
+
+// Legacy logprobs for `lps`, whose texts start at character `offset` of the choice's text.
+nlohmann::json LegacyLogprobs(const std::vector<TokenLogprob>& lps, const Tokenizer* tokenizer,
+                              int64_t* offset) {
+  nlohmann::json tokens = nlohmann::json::array(), token_logprobs = nlohmann::json::array(),
+                 top = nlohmann::json::array(), offsets = nlohmann::json::array();
+  for (const TokenLogprob& t : lps) {
+    const std::string text = TokenBytes(tokenizer, t.id);
+    tokens.push_back(text);
+    token_logprobs.push_back(t.logprob);
+    nlohmann::json alternatives = nlohmann::json::object();
+    for (const auto& [id, lp] : t.top) alternatives[ValidUtf8(TokenBytes(tokenizer, id))] = lp;
+    top.push_back(std::move(alternatives));
+    offsets.push_back(*offset);
+    *offset += static_cast<int64_t>(text.size());
+  }
+  return {{"tokens", tokens},
+          {"token_logprobs", token_logprobs},
+          {"top_logprobs", top},
+          {"text_offset", offsets}};
+}
+
+}  // namespace
+
+bool ParseCompletionRequest(const nlohmann::json& body, int max_n, CompletionRequest* out,
+                            ApiError* error) {
+  if (!body.is_object()) {
+    *error = BadField("body", "expected a JSON object", "invalid_request");
+    return false;
+  }
+  auto prompt = body.find("prompt");
+  if (prompt == body.end() || prompt->is_null()) {
+    *error = BadField("prompt", "required: a string or an array of token ids");
+    return false;
+  }
+  nlohmann::json p = *prompt;
+  if (p.is_array() && p.size() == 1 && (p[0].is_string() || p[0].is_array())) p = p[0];
+  std::vector<int32_t> ids;
+  if (p.is_string()) {
+    if (p.get_ref<const std::string&>().empty()) {
+      *error = BadField("prompt", "is empty");
+      return false;
+    }
+    out->common.request.input = RequestInput::Text(p.get<std::string>());
+  } else if (p.is_array() && !p.empty() && TokenIds(p, &ids)) {
+    out->common.request.input = RequestInput::Tokens(std::move(ids));
+  } else if (p.is_array() && !p.empty() && (p[0].is_string() || p[0].is_array())) {
+    *error = BadField("prompt", "one prompt per request (send several requests)", "unsupported");
+    return false;
+  } else {
+    *error = BadField("prompt", "expected a string or a non-empty array of token ids");
+    return false;
+  }
+  if (!ReadCommonFields(body, max_n, &out->common, error)) return false;
+  if (!ReadBool(body, "echo", &out->echo, error)) return false;
+  int64_t logprobs = -1;
+  if (!ReadInt(body, "logprobs", 0, 20, &logprobs, error)) return false;
+  out->logprobs = static_cast<int>(logprobs);
+  out->common.request.logprobs = out->logprobs;
+  if (out->echo && out->logprobs >= 0) {
+    *error = BadField("logprobs", "with echo (the prompt's own log-probabilities) is not supported",
+                      "unsupported");
+    return false;
+  }
+  if (auto suffix = body.find("suffix"); suffix != body.end() && !suffix->is_null()) {
+    if (!suffix->is_string() || !suffix->get_ref<const std::string&>().empty()) {
+      *error = BadField("suffix", "insertion is not supported", "unsupported");
+      return false;
+    }
+  }
+  int64_t best_of = out->common.n;
+  if (!ReadInt(body, "best_of", 1, max_n, &best_of, error)) return false;
+  if (best_of != out->common.n) {
+    *error = BadField("best_of", "only best_of == n is supported", "unsupported");
+    return false;
+  }
+  out->common.request.parse_reply = ReplyParsing::kOff;
+  return true;
+}
+
+std::vector<nlohmann::json> CompletionChunks(const Event& e, int index, const ResponseHeader& h,
+                                             CompletionChoiceStream* state,
+                                             const Tokenizer* tokenizer, int logprobs,
+                                             const std::string& prefix) {
+  std::string text = prefix + e.Content();
+  nlohmann::json lp = nullptr;
+  if (logprobs >= 0 && !e.logprobs.empty()) {
+    lp = LegacyLogprobs(e.logprobs, tokenizer, &state->offset);
+  } else {
+    state->offset += static_cast<int64_t>(text.size());
+  }
+  if (text.empty() && lp.is_null() && !e.final) return {};
+  nlohmann::json choice = {{"text", std::move(text)},
+                           {"index", index},
+                           {"logprobs", std::move(lp)},
+                           {"finish_reason", e.final ? nlohmann::json(e.finish_reason) : nullptr}};
+  return {{{"id", h.id},
+           {"object", "text_completion"},
+           {"created", h.created},
+           {"model", h.model},
+           {"choices", {std::move(choice)}}}};
+}
+
+nlohmann::json CompletionBody(const std::vector<Completion>& completions, const ResponseHeader& h,
+                              const Tokenizer* tokenizer, int logprobs, const std::string& echo) {
+  nlohmann::json choices = nlohmann::json::array();
+  std::vector<Usage> usages;
+  for (size_t i = 0; i < completions.size(); ++i) {
+    const Completion& c = completions[i];
+    int64_t offset = static_cast<int64_t>(echo.size());
+    choices.push_back(
+        {{"text", echo + c.text},
+         {"index", i},
+         {"logprobs", logprobs >= 0 ? LegacyLogprobs(c.logprobs, tokenizer, &offset) : nullptr},
+         {"finish_reason", c.finish_reason}});
+    usages.push_back(c.usage);
+  }
+  return {{"id", h.id},           {"object", "text_completion"},
+          {"created", h.created}, {"model", h.model},
+          {"choices", choices},   {"usage", UsageJson(SumUsage(usages))}};
+}
+
+bool Tokenize(const nlohmann::json& body, const Tokenizer& tokenizer, nlohmann::json* out,
+              ApiError* error) {
+  if (!body.is_object() || !body.contains("content") || !body["content"].is_string()) {
+    *error = BadField("content", "required: the text to tokenize");
+    return false;
+  }
+  bool add_special = false, parse_special = true, with_pieces = false;
+  if (!ReadBool(body, "add_special", &add_special, error) ||
+      !ReadBool(body, "parse_special", &parse_special, error) ||
+      !ReadBool(body, "with_pieces", &with_pieces, error)) {
+    return false;
+  }
+  EncodeOptions options;
+  options.add_bos = add_special;
+  options.parse_special = parse_special;
+  Result<std::vector<int32_t>> ids =
+      tokenizer.Encode(body["content"].get_ref<const std::string&>(), options);
+  if (!ids.ok()) {
+    *error = BadField("content", ids.status().message());
+    return false;
+  }
+  nlohmann::json tokens = nlohmann::json::array();
+  for (int32_t id : *ids) {
+    if (with_pieces) {
+      tokens.push_back({{"id", id}, {"piece", TokenBytes(&tokenizer, id)}});
+    } else {
+      tokens.push_back(id);
+    }
+  }
+  *out = {{"tokens", std::move(tokens)}};
+  return true;
+}
+
+bool Detokenize(const nlohmann::json& body, const Tokenizer& tokenizer, nlohmann::json* out,
+                ApiError* error) {
+  std::vector<int32_t> ids;
+  if (!body.is_object() || !body.contains("tokens") || !body["tokens"].is_array() ||
+      !TokenIds(body["tokens"], &ids)) {
+    *error = BadField("tokens", "required: an array of token ids");
+    return false;
+  }
+  Result<std::string> text = tokenizer.Decode(ids);
+  if (!text.ok()) {
+    *error = BadField("tokens", text.status().message());
+    return false;
+  }
+  *out = {{"content", *text}};
+  return true;
+}
+
+}  // namespace gemma_local::server
