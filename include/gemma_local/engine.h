@@ -210,6 +210,7 @@ struct ScoreRequest {
 // One teacher-forced position: the distribution that predicts the next token.
 struct PositionScores {
   std::vector<std::pair<int32_t, float>> top;  // (token id, natural-log probability), best first
+  float next_logprob = 0;  // the input's next token's log-probability (0 at the last position)
 };
 
 struct ScoreResult {

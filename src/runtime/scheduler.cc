@@ -516,7 +516,10 @@ bool Scheduler::Step(bool stopping) {
                           s->score.positions.size())) {  // not recorded before a preemption
         logprob_row_.resize(static_cast<size_t>(V));
         ref::LogSoftmax(logits, V, logprob_row_.data());
-        s->score.positions.push_back(PositionScores{TopK(logprob_row_, s->work.top_k)});
+        const float next = p + 1 < static_cast<int64_t>(s->tokens.size())
+                               ? logprob_row_[static_cast<size_t>(s->tokens[p + 1])]
+                               : 0.0f;
+        s->score.positions.push_back(PositionScores{TopK(logprob_row_, s->work.top_k), next});
       }
     }
   }

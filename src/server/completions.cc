@@ -38,7 +38,45 @@ nlohmann::json LegacyLogprobs(const std::vector<TokenLogprob>& lps, const Tokeni
           {"text_offset", offsets}};
 }
 
+// `base` with `more`'s lists appended.
+nlohmann::json Concat(nlohmann::json base, const nlohmann::json& more) {
+  if (base.is_null()) return more;
+  if (more.is_null()) return base;
+  for (const char* key : {"tokens", "token_logprobs", "top_logprobs", "text_offset"}) {
+    for (const auto& x : more[key]) base[key].push_back(x);
+  }
+  return base;
+}
+
 }  // namespace
+
+nlohmann::json PromptLogprobs(const ScoreResult& scored, const Tokenizer* tokenizer, int top) {
+  nlohmann::json tokens = nlohmann::json::array(), token_logprobs = nlohmann::json::array(),
+                 tops = nlohmann::json::array(), offsets = nlohmann::json::array();
+  int64_t offset = 0;
+  for (size_t i = 0; i < scored.tokens.size(); ++i) {
+    const std::string text = TokenBytes(tokenizer, scored.tokens[i]);
+    tokens.push_back(text);
+    offsets.push_back(offset);
+    offset += static_cast<int64_t>(text.size());
+    if (i == 0 || i > scored.positions.size()) {
+      token_logprobs.push_back(nullptr);
+      tops.push_back(nullptr);
+      continue;
+    }
+    const PositionScores& p = scored.positions[i - 1];
+    token_logprobs.push_back(p.next_logprob);
+    nlohmann::json alternatives = nlohmann::json::object();
+    for (int k = 0; k < top && k < static_cast<int>(p.top.size()); ++k) {
+      alternatives[ValidUtf8(TokenBytes(tokenizer, p.top[k].first))] = p.top[k].second;
+    }
+    tops.push_back(std::move(alternatives));
+  }
+  return {{"tokens", tokens},
+          {"token_logprobs", token_logprobs},
+          {"top_logprobs", tops},
+          {"text_offset", offsets}};
+}
 
 bool ParseCompletionRequest(const nlohmann::json& body, int max_n, CompletionRequest* out,
                             ApiError* error) {
@@ -75,11 +113,6 @@ bool ParseCompletionRequest(const nlohmann::json& body, int max_n, CompletionReq
   if (!ReadInt(body, "logprobs", 0, 20, &logprobs, error)) return false;
   out->logprobs = static_cast<int>(logprobs);
   out->common.request.logprobs = out->logprobs;
-  if (out->echo && out->logprobs >= 0) {
-    *error = BadField("logprobs", "with echo (the prompt's own log-probabilities) is not supported",
-                      "unsupported");
-    return false;
-  }
   if (auto suffix = body.find("suffix"); suffix != body.end() && !suffix->is_null()) {
     if (!suffix->is_string() || !suffix->get_ref<const std::string&>().empty()) {
       *error = BadField("suffix", "insertion is not supported", "unsupported");
@@ -99,13 +132,19 @@ bool ParseCompletionRequest(const nlohmann::json& body, int max_n, CompletionReq
 std::vector<nlohmann::json> CompletionChunks(const Event& e, int index, const ResponseHeader& h,
                                              CompletionChoiceStream* state,
                                              const Tokenizer* tokenizer, int logprobs,
-                                             const std::string& prefix) {
-  std::string text = prefix + e.Content();
+                                             const Echo& echo) {
+  std::string text = e.Content();
   nlohmann::json lp = nullptr;
+  if (!state->echoed) {
+    state->echoed = true;
+    text = echo.text + text;
+    lp = echo.logprobs;
+    state->offset += static_cast<int64_t>(echo.text.size());
+  }
   if (logprobs >= 0 && !e.logprobs.empty()) {
-    lp = LegacyLogprobs(e.logprobs, tokenizer, &state->offset);
+    lp = Concat(std::move(lp), LegacyLogprobs(e.logprobs, tokenizer, &state->offset));
   } else {
-    state->offset += static_cast<int64_t>(text.size());
+    state->offset += static_cast<int64_t>(e.Content().size());
   }
   if (text.empty() && lp.is_null() && !e.final) return {};
   nlohmann::json choice = {{"text", std::move(text)},
@@ -120,16 +159,18 @@ std::vector<nlohmann::json> CompletionChunks(const Event& e, int index, const Re
 }
 
 nlohmann::json CompletionBody(const std::vector<Completion>& completions, const ResponseHeader& h,
-                              const Tokenizer* tokenizer, int logprobs, const std::string& echo) {
+                              const Tokenizer* tokenizer, int logprobs, const Echo& echo) {
   nlohmann::json choices = nlohmann::json::array();
   std::vector<Usage> usages;
   for (size_t i = 0; i < completions.size(); ++i) {
     const Completion& c = completions[i];
-    int64_t offset = static_cast<int64_t>(echo.size());
+    int64_t offset = static_cast<int64_t>(echo.text.size());
     choices.push_back(
-        {{"text", echo + c.text},
+        {{"text", echo.text + c.text},
          {"index", i},
-         {"logprobs", logprobs >= 0 ? LegacyLogprobs(c.logprobs, tokenizer, &offset) : nullptr},
+         {"logprobs", logprobs >= 0 ? Concat(echo.logprobs,
+                                             LegacyLogprobs(c.logprobs, tokenizer, &offset))
+                                    : nullptr},
          {"finish_reason", c.finish_reason}});
     usages.push_back(c.usage);
   }

@@ -20,24 +20,37 @@ struct CompletionRequest {
 };
 
 // `prompt` is a string, an array of one string, an array of token ids or an array of one array of
-// ids (several prompts per request are refused: send one request each).
+// ids (several prompts per request are refused: send one request each). With echo and logprobs
+// the prompt is also scored (Engine::Score) for its own log-probabilities.
 bool ParseCompletionRequest(const nlohmann::json& body, int max_n, CompletionRequest* out,
                             ApiError* error);
 
-// A streamed choice's state: characters sent so far (for logprobs' text_offset).
-struct CompletionChoiceStream {
-  int64_t offset = 0;
+// The echoed prompt of a choice: its text and, when logprobs are asked for, the prompt tokens'
+// legacy logprobs object (PromptLogprobs).
+struct Echo {
+  std::string text;
+  nlohmann::json logprobs;  // null, or {tokens, token_logprobs, top_logprobs, text_offset}
 };
 
-// text_completion chunks for one engine event of choice `index` (`prefix`: text sent first,
-// the echoed prompt, on the choice's first chunk).
+// The legacy logprobs of a prompt scored by Engine::Score: null for its first token (nothing
+// predicts it, as OpenAI sends), then each token's log-probability given the ones before it,
+// with the `top` most likely alternatives.
+nlohmann::json PromptLogprobs(const ScoreResult& scored, const Tokenizer* tokenizer, int top);
+
+// A streamed choice's state.
+struct CompletionChoiceStream {
+  int64_t offset = 0;  // bytes of text sent so far (logprobs' text_offset)
+  bool echoed = false;  // the echo went out (on the choice's first chunk)
+};
+
+// text_completion chunks for one engine event of choice `index`.
 std::vector<nlohmann::json> CompletionChunks(const Event& e, int index, const ResponseHeader& h,
                                              CompletionChoiceStream* state,
                                              const Tokenizer* tokenizer, int logprobs,
-                                             const std::string& prefix);
+                                             const Echo& echo);
 
 nlohmann::json CompletionBody(const std::vector<Completion>& c, const ResponseHeader& h,
-                              const Tokenizer* tokenizer, int logprobs, const std::string& echo);
+                              const Tokenizer* tokenizer, int logprobs, const Echo& echo);
 
 // {"content", "add_special" (default false), "parse_special" (default true), "with_pieces"}
 // -> {"tokens": [id, ...]} or, with pieces, [{"id", "piece"}, ...].

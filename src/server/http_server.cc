@@ -518,31 +518,34 @@ class HttpServer final : public Server {
       return SendError(res, error);
     }
     if (options_.audit_text) record_ref.audit_input = body["prompt"];
-    std::string echo;
+    std::shared_ptr<const Tokenizer> tokenizer = engine->tokenizer();
+    server::Echo echo;
     if (completion.echo) {
       const RequestInput& in = completion.common.request.input;
       if (in.text) {
-        echo = *in.text;
-      } else if (std::shared_ptr<const Tokenizer> t = engine->tokenizer()) {
-        Result<std::string> text = t->Decode(in.tokens);
-        if (text.ok()) echo = *text;
+        echo.text = *in.text;
+      } else if (tokenizer != nullptr) {
+        Result<std::string> text = tokenizer->Decode(in.tokens);
+        if (text.ok()) echo.text = *text;
+      }
+      if (completion.logprobs >= 0) {
+        Result<ScoreResult> scored =
+            engine->Score(ScoreRequest{in, std::max(1, completion.logprobs)});
+        if (!scored.ok()) return SendError(res, server::FromStatus(scored.status()));
+        echo.logprobs = server::PromptLogprobs(*scored, tokenizer.get(), completion.logprobs);
       }
     }
     std::vector<std::unique_ptr<RequestHandle>> handles;
     if (!Submit(engine, completion.common, record_ref, res, &handles)) return;
-    std::shared_ptr<const Tokenizer> tokenizer = engine->tokenizer();
     const auto created = static_cast<int64_t>(std::time(nullptr));
     const server::ResponseHeader h = {record_ref.id, options_.model_id, created};
     auto states = std::make_shared<std::vector<server::CompletionChoiceStream>>(
         completion.common.n);
-    auto echoed = std::make_shared<std::vector<bool>>(completion.common.n, false);
     const int logprobs = completion.logprobs;
     Formatter f;
     f.chunk_object = "text_completion";
-    f.chunks = [h, states, echoed, tokenizer, logprobs, echo](const Event& e, int i) {
-      const std::string prefix = (*echoed)[i] ? std::string() : echo;
-      (*echoed)[i] = true;
-      return server::CompletionChunks(e, i, h, &(*states)[i], tokenizer.get(), logprobs, prefix);
+    f.chunks = [h, states, tokenizer, logprobs, echo](const Event& e, int i) {
+      return server::CompletionChunks(e, i, h, &(*states)[i], tokenizer.get(), logprobs, echo);
     };
     f.body = [h, tokenizer, logprobs, echo](const std::vector<Completion>& c) {
       return server::CompletionBody(c, h, tokenizer.get(), logprobs, echo);

@@ -2,6 +2,7 @@
 // stats, shutdown, and many threads submitting at once (each output equals the request run alone).
 #include "gemma_local/engine.h"
 
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -272,6 +273,19 @@ TEST(Engine, ChatInputAndScore) {
   ASSERT_TRUE(scores.ok());
   ASSERT_EQ(scores->positions.size(), 3u);
   EXPECT_EQ(scores->positions[0].top.size(), 4u);
+  // next_logprob is the distribution's entry for the input's next token (the whole vocabulary
+  // listed here, so it can be looked up).
+  const int vocab = static_cast<int>(engine->vocab_size());
+  Result<ScoreResult> full = engine->Score(ScoreRequest{RequestInput::Tokens({2, 300, 301}), vocab});
+  ASSERT_TRUE(full.ok());
+  for (size_t i = 0; i + 1 < full->positions.size(); ++i) {
+    const auto& top = full->positions[i].top;
+    auto it = std::find_if(top.begin(), top.end(),
+                           [&](const auto& e) { return e.first == full->tokens[i + 1]; });
+    ASSERT_NE(it, top.end());
+    EXPECT_EQ(full->positions[i].next_logprob, it->second) << i;
+  }
+  EXPECT_EQ(full->positions.back().next_logprob, 0.0f);
   EXPECT_EQ(engine->Score(ScoreRequest{RequestInput::Tokens({2}), 0}).status().code(),
             StatusCode::kInvalidArgument);
   ChatInput openai = UserSays("hi");
