@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 // Same default as schema.mjs (which cannot be imported before the check: it needs node_modules).
 const OPENAPI_PATH = process.env.GEMMA_LOCAL_OPENAPI ??
-  join(here, '..', '..', '..', 'shared', 'testdata', 'openai-openapi', 'openapi.yaml');
+  join(process.env.GEMMA_LOCAL_SHARED_DIR ?? join(here, '..', '..', '..', 'shared'),
+       'testdata', 'openai-openapi', 'openapi.yaml');
 function skipOrFail(why) {
   if (process.env.GEMMA_LOCAL_REQUIRE_REFERENCES === '1') {
     console.error(`FAIL: ${why} (required here: GEMMA_LOCAL_REQUIRE_REFERENCES is set, as in CI)`);

@@ -1,4 +1,5 @@
-// Validators for OpenAI's published OpenAPI description (../shared/testdata/openai-openapi/openapi.yaml).
+// Validators for OpenAI's published OpenAPI description: ../shared/testdata/openai-openapi/openapi.yaml
+// ($GEMMA_LOCAL_SHARED_DIR instead of ../shared, or the file itself as $GEMMA_LOCAL_OPENAPI).
 //
 // The component schemas are handed to Ajv (JSON Schema 2020-12, as OpenAPI 3.1 uses) in strict mode,
 // after rewriting only the OpenAPI 3.0 leftovers that the data's README names, which mean the same
@@ -24,7 +25,8 @@ import YAML from 'yaml';
 const here = dirname(fileURLToPath(import.meta.url));
 export const OPENAPI_PATH =
   process.env.GEMMA_LOCAL_OPENAPI ??
-  join(here, '..', '..', '..', 'shared', 'testdata', 'openai-openapi', 'openapi.yaml');
+  join(process.env.GEMMA_LOCAL_SHARED_DIR ?? join(here, '..', '..', '..', 'shared'),
+       'testdata', 'openai-openapi', 'openapi.yaml');
 
 // Parsing the 3 MB YAML takes ~2 s on a slow core: cache the parsed document as JSON, keyed by the
 // file's hash, inside node_modules (ignored by git, removed with the install).
