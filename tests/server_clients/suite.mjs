@@ -295,14 +295,16 @@ async function rejectsWith(promise, Class, status, fields = {}) {
 
 test('errors: a wrong type is a 400 naming the field; an unknown route a 404', async (t) => {
   const { c, capture } = client();
-  await rejectsWith(c.chat.completions.create({ model: server.modelId, messages: user('x'), temperature: 'hot' }),
-                    OpenAI.BadRequestError, 400, { param: 'temperature', type: 'invalid_request_error' });
+  const hot = await rejectsWith(
+    c.chat.completions.create({ model: server.modelId, messages: user('x'), temperature: 'hot' }),
+    OpenAI.BadRequestError, 400, { param: 'temperature', type: 'invalid_request_error' });
   await rejectsWith(c.chat.completions.create({ model: server.modelId, messages: [] }),
                     OpenAI.BadRequestError, 400, { param: 'messages' });
   await rejectsWith(c.get('/no/such/route'), OpenAI.NotFoundError, 404);
-  // The client exposes the body's code as sent.
+  // The client exposes the body's error object, code included, as sent.
   const docs = await capture.documents();
-  assert.equal(docs[0].body.error.code, 'invalid_temperature');
+  assert.deepEqual(hot.error, docs[0].body.error);
+  assert.equal(hot.code, 'invalid_temperature');
   await assertSchemas(t, capture);
 });
 
