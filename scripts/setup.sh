@@ -3,6 +3,7 @@
 #   - Debian packages (compilers, CMake, Ninja, GoogleTest, Google Benchmark, nlohmann-json,
 #     CLI11, spdlog/fmt, Highway, Python jinja2 for template reference checks, Node.js + npm)
 #   - the npm reference harness (node-llama-cpp, pinned, from the committed lock file)
+#   - the npm OpenAI client test's dependencies (tests/server_clients, pinned, from its lock file)
 #   - a Release build in build/release (binary: build/release/gemma-local)
 # Idempotent: re-running only rebuilds what changed.
 set -euo pipefail
@@ -33,6 +34,10 @@ fi
 # npm reference harness (llama.cpp via node-llama-cpp); tests skip cleanly if this is absent.
 if command -v npm >/dev/null 2>&1 && [ -f tests/reference/install.sh ]; then
   bash tests/reference/install.sh || echo "setup: warning: reference harness install failed; reference tests will skip"
+fi
+# npm OpenAI client test (openai, ajv, yaml, typescript, pinned); the test skips if this is absent.
+if command -v npm >/dev/null 2>&1 && [ -f tests/server_clients/install.sh ]; then
+  bash tests/server_clients/install.sh || echo "setup: warning: OpenAI client test install failed; server_openai_client will skip"
 fi
 
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
