@@ -79,7 +79,10 @@ const problems = [];  // console errors, page errors, CSP violations
 // Starts `gemma-local serve` on a free port; resolves with the base URL once it prints ready.
 function startServer(modelPath) {
   return new Promise((resolve, reject) => {
-    server = spawn(binary, ['serve', '--model', modelPath, '--port', '0', '--threads', '2'],
+    // A long context, so that the Stop test's generation runs for many seconds (the tiny model
+    // makes ~2000 tokens/s: a 4096 context would end before Stop is pressed).
+    server = spawn(binary, ['serve', '--model', modelPath, '--port', '0', '--threads', '2',
+                            '--max-context', '65536'],
                    {stdio: ['ignore', 'pipe', 'pipe']});
     let out = '';
     let err = '';
@@ -245,7 +248,7 @@ test('a message streams a reply with a usage line', async () => {
 });
 
 test('Stop ends a long generation and the server stays healthy', async () => {
-  await setField('#max-tokens', 100000);
+  await setField('#max-tokens', 60000);
   await page.type('#input', 'Write a very long story.');
   await page.keyboard.press('Enter');
   await page.waitForSelector('#stop:not([hidden])');
@@ -340,5 +343,8 @@ test('screenshot: the right size and not blank', async () => {
 });
 
 test('no console errors, page errors or CSP violations', () => {
-  assert.deepEqual(problems, []);
+  // Chrome logs every failed fetch; the error test's 400 is the one expected.
+  const expected = problems.findIndex((p) => /status of 400/.test(p));
+  assert.notEqual(expected, -1, 'the error test logged its 400');
+  assert.deepEqual(problems.filter((_, i) => i !== expected), []);
 });
