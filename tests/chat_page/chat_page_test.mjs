@@ -285,6 +285,11 @@ test('a server error is shown readably', async () => {
   const text = await page.$eval('#error-text', (e) => e.textContent);
   assert.match(text, /temperature/i, `the OpenAI error's message is shown: ${text}`);
   assert.doesNotMatch(text, /^\{/, 'not the raw JSON body');
+  const bubble = await page.$$eval('[data-testid=assistant-message]', (els) => ({
+    text: els[els.length - 1].querySelector('[data-testid=assistant-content]').textContent,
+    failed: els[els.length - 1].classList.contains('failed'),
+  }));
+  assert.deepEqual(bubble, {text, failed: true}, 'the empty reply says why it failed');
   await setField('#temperature', 1);
   await page.click('#error-close');
   // The failed exchange left the conversation: the next request is well-formed.
@@ -325,6 +330,11 @@ test('screenshot: the right size and not blank', async () => {
   await page.evaluate(() => { document.getElementById('settings').open = false; });
   await page.screenshot({path: file, type: 'png'});
   console.log(`screenshot: ${file}`);
+  checkScreenshot(file);
+});
+
+// The PNG is the viewport's size and not blank: many colours, and many pixels unlike the corner.
+function checkScreenshot(file) {
   const png = decodePng(fs.readFileSync(file));
   assert.equal(png.width, 1200);
   assert.equal(png.height, 800);
@@ -340,6 +350,129 @@ test('screenshot: the right size and not blank', async () => {
   }
   assert.ok(colours.size > 20, `only ${colours.size} colours`);
   assert.ok(differ / n > 0.05, `only ${(100 * differ / n).toFixed(1)}% of pixels differ`);
+}
+
+// The rest runs on a second tab whose /v1 calls are answered by the test (request interception):
+// a server that wants an API key, and a canned stream with thinking and markdown, which the tiny
+// random model cannot be relied on to produce.
+const CANNED_REASONING = 'The user wants a demo. <b>not bold</b>';
+const CANNED_ANSWER = '# Answer\n\nHere is **bold**, *italic* and `code`.\n\n- one\n- two\n\n' +
+    '```js\nconsole.log("<hi>");\n```\n\nSee [the docs](https://example.com/docs).';
+let mock = null;
+const mockProblems = [];
+const seenAuth = [];
+
+function sse(objects) {
+  return objects.map((o) => `data: ${typeof o === 'string' ? o : JSON.stringify(o)}\n\n`).join('');
+}
+function chunk(delta, finish = null) {
+  return {id: 'chatcmpl-mock', object: 'chat.completion.chunk', created: 0, model: 'mock-model',
+          choices: [{index: 0, delta, logprobs: null, finish_reason: finish}]};
+}
+
+test('a server with API keys: the page asks for one, stores it and retries', async () => {
+  mock = await browser.newPage();
+  mock.setDefaultTimeout(30_000);
+  await mock.bringToFront();  // a background tab gets no animation frames and no key focus
+  mock.on('console', (msg) => {
+    if (msg.type() === 'error') mockProblems.push(`console: ${msg.text()}`);
+  });
+  mock.on('pageerror', (e) => mockProblems.push(`page error: ${e.message}`));
+  await mock.evaluateOnNewDocument(() => localStorage.removeItem('gemma-local.apiKey'));
+  await mock.setRequestInterception(true);
+  mock.on('request', (req) => {
+    const url = new URL(req.url());
+    if (!url.pathname.startsWith('/v1/')) return req.continue();
+    const auth = req.headers()['authorization'] || '';
+    seenAuth.push(`${url.pathname} ${auth}`);
+    if (auth !== 'Bearer sk-test') {
+      return req.respond({status: 401, contentType: 'application/json', body: JSON.stringify(
+          {error: {message: 'invalid API key', type: 'invalid_request_error', param: null,
+                   code: 'invalid_api_key'}})});
+    }
+    if (url.pathname === '/v1/models') {
+      return req.respond({status: 200, contentType: 'application/json', body: JSON.stringify(
+          {object: 'list', data: [{id: 'mock-model', object: 'model', created: 0, owned_by: 'local'}]})});
+    }
+    const events = [chunk({role: 'assistant', content: ''})];
+    for (const piece of CANNED_REASONING.match(/.{1,7}/gs)) events.push(chunk({reasoning_content: piece}));
+    for (const piece of CANNED_ANSWER.match(/.{1,5}/gs)) events.push(chunk({content: piece}));
+    events.push(chunk({}, 'stop'));
+    events.push({id: 'chatcmpl-mock', object: 'chat.completion.chunk', created: 0, model: 'mock-model',
+                 choices: [], usage: {prompt_tokens: 12, completion_tokens: 40, total_tokens: 52,
+                                      prompt_tokens_details: {cached_tokens: 0}}});
+    events.push('[DONE]');
+    return req.respond({status: 200, contentType: 'text/event-stream', body: sse(events)});
+  });
+  await mock.goto(`${base}/`, {waitUntil: 'load'});
+  await mock.waitForSelector('#key-dialog[open]');
+  await mock.type('#api-key', 'sk-test');
+  await mock.click('#api-key-save');
+  await mock.waitForFunction(() => document.getElementById('model-name').textContent === 'mock-model');
+  assert.equal(await mock.evaluate(() => localStorage.getItem('gemma-local.apiKey')), 'sk-test');
+  assert.deepEqual(seenAuth, ['/v1/models ', '/v1/models Bearer sk-test']);
+});
+
+test('a streamed reply: thinking collapsed above the answer, markdown rendered', async () => {
+  await mock.type('#input', 'Show me some markdown');
+  await mock.keyboard.press('Enter');
+  await mock.waitForSelector('[data-testid=usage]:not([hidden])');
+  assert.equal(seenAuth.at(-1), '/v1/chat/completions Bearer sk-test');
+  const r = await mock.$eval('[data-testid=assistant-message]', (m) => {
+    const details = m.querySelector('details[data-testid=thinking]');
+    const content = m.querySelector('[data-testid=assistant-content]');
+    const a = content.querySelector('a');
+    return {
+      thinkingHidden: details.hidden, thinkingOpen: details.open,
+      summary: details.querySelector('summary').textContent,
+      reasoning: details.querySelector('.thinking-body').textContent,
+      thinkingFirst: details.compareDocumentPosition(content) === Node.DOCUMENT_POSITION_FOLLOWING,
+      tags: [...content.children].map((e) => e.tagName.toLowerCase()),
+      strong: content.querySelector('strong')?.textContent, em: content.querySelector('em')?.textContent,
+      items: content.querySelectorAll('ul > li').length,
+      code: content.querySelector('pre > code.language-js')?.textContent,
+      href: a?.getAttribute('href'), rel: a?.getAttribute('rel'), target: a?.getAttribute('target'),
+      bold: details.querySelectorAll('b').length,
+      usage: m.querySelector('[data-testid=usage]').textContent,
+    };
+  });
+  assert.equal(r.thinkingHidden, false);
+  assert.equal(r.thinkingOpen, false, 'thinking is collapsed');
+  assert.equal(r.summary, 'Thinking');
+  assert.equal(r.reasoning, CANNED_REASONING, 'reasoning shown as text');
+  assert.equal(r.bold, 0, 'reasoning is not parsed as HTML');
+  assert.ok(r.thinkingFirst, 'thinking comes before the answer');
+  assert.deepEqual(r.tags, ['h1', 'p', 'ul', 'pre', 'p']);
+  assert.equal(r.strong, 'bold');
+  assert.equal(r.em, 'italic');
+  assert.equal(r.items, 2);
+  assert.equal(r.code, 'console.log("<hi>");');
+  assert.equal(r.href, 'https://example.com/docs');
+  assert.match(r.rel, /noopener/);
+  assert.equal(r.target, '_blank');
+  assert.match(r.usage, /^40 tokens · [\d.]+ tokens\/s · prompt 12/);
+
+  const file = path.join(tmp, 'chat_page_features.png');
+  await mock.screenshot({path: file, type: 'png'});
+  console.log(`screenshot: ${file}`);
+  checkScreenshot(file);
+  await mock.emulateMediaFeatures([{name: 'prefers-color-scheme', value: 'dark'}]);
+  const dark = path.join(tmp, 'chat_page_dark.png');
+  await mock.screenshot({path: dark, type: 'png'});
+  console.log(`screenshot: ${dark}`);
+  checkScreenshot(dark);
+  assert.notEqual(decodePng(fs.readFileSync(dark)).px.readUIntBE(0, 3),
+                  decodePng(fs.readFileSync(file)).px.readUIntBE(0, 3), 'dark mode changes colours');
+});
+
+test('New chat clears the conversation', async () => {
+  await mock.click('#new-chat');
+  assert.equal(await mock.$$eval('[data-testid=user-message], [data-testid=assistant-message]',
+                                 (els) => els.length), 0);
+  assert.deepEqual(await mock.evaluate(() => window.gemmaChat.state.history), []);
+  assert.equal(await mock.$eval('#empty-state', (e) => e.isConnected), true);
+  // The key-less request's 401 is the only console error expected on this tab.
+  assert.deepEqual(mockProblems.filter((p) => !/status of 401/.test(p)), []);
 });
 
 test('no console errors, page errors or CSP violations', () => {
