@@ -214,6 +214,10 @@ after(async () => {
   }
   killAll();
   clearTimeout(watchdog);
+  // Keep only the screenshots (their paths were printed); the model and profile are large.
+  for (const dir of ['model', 'profile']) {
+    fs.rmSync(path.join(tmp, dir), {recursive: true, force: true, maxRetries: 3});
+  }
 });
 
 test('the page loads under its CSP and shows the model', async () => {
