@@ -11,18 +11,7 @@ import { checkTypes } from './types_check.mjs';
 
 // Features of the server's contract that the binary may not have yet. A test named here is
 // reported as TODO (its failure does not fail the suite); delete the entry once the feature lands.
-const PENDING = new Set([
-  'n',                        // `n` choices, indexed 0..n-1, also in streams
-  'logprobs',                 // chat `logprobs` + `top_logprobs`
-  'completions',              // POST /v1/completions (text_completion)
-  'api_key',                  // serve --api-key-file: 401 invalid_api_key
-  'model_not_found',          // an unknown `model` is a 404
-  'response_format',          // json_object / json_schema: 400 "unsupported" until constrained decoding
-  'context_length_exceeded',  // a prompt over the context: 400 context_length_exceeded
-  'body_too_large',           // 413 with OpenAI's error body
-  'tokenize',                 // POST /tokenize, /detokenize (llama-server's shapes)
-  'metrics',                  // GET /metrics (Prometheus text)
-]);
+const PENDING = new Set([]);
 // A test of a contract feature: TODO while `name` is in PENDING, and a note once it passes anyway.
 function feature(name, title, fn) {
   const todo = PENDING.has(name) && `pending: ${name} (see PENDING in suite.mjs)`;
@@ -40,13 +29,6 @@ function feature(name, title, fn) {
 //     not allow it; a test whose only problems are these (or 'server' ones) passes with a note.
 // Anything not listed fails.
 const KNOWN_GAPS = new Map([
-  // ChatCompletionResponseMessage (and the client's ChatCompletionMessage) require `refusal`
-  // (a string or null); serve omits it.
-  ['refusal', {
-    kind: 'server',
-    schema: /^CreateChatCompletionResponse\/choices\/\d+\/message must have required property 'refusal'$/,
-    types: /error TS2741: Property 'refusal' is missing in type .* but required in type 'ChatCompletionMessage'/,
-  }],
   // Legacy completions streams: OpenAI sends `finish_reason: null` before the last chunk, but
   // CreateCompletionResponse (which the schema says stream chunks share) has a non-null enum.
   ['completion-chunk-finish-null', {
