@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gemma_local/status.h"
@@ -33,6 +34,11 @@ struct EncodeOptions {
   // added tokens (newline runs, <unusedN>, Gemma 4's tool markup) are matched either way, as in
   // Hugging Face (split_special_tokens) and llama.cpp (parse_special = false).
   bool parse_special = true;
+  // With parse_special: sorted, disjoint [begin, end) byte ranges of the text in which special
+  // tokens are NOT recognized (a match overlapping one is not made). For a rendered chat template
+  // whose own markers are trusted while the messages' text is not: a user who types
+  // "<end_of_turn>" gets ordinary pieces, everything else tokenizes as the whole text would.
+  std::vector<std::pair<size_t, size_t>> literal_spans;
 };
 
 struct DecodeOptions {
@@ -64,6 +70,9 @@ class Tokenizer {
   int32_t bos_id() const;  // -1 when the vocabulary has none
   int32_t eos_id() const;
   bool adds_bos() const;  // the model's default for EncodeOptions::add_bos
+  // The [begin, end) byte ranges of `text` that Encode with parse_special would read as special
+  // tokens ("<start_of_turn>", "<eos>", ...), in order.
+  std::vector<std::pair<size_t, size_t>> FindSpecialText(std::string_view text) const;
   // The id of a piece string (as stored: spaces are "▁"), or nullopt.
   std::optional<int32_t> PieceToId(std::string_view piece) const;
   // The stored piece string of `id` ("▁Hello", "<0x0A>", "<start_of_turn>").

@@ -23,6 +23,7 @@
 #include "model/model.h"
 #include "model/quantize.h"
 #include "ops/backend.h"
+#include "runtime/chat_prompt.h"
 #include "runtime/kv_cache.h"
 #include "runtime/request_state.h"
 #include "runtime/scheduler.h"
@@ -119,9 +120,8 @@ class LocalEngine final : public Engine {
         in.tools = input.chat->tools;
         in.enable_thinking = input.chat->enable_thinking;
         in.add_generation_prompt = true;
-        GL_ASSIGN_OR_RETURN(std::string rendered, chat_template->Render(in));
-        // The rendered template is trusted text: its turn markers are special tokens.
-        GL_ASSIGN_OR_RETURN(ids, (*tokenizer_)->Encode(rendered, EncodeOptions{std::nullopt, true}));
+        // The template's markers are control tokens; the same text inside messages is not.
+        GL_ASSIGN_OR_RETURN(ids, TokenizeChat(*chat_template, std::move(in), **tokenizer_));
       }
     }
     if (ids.empty()) return InvalidArgumentError("the prompt has no tokens");

@@ -258,6 +258,7 @@ TokenizerModel::AddedMatch TokenizerModel::MatchAdded(std::string_view text, siz
     if (t.id >= 0 && (parse_special || !t.special)) {
       best.id = t.id;
       best.length = i + 1 - pos;
+      best.special = t.special;
     }
   }
   return best;
@@ -371,9 +372,17 @@ Status TokenizerModel::Encode(std::string_view text, const EncodeFlags& flags,
   // Short texts rarely repeat a word; the cache only pays off on long inputs.
   st.use_cache = text.size() >= 4096;
   size_t seg = 0, i = 0;
+  const auto& spans = flags.literal_spans;
+  size_t span = 0;  // the first literal span that ends after i
   while (i < text.size()) {
     if (added_first_byte_[static_cast<unsigned char>(text[i])]) {
-      const AddedMatch m = MatchAdded(text, i, flags.parse_special);
+      AddedMatch m = MatchAdded(text, i, flags.parse_special);
+      if (m.id >= 0 && m.special && !spans.empty()) {
+        while (span < spans.size() && spans[span].second <= i) ++span;
+        if (span < spans.size() && spans[span].first < i + m.length) {
+          m = MatchAdded(text, i, /*parse_special=*/false);  // literal text: no special tokens
+        }
+      }
       if (m.id >= 0) {
         if (i > seg) EncodeSegment(text.substr(seg, i - seg), st, out);
         out.push_back(m.id);
@@ -392,6 +401,22 @@ Status TokenizerModel::Encode(std::string_view text, const EncodeFlags& flags,
   }
   if (flags.add_eos && eos_id_ >= 0) out.push_back(eos_id_);
   return Status::Ok();
+}
+
+std::vector<std::pair<size_t, size_t>> TokenizerModel::FindSpecial(std::string_view text) const {
+  std::vector<std::pair<size_t, size_t>> found;
+  for (size_t i = 0; i < text.size();) {
+    if (added_first_byte_[static_cast<unsigned char>(text[i])]) {
+      const AddedMatch m = MatchAdded(text, i, /*parse_special=*/true);
+      if (m.id >= 0) {
+        if (m.special) found.emplace_back(i, i + m.length);
+        i += m.length;
+        continue;
+      }
+    }
+    ++i;
+  }
+  return found;
 }
 
 void TokenizerModel::EncodeSegment(std::string_view raw, EncodeState& st,

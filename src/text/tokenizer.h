@@ -89,6 +89,9 @@ struct EncodeFlags {
   bool add_bos = false;  // prepend bos_id unless the encoded text already starts with it
   bool add_eos = false;
   bool parse_special = true;
+  // Sorted, disjoint [begin, end) byte ranges in which special-token text is not matched (a
+  // special match that would overlap one is not made); see EncodeOptions::literal_spans.
+  std::span<const std::pair<size_t, size_t>> literal_spans;
 };
 
 class TokenizerModel {
@@ -97,6 +100,9 @@ class TokenizerModel {
 
   // Appends the ids of `text` (valid UTF-8, else kInvalidArgument) to `out`.
   Status Encode(std::string_view text, const EncodeFlags& flags, std::vector<int32_t>& out) const;
+  // The [begin, end) byte ranges of `text` that Encode with parse_special would take as special
+  // tokens, in order.
+  std::vector<std::pair<size_t, size_t>> FindSpecial(std::string_view text) const;
   // The bytes `id` stands for: a <0xNN> piece is that byte, anything else its text with "▁" as
   // ' '. Special pieces are empty when skip_special. kInvalidArgument for ids out of range.
   Status AppendTokenBytes(int32_t id, bool skip_special, std::string& out) const;
@@ -133,6 +139,7 @@ class TokenizerModel {
   struct AddedMatch {
     int32_t id = -1;
     size_t length = 0;
+    bool special = false;
   };
   AddedMatch MatchAdded(std::string_view text, size_t pos, bool parse_special) const;
   struct EncodeState;  // per-call buffers and word cache (tokenizer.cc)

@@ -83,6 +83,7 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
   // EOS is the model's rule only when the caller takes the model's BOS rule too.
   flags.add_eos = !options.add_bos.has_value() && impl_->model->add_eos();
   flags.parse_special = options.parse_special;
+  flags.literal_spans = options.literal_spans;
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 2);
   GL_RETURN_IF_ERROR(impl_->model->Encode(text, flags, ids));
@@ -92,6 +93,10 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
 Result<std::string> Tokenizer::Decode(std::span<const int32_t> ids,
                                       const DecodeOptions& options) const {
   return impl_->model->Decode(ids, options.skip_special);
+}
+
+std::vector<std::pair<size_t, size_t>> Tokenizer::FindSpecialText(std::string_view text) const {
+  return impl_->model->FindSpecial(text);
 }
 
 int32_t Tokenizer::vocab_size() const { return impl_->model->vocab_size(); }

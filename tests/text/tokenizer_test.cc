@@ -191,6 +191,30 @@ TEST(TokenizerBos, ModelRuleOverrideAndNoDoubleBos) {
   EXPECT_EQ(*nob.Build()->Encode("a"), (std::vector<int32_t>{259}));
 }
 
+// literal_spans: special-token text inside a span is ordinary text, outside it stays special;
+// FindSpecialText reports where Encode would read special tokens.
+TEST(TokenizerBos, LiteralSpansKeepSpecialTextPlain) {
+  MiniVocab v{.pieces = {"a"}};
+  v.config = {{"add_bos_token", false}, {"bos_token", "<bos>"}, {"eos_token", "<eos>"}};
+  auto t = v.Build();
+  const std::string text = "<eos>a<eos>a";
+  const std::vector<std::pair<size_t, size_t>> found = t->FindSpecialText(text);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0], (std::pair<size_t, size_t>{0, 5}));
+  EXPECT_EQ(found[1], (std::pair<size_t, size_t>{6, 11}));
+  EXPECT_EQ(*t->Encode(text), (std::vector<int32_t>{2, 259, 2, 259}));
+  auto second_literal = t->Encode(text, {.literal_spans = {{6, 11}}});
+  ASSERT_TRUE(second_literal.ok());
+  EXPECT_EQ((*second_literal)[0], 2);
+  EXPECT_EQ(std::count(second_literal->begin(), second_literal->end(), 2), 1);
+  EXPECT_EQ(*t->Decode(*second_literal), text);
+  // A span that covers only part of a marker still keeps the marker from matching.
+  auto partial = t->Encode(text, {.literal_spans = {{3, 4}}});
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(std::count(partial->begin(), partial->end(), 2), 1);
+  EXPECT_TRUE(t->FindSpecialText("plain").empty());
+}
+
 TEST(TokenizerErrors, InvalidInputsAreErrorsNotCrashes) {
   MiniVocab v{.pieces = {"a"}};
   auto t = v.Build();
