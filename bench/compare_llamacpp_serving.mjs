@@ -225,6 +225,10 @@ function figures(requests, start) {
     out.wall_ms = wall * 1000;
     out.requests = requests.length;
     out.unstreamed_tokens = requests.reduce((s, c) => s + c.unstreamed, 0);
+    // Ids without an event of their own have no arrival time: no latencies then.
+    if (out.unstreamed_tokens > 0) {
+      for (const k of ["aggregate_decode_tokens_per_s", "ttft_ms_p50", "ttft_ms_p99", "itl_ms_p50", "itl_ms_p99"]) out[k] = null;
+    }
   }
   return out;
 }
@@ -369,7 +373,10 @@ for (const c of opts.concurrency) {
                                  `${g.aggregate_decode_tokens_per_s.toFixed(1)} tok/s\n`));
     }
   }
-  const med = (side) => Object.fromEntries(keys.map((k) => [k, median(runs[side].map((x) => x[k]))]));
+  const med = (side) => Object.fromEntries(keys.map((k) => {
+    const v = runs[side].map((x) => x[k]);
+    return [k, v.some((x) => x === null) ? null : median(v)];
+  }));
   results.push({ concurrency: c, llama_server: med("llama"), gemma_local: med("gemma"), runs });
 }
 
@@ -393,7 +400,7 @@ if (opts.json) {
                 `ratio | TTFT p50 ms (llama / ours) | ITL p50 ms (llama / ours) | ITL p99 ms (llama / ours) |`);
     console.log("|---|---|---|---|---|---|---|---|---|---|");
     // Latencies need every id timed by its own event; where a side's were not (see below), n/a.
-    const lat = (runs, x, k) => (runs.some((q) => q.unstreamed_tokens > 0) ? "n/a" : f(x[k]));
+    const lat = (runs, x, k) => (x[k] === null ? "n/a" : f(x[k]));
     for (const r of results) {
       const l = r.llama_server, g = r.gemma_local;
       const both = (k) => `${lat(r.runs.llama, l, k)} / ${lat(r.runs.gemma, g, k)}`;
