@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the layer rules on the include graph (first: seconds, no build), the Release
 # build's suite, the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the
-# concurrent tests (thread pool, engine, runtime) under ThreadSanitizer, and each libFuzzer target
-# briefly. Run scripts/setup.sh first.
+# concurrent tests (thread pool, engine, runtime, the HTTP server) under ThreadSanitizer, and each
+# libFuzzer target briefly. Run scripts/setup.sh first.
 # Environment: FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1, SKIP_TSAN=1, SKIP_FUZZ=1,
 # GEMMA_LOCAL_REQUIRE_REFERENCES=1 (tests needing ../shared or the llama.cpp harness fail instead
 # of skipping; .ci/run sets it).
@@ -34,9 +34,9 @@ if [ "${SKIP_TSAN:-0}" != "1" ]; then
   echo "== ThreadSanitizer build and the concurrent tests"
   cmake -S . -B build/tsan -G Ninja "${sanitizer_flags[@]}" -DGEMMA_LOCAL_TSAN=ON \
     -DGEMMA_LOCAL_BUILD_BENCH=OFF >/dev/null
-  cmake --build build/tsan -j"$jobs" --target core_tests runtime_tests
+  cmake --build build/tsan -j"$jobs" --target core_tests runtime_tests server_tests
   # Only the binaries built above: run them directly rather than through ctest's full list.
-  for t in core_tests runtime_tests; do
+  for t in core_tests runtime_tests server_tests; do
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 "build/tsan/tests/$t"
   done
 fi

@@ -1,0 +1,190 @@
+// The server's request reading: field checks (types, ranges, before any conversion), context
+// fitting, body limits, API keys, UTF-8 repair, route labels and the metrics text.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "server/auth.h"
+#include "server/chat_completions.h"
+#include "server/completions.h"
+#include "server/metrics.h"
+#include "server/request_body.h"
+#include "server/request_fields.h"
+#include "server/token_text.h"
+
+namespace gemma_local::server {
+namespace {
+
+nlohmann::json J(const char* text) { return nlohmann::json::parse(text); }
+
+TEST(RequestFields, NumbersAreTypeAndRangeCheckedBeforeConversion) {
+  ApiError e;
+  int64_t v = 7;
+  EXPECT_TRUE(ReadInt(J(R"({"n": 3})"), "n", 1, 8, &v, &e));
+  EXPECT_EQ(v, 3);
+  EXPECT_TRUE(ReadInt(J(R"({"n": 4.0})"), "n", 1, 8, &v, &e)) << "an integral float is an int";
+  EXPECT_EQ(v, 4);
+  for (const char* bad : {R"({"n": 1e300})", R"({"n": -1e300})", R"({"n": 2.5})", R"({"n": "2"})",
+                          R"({"n": 9})", R"({"n": 0})", R"({"n": 18446744073709551615})"}) {
+    EXPECT_FALSE(ReadInt(J(bad), "n", 1, 8, &v, &e)) << bad;
+    EXPECT_EQ(e.param, "n");
+    EXPECT_EQ(e.code, "invalid_n");
+  }
+  float f = 0;
+  EXPECT_TRUE(ReadFloat(J(R"({"t": null})"), "t", 0, 2, &f, &e)) << "null is absent";
+  EXPECT_FALSE(ReadFloat(J(R"({"t": 2.5})"), "t", 0, 2, &f, &e));
+  EXPECT_NE(e.message.find("[0, 2]"), std::string::npos) << e.message;
+}
+
+TEST(RequestFields, CommonFieldsAndContext) {
+  CommonFields f;
+  ApiError e;
+  ASSERT_TRUE(ReadCommonFields(
+      J(R"({"temperature":0,"seed":-1,"stop":"x","n":2,"max_completion_tokens":5,
+            "ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}})"),
+      4, &f, &e))
+      << e.message;
+  EXPECT_EQ(f.request.sampling.temperature, 0.0f);
+  EXPECT_EQ(f.request.sampling.seed, ~uint64_t{0});
+  EXPECT_EQ(f.request.stop, std::vector<std::string>{"x"});
+  EXPECT_EQ(f.n, 2);
+  EXPECT_EQ(f.max_tokens, 5);
+  EXPECT_TRUE(f.request.ignore_model_stop_tokens && f.stream && f.include_usage);
+  CommonFields g;
+  EXPECT_FALSE(ReadCommonFields(J(R"({"stream_options":{"include_usage":1}})"), 4, &g, &e));
+  EXPECT_EQ(e.param, "stream_options.include_usage");
+
+  int64_t settled = 0;
+  EXPECT_TRUE(FitContext(10, 100, -1, &settled, &e));
+  EXPECT_EQ(settled, 90) << "no max_tokens: the rest of the context";
+  EXPECT_TRUE(FitContext(10, 100, 90, &settled, &e));
+  EXPECT_FALSE(FitContext(10, 100, 91, &settled, &e));
+  EXPECT_EQ(e.code, "context_length_exceeded");
+  EXPECT_NE(e.message.find("over by 1"), std::string::npos) << e.message;
+  EXPECT_FALSE(FitContext(100, 100, -1, &settled, &e));
+  EXPECT_EQ(e.param, "messages");
+}
+
+TEST(ChatRequest, FieldsAndUnsupportedOnes) {
+  ChatRequest c;
+  ApiError e;
+  ASSERT_TRUE(ParseChatRequest(
+      J(R"({"messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":3,
+            "tool_choice":"none","tools":[{"type":"function","function":{"name":"f"}}],
+            "reasoning_effort":"none","user":"ignored"})"),
+      8, 4, &c, &e))
+      << e.message;
+  EXPECT_EQ(c.common.request.logprobs, 3);
+  ASSERT_TRUE(c.common.request.input.chat.has_value());
+  EXPECT_FALSE(c.common.request.input.chat->tools.has_value()) << "tool_choice none";
+  EXPECT_EQ(c.common.request.input.chat->enable_thinking, false);
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"messages":[]})", "messages"},
+      {R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})", "top_logprobs"},
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})",
+       "response_format"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})", "tool_choice"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools"},
+      {R"({"messages":[{"role":"user","content":"x"}],"logit_bias":{"5":1}})", "logit_bias"},
+      {R"({"messages":[1,2,3,4,5,6,7,8,9]})", "messages"}};
+  for (const auto& [body, param] : bad) {
+    ChatRequest r;
+    EXPECT_FALSE(ParseChatRequest(J(body), 8, 4, &r, &e)) << body;
+    EXPECT_EQ(e.param, param) << body;
+  }
+}
+
+TEST(CompletionRequest, PromptShapes) {
+  ApiError e;
+  for (const char* ok : {R"({"prompt":"hi"})", R"({"prompt":["hi"]})", R"({"prompt":[1,2]})",
+                         R"({"prompt":[[1,2]]})"}) {
+    CompletionRequest r;
+    EXPECT_TRUE(ParseCompletionRequest(J(ok), 4, &r, &e)) << ok << ": " << e.message;
+  }
+  for (const char* bad : {R"({"prompt":["a","b"]})", R"({"prompt":[1,-2]})", R"({"prompt":""})",
+                          R"({"prompt":[]})", R"({})", R"({"prompt":"x","suffix":"y"})",
+                          R"({"prompt":"x","best_of":2})"}) {
+    CompletionRequest r;
+    EXPECT_FALSE(ParseCompletionRequest(J(bad), 4, &r, &e)) << bad;
+  }
+}
+
+TEST(RequestBody, LimitsAreCheckedWhileParsing) {
+  nlohmann::json out;
+  ApiError e;
+  EXPECT_TRUE(ParseBody(R"({"a":[[1]]})", {4, 16}, &out, &e));
+  EXPECT_FALSE(ParseBody(std::string(100000, '[') + std::string(100000, ']'), {4, 16}, &out, &e));
+  EXPECT_EQ(e.code, "json_too_deep");
+  EXPECT_FALSE(ParseBody(R"({"a":"01234567890123456789"})", {4, 16}, &out, &e));
+  EXPECT_EQ(e.code, "string_too_long");
+  EXPECT_FALSE(ParseBody(R"({"01234567890123456789":1})", {4, 16}, &out, &e)) << "keys too";
+  EXPECT_FALSE(ParseBody("{\"a\":\"\xff\"}", {4, 16}, &out, &e));
+  EXPECT_EQ(e.code, "invalid_json");
+}
+
+TEST(ApiKeys, DigestsComparedAndNamedByKeyId) {
+  ApiKeys keys({"alpha", "beta"});
+  ASSERT_TRUE(keys.enabled());
+  std::optional<std::string> a = keys.Check("Bearer alpha");
+  std::optional<std::string> b = keys.Check("Bearer beta");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->size(), 12u);
+  EXPECT_NE(*a, *b);
+  EXPECT_EQ(a->find("alpha"), std::string::npos);
+  for (const char* bad : {"", "Bearer ", "Bearer alph", "Bearer alphaa", "bearer alpha", "alpha",
+                          "Basic alpha", "Bearer  alpha"}) {
+    EXPECT_FALSE(keys.Check(bad).has_value()) << bad;
+  }
+  EXPECT_FALSE(ApiKeys({}).enabled());
+}
+
+TEST(TokenText, ValidUtf8ReplacesEachBadByte) {
+  EXPECT_EQ(ValidUtf8("abc"), "abc");
+  EXPECT_EQ(ValidUtf8("\xC3\xA9"), "\xC3\xA9");
+  EXPECT_EQ(ValidUtf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(ValidUtf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "overlong";
+  EXPECT_EQ(ValidUtf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << "surrogate";
+  EXPECT_EQ(ValidUtf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "cut short";
+}
+
+TEST(Metrics, RoutesAreBoundedAndHistogramsCumulative) {
+  EXPECT_EQ(RouteLabel("POST", "/v1/chat/completions"), "POST /v1/chat/completions");
+  EXPECT_EQ(RouteLabel("GET", "/v1/anything/else"), "other");
+  ServerMetrics m;
+  m.CountRequest("GET /health", 200, 1.5);
+  m.CountRequest("GET /health", 200, 700);
+  const std::string loading = m.Render(nullptr);
+  EXPECT_NE(loading.find("gemma_local_http_requests_total{route=\"GET /health\",status=\"200\"} 2"),
+            std::string::npos)
+      << loading;
+  EXPECT_NE(loading.find("gemma_local_model_ready 0"), std::string::npos);
+  EXPECT_NE(loading.find("gemma_local_http_request_duration_seconds_bucket{le=\"0.002\"} 1"),
+            std::string::npos)
+      << loading;
+  EXPECT_NE(loading.find("gemma_local_http_request_duration_seconds_bucket{le=\"1\"} 2"),
+            std::string::npos);
+  EngineStats s;
+  s.running = 3;
+  s.kv_budget_bytes = 100;
+  s.kv_bytes_in_use = 25;
+  const std::string ready = m.Render(&s);
+  EXPECT_NE(ready.find("gemma_local_requests_running 3\n"), std::string::npos);
+  EXPECT_NE(ready.find("gemma_local_kv_cache_usage_ratio 0.25\n"), std::string::npos) << ready;
+}
+
+TEST(Completions, PromptLogprobsStartWithNull) {
+  ScoreResult scored;
+  scored.tokens = {5, 6, 7};
+  scored.positions = {{{{6, -0.5f}, {9, -1.0f}}, -0.5f}, {{{7, -0.25f}}, -0.25f}, {{}, 0.0f}};
+  nlohmann::json lp = PromptLogprobs(scored, nullptr, 1);
+  ASSERT_EQ(lp["token_logprobs"].size(), 3u);
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  EXPECT_EQ(lp["token_logprobs"][1], -0.5);
+  EXPECT_EQ(lp["token_logprobs"][2], -0.25);
+  EXPECT_EQ(lp["top_logprobs"][1].size(), 1u);
+}
+
+}  // namespace
+}  // namespace gemma_local::server
