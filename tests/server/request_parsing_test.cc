@@ -188,3 +188,56 @@ TEST(Completions, PromptLogprobsStartWithNull) {
 
 }  // namespace
 }  // namespace gemma_local::server
+
+namespace gemma_local::server {
+namespace {
+
+// Gemma 4 replies: reasoning and tool calls become reasoning_content and tool_calls, streamed
+// as deltas with the call's index, and finish_reason "tool_calls".
+TEST(ChatChunks, ReasoningAndToolCallsAsOpenAiSendsThem) {
+  ResponseHeader h{"req-1", "m", 5};
+  Event e;
+  ReplyEvent thought;
+  thought.kind = ReplyEvent::Kind::kReasoning;
+  thought.text = "hmm";
+  ReplyEvent call;
+  call.kind = ReplyEvent::Kind::kToolCall;
+  call.tool_call = ToolCall{"call_0", "get_weather", R"({"city":"Paris"})"};
+  e.deltas = {thought, call};
+  ChatChoiceStream state;
+  std::vector<nlohmann::json> chunks = ChatChunks(e, 1, h, &state, nullptr, false);
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(chunks[0]["choices"][0]["delta"]["reasoning_content"], "hmm");
+  EXPECT_EQ(chunks[0]["choices"][0]["index"], 1);
+  const nlohmann::json& tc = chunks[1]["choices"][0]["delta"]["tool_calls"][0];
+  EXPECT_EQ(tc["index"], 0);
+  EXPECT_EQ(tc["id"], "call_0");
+  EXPECT_EQ(tc["type"], "function");
+  EXPECT_EQ(tc["function"]["name"], "get_weather");
+  EXPECT_EQ(tc["function"]["arguments"], R"({"city":"Paris"})");
+  EXPECT_FALSE(chunks[1]["choices"][0]["delta"].contains("role"));
+  Event last;
+  last.final = true;
+  last.finish_reason = "stop";
+  chunks = ChatChunks(last, 1, h, &state, nullptr, false);
+  ASSERT_EQ(chunks.size(), 1u);
+  EXPECT_EQ(chunks[0]["choices"][0]["finish_reason"], "tool_calls");
+
+  Completion c;
+  c.text = "";
+  c.reasoning = "hmm";
+  c.tool_calls = {call.tool_call};
+  c.finish_reason = "stop";
+  c.usage = {10, 4, 8};
+  const nlohmann::json body = ChatCompletionBody({c}, h, nullptr, false);
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_EQ(body["choices"][0]["message"]["reasoning_content"], "hmm");
+  EXPECT_EQ(body["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_TRUE(body["choices"][0]["message"]["refusal"].is_null());
+  EXPECT_EQ(body["usage"]["total_tokens"], 14);
+  EXPECT_EQ(body["usage"]["prompt_tokens_details"]["cached_tokens"], 8);
+}
+
+}  // namespace
+}  // namespace gemma_local::server
