@@ -55,7 +55,8 @@ class Server {
   virtual int port() const = 0;
   // The model is ready: requests are served from now on (/health answers 200).
   virtual void SetEngine(std::unique_ptr<Engine> engine) = 0;
-  // Stops accepting, lets in-flight requests end, and returns once the listener has stopped.
+  // Stops accepting; replies in flight end at once with OpenAI's error object (503
+  // shutting_down; a stream gets it as its last event), and their requests are cancelled.
   // Callable from any thread; idempotent.
   virtual void Stop() = 0;
   // Blocks until Stop.

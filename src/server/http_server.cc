@@ -141,6 +141,7 @@ class HttpServer final : public Server {
     http_.set_read_timeout(options_.read_timeout_s, 0);
     http_.set_write_timeout(options_.write_timeout_s, 0);
     http_.set_keep_alive_timeout(options_.idle_timeout_s);
+    http_.set_keep_alive_max_count(1000);  // requests per connection (httplib's default is 5)
     http_.set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
     // SO_REUSEADDR only (a restart can rebind at once). httplib's default adds SO_REUSEPORT,
     // which lets a second server bind the same port and silently take half the connections.
@@ -177,6 +178,7 @@ class HttpServer final : public Server {
 
   void Stop() override {
     if (!listener_.joinable()) return;  // never bound
+    stopping_ = true;  // replies in flight end now (503 shutting_down), so the stop is prompt
     // httplib's stop() does nothing before the listener runs: wait for it (bounded), unless it
     // already ended.
     for (int i = 0; i < 5000 && !http_.is_running(); ++i) {
@@ -401,8 +403,9 @@ class HttpServer final : public Server {
     const bool stream = f.stream;
     const bool include_usage = f.include_usage;
     const bool audit_text = options_.audit_text;
-    auto provider = [events, stream, include_usage, audit_text, formatter, record, header](
-                        size_t, httplib::DataSink& sink) {
+    const std::atomic<bool>* stopping = &stopping_;  // the server outlives its connections
+    auto provider = [events, stream, include_usage, audit_text, formatter, record, header,
+                     stopping](size_t, httplib::DataSink& sink) {
       const int n = events->size();
       std::vector<Completion> completions(n);
       std::vector<Usage> usages(n);
@@ -412,6 +415,10 @@ class HttpServer final : public Server {
         return sink.write(line.data(), line.size());
       };
       while (!events->AllDone()) {
+        if (*stopping && !failure) {
+          events->CancelAll();
+          failure = CancelledError("the server is shutting down");
+        }
         if (!sink.is_writable()) {
           events->CancelAll();
           record->finish_reason = "client_disconnected";
@@ -434,7 +441,7 @@ class HttpServer final : public Server {
           usages[i] = e.usage;
           if (e.finish_reason == "error" && !failure) failure = e.error;
         }
-        if (stream && !(e.final && e.finish_reason == "error")) {
+        if (stream && !failure && !(e.final && e.finish_reason == "error")) {
           for (const nlohmann::json& chunk : formatter.chunks(e, i)) {
             if (!send(chunk)) {
               events->CancelAll();
@@ -644,6 +651,7 @@ class HttpServer final : public Server {
   // In-flight requests by their httplib object (alive from routing until the logger ran).
   std::unordered_map<const httplib::Request*, std::shared_ptr<RequestRecord>> records_;
   std::atomic<uint64_t> next_request_{0};
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace

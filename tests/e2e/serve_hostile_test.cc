@@ -268,5 +268,24 @@ TEST_F(ServeHostile, AVanishedClientCancelsItsRequest) {
   EXPECT_EQ(serve.Stop(), 0);
 }
 
+// SIGTERM with a long reply in flight: the server stops promptly (the reply ends with a
+// shutting_down error event rather than running to its end) and exits 0.
+TEST_F(ServeHostile, SigtermEndsRepliesInFlightPromptly) {
+  ServeProcess serve(Model() + " --max-context 100000");
+  ASSERT_TRUE(serve.ready()) << serve.output();
+  HttpResult streamed;
+  std::thread client([&] {
+    streamed = Post(serve.port(), "/v1/chat/completions",
+                    Chat(R"(,"max_tokens":90000,"ignore_eos":true,"stream":true)"));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(serve.Stop(), 0) << serve.output();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  client.join();
+  EXPECT_NE(streamed.body.find("shutting_down"), std::string::npos) << streamed.body.substr(0, 300);
+  EXPECT_NE(streamed.body.find("data: [DONE]"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace gemma_local
