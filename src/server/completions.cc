@@ -30,7 +30,9 @@ nlohmann::json LegacyLogprobs(const std::vector<TokenLogprob>& lps, const Tokeni
     for (const auto& [id, lp] : t.top) alternatives[ValidUtf8(TokenBytes(tokenizer, id))] = lp;
     top.push_back(std::move(alternatives));
     offsets.push_back(*offset);
-    *offset += static_cast<int64_t>(text.size());
+    // Special tokens are not part of the returned text (it is decoded without them).
+    const bool shown = tokenizer == nullptr || !tokenizer->IsSpecial(t.id);
+    if (shown) *offset += static_cast<int64_t>(text.size());
   }
   return {{"tokens", tokens},
           {"token_logprobs", token_logprobs},
@@ -144,7 +146,7 @@ std::vector<nlohmann::json> CompletionChunks(const Event& e, int index, const Re
   if (logprobs >= 0 && !e.logprobs.empty()) {
     lp = Concat(std::move(lp), LegacyLogprobs(e.logprobs, tokenizer, &state->offset));
   } else {
-    state->offset += static_cast<int64_t>(e.Content().size());
+    state->offset += static_cast<int64_t>(e.Content().size());  // the text actually sent
   }
   if (text.empty() && lp.is_null() && !e.final) return {};
   nlohmann::json choice = {{"text", std::move(text)},
