@@ -479,6 +479,9 @@ function report() {
   console.log(`latency, all completed requests: p50 ${percentile(ms, 50).toFixed(1)} ms, ` +
               `p99 ${percentile(ms, 99).toFixed(1)} ms; generations: p50 ${percentile(gen, 50).toFixed(1)} ms, ` +
               `p99 ${percentile(gen, 99).toFixed(1)} ms`);
+  // (Queueing behind --parallel, and serve's listen backlog of 5 (httplib's default): of a burst
+  // of new connections, all but ~7 wait ~1 s for their SYN to be resent.)
+  console.log(`completed requests over 1 s: ${ms.filter((x) => x >= 1000).length}`);
   if (errorKinds.size) console.log(`connection errors: ${JSON.stringify(Object.fromEntries(errorKinds))}`);
   if (acceptedGaps.size) console.log(`accepted spec gaps: ${[...acceptedGaps].join(', ')} (KNOWN_GAPS in known_gaps.mjs)`);
   for (const [name, why] of DISABLED_CHECKS) {
