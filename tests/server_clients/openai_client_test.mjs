@@ -9,27 +9,9 @@
 //
 // Exit 0: pass; 1: a failure; 77: skipped (node_modules or the shared OpenAPI file missing),
 // unless GEMMA_LOCAL_REQUIRE_REFERENCES=1 (CI), where a missing dependency is a failure.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { requireDependencies } from './deps.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Same default as schema.mjs (which cannot be imported before the check: it needs node_modules).
-const OPENAPI_PATH = process.env.GEMMA_LOCAL_OPENAPI ??
-  join(process.env.GEMMA_LOCAL_SHARED_DIR ?? join(here, '..', '..', '..', 'shared'),
-       'testdata', 'openai-openapi', 'openapi.yaml');
-function skipOrFail(why) {
-  if (process.env.GEMMA_LOCAL_REQUIRE_REFERENCES === '1') {
-    console.error(`FAIL: ${why} (required here: GEMMA_LOCAL_REQUIRE_REFERENCES is set, as in CI)`);
-    process.exit(1);
-  }
-  console.log(`SKIP: ${why}`);
-  process.exit(77);
-}
-if (!existsSync(join(here, 'node_modules', 'openai', 'package.json'))) {
-  skipOrFail('tests/server_clients/node_modules is missing: run tests/server_clients/install.sh');
-}
-if (!existsSync(OPENAPI_PATH)) skipOrFail(`OpenAI's OpenAPI file is missing: ${OPENAPI_PATH}`);
+requireDependencies();
 
 // Watchdog: the suite stops by itself, whatever hangs (the server is SIGKILLed on exit).
 setTimeout(() => {

@@ -21,7 +21,8 @@ export function binary() {
   return bin;
 }
 
-// Starts serve and resolves once it printed `ready: ID`: { url, port, modelId, stop() }.
+// Starts serve and resolves once it printed `ready: ID`: { url, port, modelId, stop(), exitStatus(),
+// stderr() }.
 // stop() sends SIGTERM and resolves with the exit code (SIGKILL after 10 s: then it rejects).
 export async function startServe(model, extraArgs = [], { readyTimeoutMs = 30_000 } = {}) {
   const child = spawn(binary(), ['serve', '--model', model, '--port', '0', '--threads', '2', ...extraArgs],
@@ -70,7 +71,10 @@ export async function startServe(model, extraArgs = [], { readyTimeoutMs = 30_00
     if (signal) throw new Error(`serve did not stop on SIGTERM (${signal}):\n${stderr}`);
     return code;
   };
-  return { ...info, url: `http://127.0.0.1:${info.port}`, stop, stderr: () => stderr };
+  // null while serve runs, else how it ended: { code, signal }.
+  const exitStatus = () => (child.exitCode === null && child.signalCode === null
+    ? null : { code: child.exitCode, signal: child.signalCode });
+  return { ...info, url: `http://127.0.0.1:${info.port}`, stop, exitStatus, stderr: () => stderr };
 }
 
 // A file with one API key a line, for `serve --api-key-file`.
