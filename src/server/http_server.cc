@@ -3,6 +3,7 @@
 // every answered request. Replies (streamed or not) are written by a content provider that
 // watches the client: a client that goes away cancels its request within one engine step.
 #include <httplib.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -145,9 +146,10 @@ class HttpServer final : public Server {
     http_.set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
     // SO_REUSEADDR only (a restart can rebind at once). httplib's default adds SO_REUSEPORT,
     // which lets a second server bind the same port and silently take half the connections.
-    http_.set_socket_options([](socket_t sock) {
+    http_.set_socket_options([this](socket_t sock) {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+      listen_socket_ = sock;
     });
     Hooks();
     Routes();
@@ -160,6 +162,9 @@ class HttpServer final : public Server {
       return IoError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                      " (address in use, or not an address of this machine)");
     }
+    // httplib listens with a backlog of 5: a burst of clients connecting at once would wait for
+    // SYN retransmits (a second each). listen() again raises it.
+    if (listen_socket_ != INVALID_SOCKET) ::listen(listen_socket_, SOMAXCONN);
     listener_ = std::thread([this] {
       http_.listen_after_bind();
       std::lock_guard<std::mutex> lock(mu_);
@@ -226,8 +231,21 @@ class HttpServer final : public Server {
         record->key_id = *key;
       }
       res.set_header("X-Request-Id", record->id);
-      std::lock_guard<std::mutex> lock(records_mu_);
-      records_[&req] = std::move(record);
+      // A POST that declares no body length (neither Content-Length nor chunked) has no body in
+      // HTTP/1.1; httplib would wait for the connection to close. Answer at once.
+      const bool no_length =
+          (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") &&
+          !req.has_header("Content-Length") &&
+          strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") != 0;
+      {
+        std::lock_guard<std::mutex> lock(records_mu_);
+        records_[&req] = record;
+      }
+      if (no_length) {
+        SendError(res, Error(411, "a request body needs Content-Length (or chunked encoding)",
+                             "invalid_request_error", "length_required"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
       return httplib::Server::HandlerResponse::Unhandled;
     });
     // Statuses httplib sets itself (a malformed request 400, a body over the limit 413, an
@@ -244,10 +262,7 @@ class HttpServer final : public Server {
         SendError(res, Error(404, "no such route: " + req.method + " " + req.path,
                              "invalid_request_error", "not_found"));
       } else if (res.status == 413) {
-        SendError(res, Error(413,
-                             "the body is larger than " + std::to_string(options_.max_body_bytes) +
-                                 " bytes",
-                             "invalid_request_error", "body_too_large"));
+        SendError(res, BodyTooLarge());
       } else {
         SendError(res, Error(res.status,
                              "HTTP " + std::to_string(res.status) +
@@ -315,22 +330,61 @@ class HttpServer final : public Server {
 
   using Handler = std::function<void(const httplib::Request&, httplib::Response&,
                                      RequestRecord&)>;
-  // Registers a route. Every route goes through here: the key check cannot be skipped.
+  using PostHandler = std::function<void(const httplib::Request&, const std::string& body,
+                                         httplib::Response&, RequestRecord&)>;
+  // Registers a GET route. Every route goes through here or PostRoute: the key check cannot be
+  // skipped.
   void Route(const char* method, const char* path, Handler handler) {
-    auto wrapped = [this, handler](const httplib::Request& req, httplib::Response& res) {
+    (void)method;  // GET only; POST routes read a body (PostRoute)
+    http_.Get(path, [this, handler](const httplib::Request& req, httplib::Response& res) {
       std::shared_ptr<RequestRecord> record = RecordOf(req);
       if (record == nullptr || !record->authorized) return SendError(res, Unauthorized());
       handler(req, res, *record);
-    };
-    if (std::string(method) == "GET") {
-      http_.Get(path, wrapped);
-    } else {
-      http_.Post(path, wrapped);
-    }
+    });
+  }
+  // Registers a POST route whose body is read here, at most max_body_bytes of it whatever its
+  // framing: httplib's own limit holds only for a Content-Length body, not a chunked or
+  // compressed one. The rest of an oversized body is read and dropped (up to 8 times the limit)
+  // so a keep-alive connection stays in step for its next request; the body is read even for a
+  // request without a valid key, for the same reason.
+  void PostRoute(const char* path, PostHandler handler) {
+    http_.Post(path, [this, handler](const httplib::Request& req, httplib::Response& res,
+                                     const httplib::ContentReader& reader) {
+      std::string body;
+      bool too_large = false;
+      const size_t limit = static_cast<size_t>(options_.max_body_bytes);
+      size_t dropped = 0;
+      const bool read = reader([&](const char* data, size_t n) {
+        if (!too_large && body.size() + n <= limit) {
+          body.append(data, n);
+          return true;
+        }
+        if (!too_large) {
+          too_large = true;
+          dropped = body.size();
+          std::string().swap(body);
+        }
+        dropped += n;
+        return dropped <= 8 * limit;  // beyond: give up on the connection
+      });
+      std::shared_ptr<RequestRecord> record = RecordOf(req);
+      if (record == nullptr || !record->authorized) return SendError(res, Unauthorized());
+      if (too_large || res.status == 413) return SendError(res, BodyTooLarge());
+      if (!read) {
+        return SendError(res, Error(400, "the request body could not be read",
+                                    "invalid_request_error", "invalid_body"));
+      }
+      handler(req, body, res, *record);
+    });
+  }
+  ApiError BodyTooLarge() const {
+    return Error(413, "the body is larger than " + std::to_string(options_.max_body_bytes) +
+                          " bytes",
+                 "invalid_request_error", "body_too_large");
   }
 
   // The parsed body of a POST under the limits, and the engine; false (response sent) otherwise.
-  bool Prepare(const httplib::Request& req, httplib::Response& res, nlohmann::json* body,
+  bool Prepare(const std::string& text, httplib::Response& res, nlohmann::json* body,
                Engine** engine) {
     *engine = ReadyEngine();
     if (*engine == nullptr) {
@@ -340,7 +394,7 @@ class HttpServer final : public Server {
       return false;
     }
     ApiError error;
-    if (!server::ParseBody(req.body,
+    if (!server::ParseBody(text,
                            {options_.max_json_depth, options_.max_string_bytes}, body, &error)) {
       SendError(res, error);
       return false;
@@ -367,14 +421,24 @@ class HttpServer final : public Server {
   bool Submit(Engine* engine, server::CommonFields& f, RequestRecord& record,
               httplib::Response& res, std::vector<std::unique_ptr<RequestHandle>>* handles) {
     Request& request = f.request;
+    const char* prompt_field = request.input.chat ? "messages" : "prompt";
     Result<std::vector<int32_t>> ids = engine->Tokenize(request.input);
     if (!ids.ok()) {
-      SendError(res, server::FromStatus(ids.status()));
+      ApiError e = server::FromStatus(ids.status());
+      if (e.http_status == 400) {
+        // The engine names the place ("messages[2].content: ..."): that is the param.
+        const std::string& m = e.message;
+        const size_t colon = m.find(':');
+        const bool named = (m.rfind("messages[", 0) == 0 || m.rfind("tools", 0) == 0) &&
+                           colon != std::string::npos && m.find(' ') > colon;
+        e.param = named ? m.substr(0, colon) : prompt_field;
+      }
+      SendError(res, e);
       return false;
     }
     ApiError error;
     if (!server::FitContext(static_cast<int64_t>(ids->size()), engine->context_limit(),
-                            f.max_tokens, &request.max_tokens, &error)) {
+                            f.max_tokens, &request.max_tokens, &error, prompt_field)) {
       SendError(res, error);
       return false;
     }
@@ -483,12 +547,12 @@ class HttpServer final : public Server {
                                      });
   }
 
-  void ChatCompletions(const httplib::Request& req, httplib::Response& res,
-                       RequestRecord& record_ref) {
+  void ChatCompletions(const httplib::Request& req, const std::string& text,
+                       httplib::Response& res, RequestRecord& record_ref) {
     std::shared_ptr<RequestRecord> record = RecordOf(req);
     nlohmann::json body;
     Engine* engine = nullptr;
-    if (!Prepare(req, res, &body, &engine)) return;
+    if (!Prepare(text, res, &body, &engine)) return;
     server::ChatRequest chat;
     ApiError error;
     if (!server::ParseChatRequest(body, options_.max_messages, options_.max_n, &chat, &error)) {
@@ -513,12 +577,12 @@ class HttpServer final : public Server {
     Reply(std::move(handles), chat.common, h, std::move(f), std::move(record), res);
   }
 
-  void Completions(const httplib::Request& req, httplib::Response& res,
+  void Completions(const httplib::Request& req, const std::string& text, httplib::Response& res,
                    RequestRecord& record_ref) {
     std::shared_ptr<RequestRecord> record = RecordOf(req);
     nlohmann::json body;
     Engine* engine = nullptr;
-    if (!Prepare(req, res, &body, &engine)) return;
+    if (!Prepare(text, res, &body, &engine)) return;
     server::CompletionRequest completion;
     ApiError error;
     if (!server::ParseCompletionRequest(body, options_.max_n, &completion, &error)) {
@@ -561,10 +625,10 @@ class HttpServer final : public Server {
   }
 
   // /tokenize and /detokenize.
-  void TokenRoute(const httplib::Request& req, httplib::Response& res, bool encode) {
+  void TokenRoute(const std::string& text, httplib::Response& res, bool encode) {
     nlohmann::json body;
     Engine* engine = nullptr;
-    if (!Prepare(req, res, &body, &engine)) return;
+    if (!Prepare(text, res, &body, &engine)) return;
     std::shared_ptr<const Tokenizer> tokenizer = engine->tokenizer();
     if (tokenizer == nullptr) {
       return SendError(res, Error(400, "this model has no tokenizer", "invalid_request_error",
@@ -617,22 +681,22 @@ class HttpServer final : public Server {
       res.set_content(metrics_.Render(stats ? &*stats : nullptr),
                       "text/plain; version=0.0.4; charset=utf-8");
     });
-    Route("POST", "/v1/chat/completions",
-          [this](const httplib::Request& req, httplib::Response& res, RequestRecord& r) {
-            ChatCompletions(req, res, r);
-          });
-    Route("POST", "/v1/completions",
-          [this](const httplib::Request& req, httplib::Response& res, RequestRecord& r) {
-            Completions(req, res, r);
-          });
-    Route("POST", "/tokenize",
-          [this](const httplib::Request& req, httplib::Response& res, RequestRecord&) {
-            TokenRoute(req, res, true);
-          });
-    Route("POST", "/detokenize",
-          [this](const httplib::Request& req, httplib::Response& res, RequestRecord&) {
-            TokenRoute(req, res, false);
-          });
+    PostRoute("/v1/chat/completions", [this](const httplib::Request& req, const std::string& body,
+                                              httplib::Response& res, RequestRecord& r) {
+      ChatCompletions(req, body, res, r);
+    });
+    PostRoute("/v1/completions", [this](const httplib::Request& req, const std::string& body,
+                                         httplib::Response& res, RequestRecord& r) {
+      Completions(req, body, res, r);
+    });
+    PostRoute("/tokenize", [this](const httplib::Request&, const std::string& body,
+                                  httplib::Response& res, RequestRecord&) {
+      TokenRoute(body, res, true);
+    });
+    PostRoute("/detokenize", [this](const httplib::Request&, const std::string& body,
+                                    httplib::Response& res, RequestRecord&) {
+      TokenRoute(body, res, false);
+    });
   }
 
   ServerOptions options_;
@@ -642,6 +706,7 @@ class HttpServer final : public Server {
   server::ServerMetrics metrics_;
   httplib::Server http_;
   int port_ = -1;
+  socket_t listen_socket_ = INVALID_SOCKET;  // set while binding (Bind's thread)
   std::thread listener_;
   std::mutex mu_;
   std::condition_variable stopped_cv_;

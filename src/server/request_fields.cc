@@ -138,7 +138,7 @@ bool ReadCommonFields(const nlohmann::json& body, int max_n, CommonFields* out, 
 }
 
 bool FitContext(int64_t prompt_tokens, int64_t context_limit, int64_t max_tokens,
-                int64_t* settled, ApiError* error) {
+                int64_t* settled, ApiError* error, const char* prompt_field) {
   const int64_t room = context_limit - prompt_tokens;
   if (room <= 0 || (max_tokens > 0 && max_tokens > room)) {
     *error = ApiError{};
@@ -148,7 +148,7 @@ bool FitContext(int64_t prompt_tokens, int64_t context_limit, int64_t max_tokens
                        " tokens, the context holds " + std::to_string(context_limit) +
                        ": it is over by " + std::to_string(1 - room) +
                        " (at least one generated token must fit); shorten it";
-      error->param = "messages";
+      error->param = prompt_field;
     } else {
       error->message = "this model's context holds " + std::to_string(context_limit) +
                        " tokens, but " + std::to_string(prompt_tokens + max_tokens) +

@@ -34,7 +34,8 @@ bool ReadCommonFields(const nlohmann::json& body, int max_n, CommonFields* out, 
 
 // Settles max_tokens against the context: an explicit one must fit (else 400
 // context_length_exceeded saying by how much); without one, the rest of the context.
+// `prompt_field` names the prompt in the error ("messages" or "prompt").
 bool FitContext(int64_t prompt_tokens, int64_t context_limit, int64_t max_tokens,
-                int64_t* settled, ApiError* error);
+                int64_t* settled, ApiError* error, const char* prompt_field = "messages");
 
 }  // namespace gemma_local::server

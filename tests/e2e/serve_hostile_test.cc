@@ -90,7 +90,7 @@ TEST_F(ServeHostile, EachHostileRequestGetsItsDocumentedStatus) {
        Chat(R"(,"max_tokens":100000)"), true, 400, "context_length_exceeded", "max_tokens"},
       {"prompt beyond the context", "POST", "/v1/completions",
        R"({"prompt":")" + std::string(3000, 'a') + R"(","max_tokens":1})", true, 400,
-       "context_length_exceeded", "messages"},
+       "context_length_exceeded", "prompt"},
       {"too many messages", "POST", "/v1/chat/completions", many_messages, true, 400,
        "too_many_messages", "messages"},
       {"nested too deep", "POST", "/v1/chat/completions", deep, true, 400, "json_too_deep", ""},
@@ -109,7 +109,12 @@ TEST_F(ServeHostile, EachHostileRequestGetsItsDocumentedStatus) {
       {"too many stop strings", "POST", "/v1/chat/completions",
        Chat(R"(,"stop":["a","b","c","d","e"])"), true, 400, "invalid_stop", "stop"},
       {"bad message", "POST", "/v1/chat/completions", R"({"messages":[{"role":5}]})", true, 400,
-       "invalid_request", ""},
+       "invalid_request", "messages[0].role"},
+      {"bad content", "POST", "/v1/chat/completions",
+       R"({"messages":[{"role":"user","content":5}]})", true, 400, "invalid_request",
+       "messages[0].content"},
+      {"POST without a length", "POST", "/v1/chat/completions", "", true, 411, "length_required",
+       ""},
       {"token id out of range", "POST", "/v1/completions",
        R"({"prompt":[1,2,99999999],"max_tokens":1})", true, 400, "invalid_request", ""},
       {"detokenize garbage", "POST", "/detokenize", R"({"tokens":["a"]})", true, 400,
@@ -265,6 +270,38 @@ TEST_F(ServeHostile, AVanishedClientCancelsItsRequest) {
   EXPECT_NE(metrics.find("gemma_local_requests_finished_total{outcome=\"cancelled\"} 2\n"),
             std::string::npos)
       << metrics;
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
+// The body limit holds whatever the framing: a chunked body and a gzip-compressed one (a "zip
+// bomb") over --max-body-bytes get 413 like a Content-Length one, and the same keep-alive
+// connection then serves the next request correctly (the rest of the body was read and dropped).
+TEST_F(ServeHostile, TheBodyLimitHoldsForChunkedAndCompressedBodies) {
+  ServeProcess serve(Model() + " --max-body-bytes 65536");
+  ASSERT_TRUE(serve.ready()) << serve.output();
+  const std::string big = R"({"messages":[{"role":"user","content":")" + std::string(400000, 'a') +
+                          R"("}],"max_tokens":2})";
+  testing::WriteFile(dir_.File("big.json"), big);
+  testing::WriteFile(dir_.File("small.json"), Chat(""));
+  testing::CommandResult gz =
+      testing::RunCommand("gzip -k -f " + dir_.File("big.json"));  // writes big.json.gz
+  ASSERT_EQ(gz.exit_code, 0);
+  const std::string url =
+      " http://127.0.0.1:" + std::to_string(serve.port()) + "/v1/chat/completions";
+  for (const std::string& framing :
+       {std::string("-H 'Transfer-Encoding: chunked' --data-binary @") + dir_.File("big.json"),
+        std::string("-H 'Content-Encoding: gzip' --data-binary @") + dir_.File("big.json.gz")}) {
+    SCOPED_TRACE(framing);
+    // Two requests on one connection (curl --next reuses it): the oversized one, then a good one.
+    testing::CommandResult r = testing::RunCommand(
+        "curl -s -m 30 -w '\n%{http_code} %{num_connects}\n' -H 'Content-Type: application/json' " +
+        framing + url + " --next -s -m 30 -w '\n%{http_code} %{num_connects}\n' "
+        "-H 'Content-Type: application/json' --data-binary @" + dir_.File("small.json") + url);
+    EXPECT_NE(r.out.find("body_too_large"), std::string::npos) << r.out.substr(0, 400);
+    EXPECT_NE(r.out.find("\n413 1\n"), std::string::npos) << r.out.substr(0, 400);
+    EXPECT_NE(r.out.find("\n200 0\n"), std::string::npos)
+        << "the next request, on the same connection: " << r.out.substr(0, 400);
+  }
   EXPECT_EQ(serve.Stop(), 0);
 }
 

@@ -36,20 +36,7 @@ const REQUEST_TIMEOUT_MS = 30_000;  // a request that is not aborted and takes l
 
 // Checks that found a server bug and are reported but do not fail the test, by check name (see
 // check() below): name -> why, with the bug's description. Delete an entry once serve is fixed.
-const DISABLED_CHECKS = new Map([
-  // serve answers a wrong-typed field inside a chat message (`messages[0].content: 5`,
-  // `messages[0].role: 7`) with 400 and a message naming the field, but `param: null`; top-level
-  // fields get their name. OpenAI names the field in `param`.
-  ['error-param-nested', 'serve sends param: null for a bad field inside messages[]'],
-  // --max-body-bytes holds only for a body with Content-Length: a chunked body
-  // (Transfer-Encoding: chunked) of any size is read whole and parsed, then answered by what is
-  // in it (here 400 context_length_exceeded) instead of 413. With curl, 20 MB chunked against
-  // --max-body-bytes 262144: 400 after 2.3 s, the prompt tokenized to 20,001,608 tokens.
-  // /v1/completions with a prompt over the context: 400 context_length_exceeded as it should,
-  // but `param: "messages"` (a chat field) where the field is `prompt`.
-  ['error-param-prompt', 'serve names param "messages" for a /v1/completions prompt too long'],
-  ['status-chunked-413', 'serve ignores --max-body-bytes for chunked bodies (no 413)'],
-]);
+const DISABLED_CHECKS = new Map([]);
 
 console.log(`load test: seed ${SEED} (rerun: GEMMA_LOCAL_LOAD_SEED=${SEED}), ${TOTAL} requests, ` +
             `${CLIENTS} clients`);
