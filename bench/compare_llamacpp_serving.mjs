@@ -167,10 +167,15 @@ const gemmaApi = {
 // of the event that reports the total, and counted in `unstreamed`.
 async function streamRequest(api, port, prompt) {
   const submitted = performance.now();
-  const res = await fetch(`http://127.0.0.1:${port}${api.path}`, {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(api.body(prompt, opts.genTokens)),
-  });
+  let res;
+  try {
+    res = await fetch(`http://127.0.0.1:${port}${api.path}`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(api.body(prompt, opts.genTokens)),
+    });
+  } catch (e) {
+    throw new Error(`${api.name}: ${e.message}: ${e.cause?.code ?? ""} ${e.cause?.message ?? ""}`);
+  }
   if (!res.ok) throw new Error(`${api.name}: HTTP ${res.status}: ${await res.text()}`);
   const times = [];
   let total = null, totalAt = 0;
