@@ -78,5 +78,35 @@ TEST(SchemaValidator, OfficialSuiteDraft2020) {
   EXPECT_GT(decided, 800);
 }
 
+// Format assertion (on for structured output): the suite's optional format tests for the formats
+// the validator checks, all decided as the suite says; other formats are refused.
+TEST(SchemaValidator, FormatsAsTheSuiteSays) {
+  std::optional<std::string> shared = testing::SharedDir();
+  const std::string dir =
+      shared ? *shared + "/testdata/json-schema-test-suite/tests/draft2020-12/optional/format" : "";
+  GL_REQUIRE_REFERENCE(shared && std::filesystem::is_directory(dir),
+                       "../shared/testdata/json-schema-test-suite is not here");
+  ValidatorOptions options;
+  options.assert_format = true;
+  int decided = 0;
+  for (const char* format : {"date", "time", "date-time", "uuid", "email", "uri"}) {
+    std::ifstream in(dir + "/" + format + ".json");
+    const nlohmann::json groups = nlohmann::json::parse(in);
+    for (const auto& group : groups) {
+      Result<SchemaValidator> v = SchemaValidator::Compile(group["schema"], options);
+      ASSERT_TRUE(v.ok()) << format << ": " << v.status().ToString();
+      for (const auto& t : group["tests"]) {
+        ++decided;
+        EXPECT_EQ(v->IsValid(t["data"]), t["valid"].get<bool>())
+            << format << ": " << t["description"].get<std::string>() << ": " << t["data"].dump();
+      }
+    }
+  }
+  EXPECT_GT(decided, 250);
+  EXPECT_FALSE(SchemaValidator::Compile(nlohmann::json::parse(R"({"format": "hostname"})"),
+                                        options)
+                   .ok());
+}
+
 }  // namespace
 }  // namespace gemma_local::constrain
