@@ -1,5 +1,6 @@
 #include "constrain/schema_validator.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "constrain/formats.h"
