@@ -1,5 +1,6 @@
 #include "server/chat_completions.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "server/token_text.h"
@@ -8,13 +9,12 @@ namespace gemma_local::server {
 namespace {
 
 ApiError Unsupported(const std::string& field, const std::string& what) {
-  ApiError e = BadField(field, what, "unsupported");
-  return e;
+  return BadField(field, what, "unsupported");
 }
 
 // The thinking switch: chat_template_kwargs.enable_thinking (as vLLM and llama-server take it)
 // or reasoning_effort ("none" off, any other level on).
-bool ReadThinking(const nlohmann::json& body, ChatInput* chat, ApiError* error) {
+bool ReadThinking(const nlohmann::ordered_json& body, ChatInput* chat, ApiError* error) {
   if (auto kw = body.find("chat_template_kwargs"); kw != body.end() && !kw->is_null()) {
     if (!kw->is_object()) {
       *error = BadField("chat_template_kwargs", "expected an object");
@@ -41,7 +41,7 @@ bool ReadThinking(const nlohmann::json& body, ChatInput* chat, ApiError* error) 
 
 }  // namespace
 
-bool ParseChatRequest(const nlohmann::json& body, int max_messages, int max_n, ChatRequest* out,
+bool ParseChatRequest(const nlohmann::ordered_json& body, int max_messages, int max_n, ChatRequest* out,
                       ApiError* error) {
   if (!body.is_object()) {
     *error = BadField("body", "expected a JSON object", "invalid_request");
@@ -94,7 +94,7 @@ bool ParseChatRequest(const nlohmann::json& body, int max_messages, int max_n, C
     }
   }
   ChatInput chat;
-  chat.messages = nlohmann::ordered_json::parse(messages->dump());
+  chat.messages = *messages;
   chat.openai_format = true;
   bool tools_off = false;
   if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
@@ -126,7 +126,7 @@ bool ParseChatRequest(const nlohmann::json& body, int max_messages, int max_n, C
         return false;
       }
     }
-    if (!tools_off && !tools->empty()) chat.tools = nlohmann::ordered_json::parse(tools->dump());
+    if (!tools_off && !tools->empty()) chat.tools = *tools;
   }
   if (!ReadThinking(body, &chat, error)) return false;
   out->common.request.input = RequestInput::Chat(std::move(chat));
@@ -172,7 +172,7 @@ nlohmann::json ChatCompletionBody(const std::vector<Completion>& completions,
     if (!c.tool_calls.empty()) {
       message["tool_calls"] = nlohmann::json::array();
       for (const ToolCall& t : c.tool_calls) {
-        message["tool_calls"].push_back(nlohmann::json::parse(t.ToJson().dump()));
+        message["tool_calls"].push_back(nlohmann::json(t.ToJson()));
       }
     }
     const std::string finish = !c.tool_calls.empty() ? "tool_calls" : c.finish_reason;
@@ -215,7 +215,7 @@ std::vector<nlohmann::json> ChatChunks(const Event& e, int index, const Response
     } else if (d.kind == ReplyEvent::Kind::kReasoning && !d.text.empty()) {
       chunk({{"reasoning_content", d.text}}, nullptr, std::exchange(lp, nullptr));
     } else if (d.kind == ReplyEvent::Kind::kToolCall) {
-      nlohmann::json call = nlohmann::json::parse(d.tool_call.ToJson().dump());
+      nlohmann::json call(d.tool_call.ToJson());
       call["index"] = state->tool_index++;
       chunk({{"tool_calls", {call}}}, nullptr, std::exchange(lp, nullptr));
     }

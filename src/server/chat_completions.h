@@ -22,7 +22,7 @@ struct ChatRequest {
 // The request, or false with `error` naming the first bad field. Unknown fields are ignored, as
 // OpenAI does; known ones this server cannot honour (response_format json_*, a forced
 // tool_choice, logit_bias) are 400 "unsupported" rather than silently dropped.
-bool ParseChatRequest(const nlohmann::json& body, int max_messages, int max_n, ChatRequest* out,
+bool ParseChatRequest(const nlohmann::ordered_json& body, int max_messages, int max_n, ChatRequest* out,
                       ApiError* error);
 
 // What every object of one response repeats.

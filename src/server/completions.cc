@@ -7,7 +7,7 @@
 namespace gemma_local::server {
 namespace {
 
-bool TokenIds(const nlohmann::json& array, std::vector<int32_t>* ids) {
+bool TokenIds(const nlohmann::ordered_json& array, std::vector<int32_t>* ids) {
   for (const auto& x : array) {
     if (!x.is_number_integer()) return false;
     const int64_t v = x.get<int64_t>();
@@ -80,7 +80,7 @@ nlohmann::json PromptLogprobs(const ScoreResult& scored, const Tokenizer* tokeni
           {"text_offset", offsets}};
 }
 
-bool ParseCompletionRequest(const nlohmann::json& body, int max_n, CompletionRequest* out,
+bool ParseCompletionRequest(const nlohmann::ordered_json& body, int max_n, CompletionRequest* out,
                             ApiError* error) {
   if (!body.is_object()) {
     *error = BadField("body", "expected a JSON object", "invalid_request");
@@ -91,7 +91,7 @@ bool ParseCompletionRequest(const nlohmann::json& body, int max_n, CompletionReq
     *error = BadField("prompt", "required: a string or an array of token ids");
     return false;
   }
-  nlohmann::json p = *prompt;
+  nlohmann::ordered_json p = *prompt;
   if (p.is_array() && p.size() == 1 && (p[0].is_string() || p[0].is_array())) p = p[0];
   std::vector<int32_t> ids;
   if (p.is_string()) {
@@ -181,7 +181,7 @@ nlohmann::json CompletionBody(const std::vector<Completion>& completions, const 
           {"choices", choices},   {"usage", UsageJson(SumUsage(usages))}};
 }
 
-bool Tokenize(const nlohmann::json& body, const Tokenizer& tokenizer, nlohmann::json* out,
+bool Tokenize(const nlohmann::ordered_json& body, const Tokenizer& tokenizer, nlohmann::json* out,
               ApiError* error) {
   if (!body.is_object() || !body.contains("content") || !body["content"].is_string()) {
     *error = BadField("content", "required: the text to tokenize");
@@ -214,7 +214,7 @@ bool Tokenize(const nlohmann::json& body, const Tokenizer& tokenizer, nlohmann::
   return true;
 }
 
-bool Detokenize(const nlohmann::json& body, const Tokenizer& tokenizer, nlohmann::json* out,
+bool Detokenize(const nlohmann::ordered_json& body, const Tokenizer& tokenizer, nlohmann::json* out,
                 ApiError* error) {
   std::vector<int32_t> ids;
   if (!body.is_object() || !body.contains("tokens") || !body["tokens"].is_array() ||

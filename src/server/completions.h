@@ -22,7 +22,7 @@ struct CompletionRequest {
 // `prompt` is a string, an array of one string, an array of token ids or an array of one array of
 // ids (several prompts per request are refused: send one request each). With echo and logprobs
 // the prompt is also scored (Engine::Score) for its own log-probabilities.
-bool ParseCompletionRequest(const nlohmann::json& body, int max_n, CompletionRequest* out,
+bool ParseCompletionRequest(const nlohmann::ordered_json& body, int max_n, CompletionRequest* out,
                             ApiError* error);
 
 // The echoed prompt of a choice: its text and, when logprobs are asked for, the prompt tokens'
@@ -54,10 +54,10 @@ nlohmann::json CompletionBody(const std::vector<Completion>& c, const ResponseHe
 
 // {"content", "add_special" (default false), "parse_special" (default true), "with_pieces"}
 // -> {"tokens": [id, ...]} or, with pieces, [{"id", "piece"}, ...].
-bool Tokenize(const nlohmann::json& body, const Tokenizer& tokenizer, nlohmann::json* out,
+bool Tokenize(const nlohmann::ordered_json& body, const Tokenizer& tokenizer, nlohmann::json* out,
               ApiError* error);
 // {"tokens": [id, ...]} -> {"content": text}.
-bool Detokenize(const nlohmann::json& body, const Tokenizer& tokenizer, nlohmann::json* out,
+bool Detokenize(const nlohmann::ordered_json& body, const Tokenizer& tokenizer, nlohmann::json* out,
                 ApiError* error);
 
 }  // namespace gemma_local::server

@@ -334,8 +334,7 @@ class HttpServer final : public Server {
                                          httplib::Response&, RequestRecord&)>;
   // Registers a GET route. Every route goes through here or PostRoute: the key check cannot be
   // skipped.
-  void Route(const char* method, const char* path, Handler handler) {
-    (void)method;  // GET only; POST routes read a body (PostRoute)
+  void GetRoute(const char* path, Handler handler) {
     http_.Get(path, [this, handler](const httplib::Request& req, httplib::Response& res) {
       std::shared_ptr<RequestRecord> record = RecordOf(req);
       if (record == nullptr || !record->authorized) return SendError(res, Unauthorized());
@@ -384,7 +383,7 @@ class HttpServer final : public Server {
   }
 
   // The parsed body of a POST under the limits, and the engine; false (response sent) otherwise.
-  bool Prepare(const std::string& text, httplib::Response& res, nlohmann::json* body,
+  bool Prepare(const std::string& text, httplib::Response& res, nlohmann::ordered_json* body,
                Engine** engine) {
     *engine = ReadyEngine();
     if (*engine == nullptr) {
@@ -454,7 +453,6 @@ class HttpServer final : public Server {
       return false;
     }
     *handles = std::move(*submitted);
-    record.finish_reason = "submitted";
     return true;
   }
 
@@ -550,7 +548,7 @@ class HttpServer final : public Server {
   void ChatCompletions(const httplib::Request& req, const std::string& text,
                        httplib::Response& res, RequestRecord& record_ref) {
     std::shared_ptr<RequestRecord> record = RecordOf(req);
-    nlohmann::json body;
+    nlohmann::ordered_json body;
     Engine* engine = nullptr;
     if (!Prepare(text, res, &body, &engine)) return;
     server::ChatRequest chat;
@@ -580,7 +578,7 @@ class HttpServer final : public Server {
   void Completions(const httplib::Request& req, const std::string& text, httplib::Response& res,
                    RequestRecord& record_ref) {
     std::shared_ptr<RequestRecord> record = RecordOf(req);
-    nlohmann::json body;
+    nlohmann::ordered_json body;
     Engine* engine = nullptr;
     if (!Prepare(text, res, &body, &engine)) return;
     server::CompletionRequest completion;
@@ -626,7 +624,7 @@ class HttpServer final : public Server {
 
   // /tokenize and /detokenize.
   void TokenRoute(const std::string& text, httplib::Response& res, bool encode) {
-    nlohmann::json body;
+    nlohmann::ordered_json body;
     Engine* engine = nullptr;
     if (!Prepare(text, res, &body, &engine)) return;
     std::shared_ptr<const Tokenizer> tokenizer = engine->tokenizer();
@@ -653,7 +651,7 @@ class HttpServer final : public Server {
       res.set_header("X-Content-Type-Options", "nosniff");
       res.set_content(html.data(), html.size(), "text/html; charset=utf-8");
     });
-    Route("GET", "/health", [this](const httplib::Request&, httplib::Response& res,
+    GetRoute("/health", [this](const httplib::Request&, httplib::Response& res,
                                    RequestRecord&) {
       if (ReadyEngine() == nullptr) {
         res.status = 503;
@@ -662,7 +660,7 @@ class HttpServer final : public Server {
       }
       res.set_content(R"({"status":"ok"})", "application/json");
     });
-    Route("GET", "/v1/models", [this](const httplib::Request&, httplib::Response& res,
+    GetRoute("/v1/models", [this](const httplib::Request&, httplib::Response& res,
                                       RequestRecord&) {
       if (ReadyEngine() == nullptr) {
         ApiError e = Error(503, "the model is loading", "server_error", "loading");
@@ -673,7 +671,7 @@ class HttpServer final : public Server {
           {"id", options_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "local"}};
       res.set_content(server::Dump({{"object", "list"}, {"data", {model}}}), "application/json");
     });
-    Route("GET", "/metrics", [this](const httplib::Request&, httplib::Response& res,
+    GetRoute("/metrics", [this](const httplib::Request&, httplib::Response& res,
                                     RequestRecord&) {
       Engine* engine = ReadyEngine();
       std::optional<EngineStats> stats;

@@ -4,14 +4,14 @@
 
 namespace gemma_local::server {
 
-bool ParseBody(std::string_view text, const BodyLimits& limits, nlohmann::json* out,
+bool ParseBody(std::string_view text, const BodyLimits& limits, nlohmann::ordered_json* out,
                ApiError* error) {
-  using Event = nlohmann::json::parse_event_t;
+  using Event = nlohmann::ordered_json::parse_event_t;
   bool too_deep = false;
   bool too_long = false;
   // The callback sees every container start and every key and value as it is parsed; returning
   // false for a container start drops its contents instead of building them.
-  auto check = [&](int depth, Event event, nlohmann::json& parsed) {
+  auto check = [&](int depth, Event event, nlohmann::ordered_json& parsed) {
     if ((event == Event::object_start || event == Event::array_start) &&
         depth >= limits.max_json_depth) {
       too_deep = true;
@@ -26,8 +26,9 @@ bool ParseBody(std::string_view text, const BodyLimits& limits, nlohmann::json* 
     return true;
   };
   try {
-    *out = nlohmann::json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/true);
-  } catch (const nlohmann::json::exception& e) {
+    *out = nlohmann::ordered_json::parse(text.begin(), text.end(), check,
+                                        /*allow_exceptions=*/true);
+  } catch (const nlohmann::ordered_json::exception& e) {
     *error = ApiError{};
     error->message = std::string("the body is not valid JSON: ") + e.what();
     error->code = "invalid_json";

@@ -1,6 +1,7 @@
 // A request body parsed under the server's limits: JSON nesting depth and the length of any one
 // string (keys included) are bounded while parsing, so a hostile body is refused before it is
-// built in memory or walked recursively.
+// built in memory or walked recursively. Objects keep the client's key order (ordered_json):
+// messages and tool schemas reach the chat template as sent.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,7 @@ struct BodyLimits {
 
 // The parsed body, or false with `error` set: 400 invalid_json (with the parser's position),
 // json_too_deep or string_too_long.
-bool ParseBody(std::string_view text, const BodyLimits& limits, nlohmann::json* out,
+bool ParseBody(std::string_view text, const BodyLimits& limits, nlohmann::ordered_json* out,
                ApiError* error);
 
 }  // namespace gemma_local::server

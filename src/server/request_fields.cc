@@ -16,7 +16,7 @@ std::string Range(double lo, double hi) {
 
 }  // namespace
 
-bool ReadFloat(const nlohmann::json& body, const char* field, double lo, double hi, float* out,
+bool ReadFloat(const nlohmann::ordered_json& body, const char* field, double lo, double hi, float* out,
                ApiError* error) {
   auto it = body.find(field);
   if (it == body.end() || it->is_null()) return true;
@@ -33,7 +33,7 @@ bool ReadFloat(const nlohmann::json& body, const char* field, double lo, double 
   return true;
 }
 
-bool ReadInt(const nlohmann::json& body, const char* field, int64_t lo, int64_t hi, int64_t* out,
+bool ReadInt(const nlohmann::ordered_json& body, const char* field, int64_t lo, int64_t hi, int64_t* out,
              ApiError* error) {
   auto it = body.find(field);
   if (it == body.end() || it->is_null()) return true;
@@ -66,7 +66,7 @@ bool ReadInt(const nlohmann::json& body, const char* field, int64_t lo, int64_t 
   return true;
 }
 
-bool ReadBool(const nlohmann::json& body, const char* field, bool* out, ApiError* error) {
+bool ReadBool(const nlohmann::ordered_json& body, const char* field, bool* out, ApiError* error) {
   auto it = body.find(field);
   if (it == body.end() || it->is_null()) return true;
   if (!it->is_boolean()) {
@@ -77,7 +77,7 @@ bool ReadBool(const nlohmann::json& body, const char* field, bool* out, ApiError
   return true;
 }
 
-bool ReadCommonFields(const nlohmann::json& body, int max_n, CommonFields* out, ApiError* error) {
+bool ReadCommonFields(const nlohmann::ordered_json& body, int max_n, CommonFields* out, ApiError* error) {
   SamplingParams& s = out->request.sampling;
   s.temperature = 1.0f;  // OpenAI's default
   int64_t top_k = 0;

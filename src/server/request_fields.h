@@ -14,11 +14,11 @@ namespace gemma_local::server {
 
 // Optional number field in [lo, hi]: false with `error` when present (not null) but not a
 // number in range; `out` unchanged when absent.
-bool ReadFloat(const nlohmann::json& body, const char* field, double lo, double hi, float* out,
+bool ReadFloat(const nlohmann::ordered_json& body, const char* field, double lo, double hi, float* out,
                ApiError* error);
-bool ReadInt(const nlohmann::json& body, const char* field, int64_t lo, int64_t hi, int64_t* out,
+bool ReadInt(const nlohmann::ordered_json& body, const char* field, int64_t lo, int64_t hi, int64_t* out,
              ApiError* error);
-bool ReadBool(const nlohmann::json& body, const char* field, bool* out, ApiError* error);
+bool ReadBool(const nlohmann::ordered_json& body, const char* field, bool* out, ApiError* error);
 
 // The fields chat and text completions share: sampling, seed, stop, n, max_tokens (or
 // max_completion_tokens), stream and stream_options, and llama-server's and vLLM's ignore_eos
@@ -30,7 +30,7 @@ struct CommonFields {
   bool stream = false;
   bool include_usage = false;
 };
-bool ReadCommonFields(const nlohmann::json& body, int max_n, CommonFields* out, ApiError* error);
+bool ReadCommonFields(const nlohmann::ordered_json& body, int max_n, CommonFields* out, ApiError* error);
 
 // Settles max_tokens against the context: an explicit one must fit (else 400
 // context_length_exceeded saying by how much); without one, the rest of the context.

@@ -1,6 +1,6 @@
 // `gemma-local serve` as a user runs it: a real process on a loopback port (chosen by the OS),
-// probed with curl. Work in progress (issue 14): /health, /v1/models, OpenAI-shaped 404s and a
-// graceful SIGTERM.
+// probed with curl: /health, /v1/models, OpenAI-shaped 404s, chat completions streamed and not, a
+// graceful SIGTERM, load and bind failures. Hostile clients: serve_hostile_test.cc.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>

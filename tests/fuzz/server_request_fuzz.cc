@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Valid UTF-8 serializes without the replacement handler.
   (void)nlohmann::json(valid).dump();
 
-  nlohmann::json body;
+  nlohmann::ordered_json body;
   ApiError error;
   if (!ParseBody(text, BodyLimits{16, 4096}, &body, &error)) {
     (void)Dump(error.Body());

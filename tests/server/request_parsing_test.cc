@@ -16,7 +16,7 @@
 namespace gemma_local::server {
 namespace {
 
-nlohmann::json J(const char* text) { return nlohmann::json::parse(text); }
+nlohmann::ordered_json J(const char* text) { return nlohmann::ordered_json::parse(text); }
 
 TEST(RequestFields, NumbersAreTypeAndRangeCheckedBeforeConversion) {
   ApiError e;
@@ -95,6 +95,23 @@ TEST(ChatRequest, FieldsAndUnsupportedOnes) {
   }
 }
 
+// Messages and tool schemas reach the template in the client's key order (a tool's parameters
+// in the order the client wrote them), not sorted.
+TEST(ChatRequest, KeepsTheClientsKeyOrder) {
+  ChatRequest c;
+  ApiError e;
+  ASSERT_TRUE(ParseChatRequest(
+      J(R"({"messages":[{"role":"user","content":"hi","name":"z"}],
+            "tools":[{"type":"function","function":{"name":"f","parameters":
+              {"type":"object","properties":{"zeta":{},"alpha":{}}}}}]})"),
+      8, 4, &c, &e))
+      << e.message;
+  EXPECT_EQ(c.common.request.input.chat->messages.dump(),
+            R"([{"role":"user","content":"hi","name":"z"}])");
+  EXPECT_EQ((*c.common.request.input.chat->tools)[0]["function"]["parameters"]["properties"].dump(),
+            R"({"zeta":{},"alpha":{}})");
+}
+
 TEST(CompletionRequest, PromptShapes) {
   ApiError e;
   for (const char* ok : {R"({"prompt":"hi"})", R"({"prompt":["hi"]})", R"({"prompt":[1,2]})",
@@ -111,7 +128,7 @@ TEST(CompletionRequest, PromptShapes) {
 }
 
 TEST(RequestBody, LimitsAreCheckedWhileParsing) {
-  nlohmann::json out;
+  nlohmann::ordered_json out;
   ApiError e;
   EXPECT_TRUE(ParseBody(R"({"a":[[1]]})", {4, 16}, &out, &e));
   EXPECT_FALSE(ParseBody(std::string(100000, '[') + std::string(100000, ']'), {4, 16}, &out, &e));

@@ -56,6 +56,7 @@ TEST(ServerConcurrency, ManyClientsGetTheRepliesTheyWouldGetAlone) {
   options.model_id = "tiny";
   options.audit_log_path = dir.File("audit.jsonl");
   options.api_keys = {"k1", "k2"};
+  options.model_path = testing::PresetModelPath("tiny");  // hashed for the audit log
   Result<std::unique_ptr<Server>> server = Server::Start(options);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   EngineOptions eo;
@@ -124,12 +125,18 @@ TEST(ServerConcurrency, ManyClientsGetTheRepliesTheyWouldGetAlone) {
   (*server)->Wait();
   server->reset();  // the audit log is flushed per line; closed here
 
+  // The audit log's model hash is the file's SHA-256 (computed in the background: the last lines
+  // have it).
+  testing::CommandResult sum = testing::RunCommand("sha256sum " + options.model_path);
+  ASSERT_EQ(sum.exit_code, 0);
+  const std::string want_sha = sum.out.substr(0, 64);
   std::ifstream audit(dir.File("audit.jsonl"));
   int chat_lines = 0;
-  std::string line;
+  std::string line, last_sha;
   while (std::getline(audit, line)) {
     const nlohmann::json entry = nlohmann::json::parse(line);
     EXPECT_FALSE(entry.contains("input")) << "no text without audit_text";
+    last_sha = entry["model_sha256"].get<std::string>();
     if (entry["route"] == "POST /v1/chat/completions") {
       ++chat_lines;
       EXPECT_EQ(entry["status"], 200);
@@ -138,6 +145,39 @@ TEST(ServerConcurrency, ManyClientsGetTheRepliesTheyWouldGetAlone) {
     }
   }
   EXPECT_EQ(chat_lines, 3 + kClients * kPerClient);
+  EXPECT_EQ(last_sha, want_sha);
+}
+
+// audit_text: the audit line also holds the request's messages and the reply's text.
+TEST(ServerAudit, TextOnlyWhenSwitchedOn) {
+  testing::TempDir dir;
+  ServerOptions options;
+  options.port = 0;
+  options.model_id = "tiny";
+  options.audit_log_path = dir.File("audit.jsonl");
+  options.audit_text = true;
+  Result<std::unique_ptr<Server>> server = Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  EngineOptions eo;
+  eo.threads = 2;
+  Result<std::unique_ptr<Engine>> engine = Engine::Open(testing::PresetModelPath("tiny"), eo);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  (*server)->SetEngine(std::move(*engine));
+  httplib::Client client("127.0.0.1", (*server)->port());
+  auto res = client.Post("/v1/chat/completions", ChatBody(0, false), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const std::string reply = Content(res->body, false);
+  (*server)->Stop();
+  (*server)->Wait();
+  server->reset();
+  std::ifstream audit(dir.File("audit.jsonl"));
+  std::string line;
+  ASSERT_TRUE(std::getline(audit, line));
+  const nlohmann::json entry = nlohmann::json::parse(line);
+  EXPECT_EQ(entry["input"][0]["content"], "question 0");
+  EXPECT_EQ(entry["output"][0], reply);
+  EXPECT_TRUE(entry["key_id"].is_null()) << "no keys configured";
 }
 
 }  // namespace
