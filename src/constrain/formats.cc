@@ -34,8 +34,8 @@ bool Date(std::string_view s) {
 // RFC 3339 full-time: a leap second only where the time in UTC is 23:59:60.
 bool Time(std::string_view s) {
   int h, mi, sec;
-  if (s.size() < 9 || s[2] != ':' || s[5] != ':' || !Digits(s, 0, 2, &h) ||
-      !Digits(s, 3, 2, &mi) || !Digits(s, 6, 2, &sec)) {
+  if (s.size() < 9 || s[2] != ':' || s[5] != ':' || !Digits(s, 0, 2, &h) || !Digits(s, 3, 2, &mi) ||
+      !Digits(s, 6, 2, &sec)) {
     return false;
   }
   size_t i = 8;
@@ -85,7 +85,8 @@ bool Hostname(std::string_view s) {
   size_t start = 0;
   while (true) {
     const size_t dot = s.find('.', start);
-    const std::string_view label = s.substr(start, dot == std::string_view::npos ? s.npos : dot - start);
+    const std::string_view label =
+        s.substr(start, dot == std::string_view::npos ? s.npos : dot - start);
     if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
       return false;
     }
@@ -129,13 +130,16 @@ bool Ipv6(std::string_view s) {
       if (j < s.size() && s[j] == '.' && Ipv4(s.substr(i))) return groups + 2 <= 8;
       return false;
     }
-    if (j < s.size() && s[j] == '.') return Ipv4(s.substr(i)) && groups + 2 <= (dc == s.npos ? 8 : 7);
+    if (j < s.size() && s[j] == '.')
+      return Ipv4(s.substr(i)) && groups + 2 <= (dc == s.npos ? 8 : 7);
     ++groups;
     if (j == s.size()) break;
     if (s[j] != ':') return false;
     i = j + 1;
-    if (i < s.size() && s[i] == ':') ++i;  // the "::"
-    else if (i == s.size()) return false;  // a trailing single ':'
+    if (i < s.size() && s[i] == ':')
+      ++i;  // the "::"
+    else if (i == s.size())
+      return false;  // a trailing single ':'
   }
   return dc == std::string_view::npos ? groups == 8 : groups <= 7;
 }
@@ -197,7 +201,8 @@ bool Chars(std::string_view s, std::string_view extra) {
 // RFC 3986 URI (absolute: a scheme is required).
 bool Uri(std::string_view s) {
   const size_t colon = s.find(':');
-  if (colon == std::string_view::npos || colon == 0 || !std::isalpha(static_cast<unsigned char>(s[0]))) {
+  if (colon == std::string_view::npos || colon == 0 ||
+      !std::isalpha(static_cast<unsigned char>(s[0]))) {
     return false;
   }
   for (size_t i = 1; i < colon; ++i) {

@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-
-#include "constrain/formats.h"
 #include <regex>
 #include <set>
 #include <string_view>
 #include <unordered_map>
+
+#include "constrain/formats.h"
 
 namespace gemma_local::constrain {
 namespace {
@@ -18,25 +18,52 @@ using json = nlohmann::json;
 // `format` unless asserted).
 const std::set<std::string_view>& Annotations() {
   static const std::set<std::string_view> k = {
-      "$schema",          "$id",           "$comment", "title",        "description",
-      "default",          "examples",      "deprecated", "readOnly",   "writeOnly",
-      "contentMediaType", "contentEncoding", "contentSchema", "format"};
+      "$schema",       "$id",        "$comment", "title",     "description",      "default",
+      "examples",      "deprecated", "readOnly", "writeOnly", "contentMediaType", "contentEncoding",
+      "contentSchema", "format"};
   return k;
 }
 
 // Keywords this validator enforces.
 const std::set<std::string_view>& Enforced() {
-  static const std::set<std::string_view> k = {
-      "$ref",          "$defs",         "definitions",      "type",
-      "enum",          "const",         "multipleOf",       "maximum",
-      "exclusiveMaximum", "minimum",    "exclusiveMinimum", "maxLength",
-      "minLength",     "pattern",       "items",            "prefixItems",
-      "contains",      "minContains",   "maxContains",      "maxItems",
-      "minItems",      "uniqueItems",   "properties",       "patternProperties",
-      "additionalProperties", "propertyNames", "required",  "maxProperties",
-      "minProperties", "dependentRequired", "dependentSchemas", "allOf",
-      "anyOf",         "oneOf",         "not",              "if",
-      "then",          "else"};
+  static const std::set<std::string_view> k = {"$ref",
+                                               "$defs",
+                                               "definitions",
+                                               "type",
+                                               "enum",
+                                               "const",
+                                               "multipleOf",
+                                               "maximum",
+                                               "exclusiveMaximum",
+                                               "minimum",
+                                               "exclusiveMinimum",
+                                               "maxLength",
+                                               "minLength",
+                                               "pattern",
+                                               "items",
+                                               "prefixItems",
+                                               "contains",
+                                               "minContains",
+                                               "maxContains",
+                                               "maxItems",
+                                               "minItems",
+                                               "uniqueItems",
+                                               "properties",
+                                               "patternProperties",
+                                               "additionalProperties",
+                                               "propertyNames",
+                                               "required",
+                                               "maxProperties",
+                                               "minProperties",
+                                               "dependentRequired",
+                                               "dependentSchemas",
+                                               "allOf",
+                                               "anyOf",
+                                               "oneOf",
+                                               "not",
+                                               "if",
+                                               "then",
+                                               "else"};
   return k;
 }
 
@@ -130,7 +157,9 @@ struct SchemaValidator::Impl {
         if (!value.is_string()) return InvalidArgumentError(here + ": $ref must be a string");
         const std::string& ref = value.get_ref<const std::string&>();
         if (ref != "#" && ref.rfind("#/", 0) != 0) {
-          return UnsupportedError("$ref at " + here + ": only references inside the schema (\"#/...\") are supported, got \"" + ref + "\"");
+          return UnsupportedError(
+              "$ref at " + here +
+              ": only references inside the schema (\"#/...\") are supported, got \"" + ref + "\"");
         }
         if (Resolve(ref) == nullptr) {
           return InvalidArgumentError("$ref at " + here + ": \"" + ref + "\" points nowhere");
@@ -157,9 +186,10 @@ struct SchemaValidator::Impl {
         if (!value.is_string()) return InvalidArgumentError(here + ": expected a string");
         GL_RETURN_IF_ERROR(AddRegex(value.get<std::string>(), here));
       } else if (key == "type") {
-        const bool ok = value.is_string() ||
-                        (value.is_array() && std::all_of(value.begin(), value.end(),
-                                                         [](const json& t) { return t.is_string(); }));
+        const bool ok =
+            value.is_string() ||
+            (value.is_array() &&
+             std::all_of(value.begin(), value.end(), [](const json& t) { return t.is_string(); }));
         if (!ok) return InvalidArgumentError(here + ": expected a type name or a list of them");
       } else if (key == "enum") {
         if (!value.is_array()) return InvalidArgumentError(here + ": expected an array");
@@ -196,7 +226,7 @@ struct SchemaValidator::Impl {
     std::string pointer;
     for (size_t i = 1; i < ref.size(); ++i) {
       auto hex = [](char c) {
-        return c >= '0' && c <= '9' ? c - '0'
+        return c >= '0' && c <= '9'   ? c - '0'
                : c >= 'a' && c <= 'f' ? c - 'a' + 10
                : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                       : -1;
@@ -233,8 +263,8 @@ struct SchemaValidator::Impl {
     return scratch.empty();
   }
 
-  void Run(const json& v, const json& s, const std::string& inst, const std::string& at,
-           int depth, std::vector<SchemaError>* errors) const {
+  void Run(const json& v, const json& s, const std::string& inst, const std::string& at, int depth,
+           std::vector<SchemaError>* errors) const {
     if (s.is_boolean()) {
       if (!s.get<bool>()) Fail(errors, inst, at, "the schema is false: no value is valid");
       return;
@@ -303,7 +333,8 @@ struct SchemaValidator::Impl {
       Fail(errors, inst, at + "/pattern", "does not match " + it->dump());
     }
     if (options.assert_format) {
-      if (auto it = s.find("format"); it != s.end() && !MatchesFormat(it->get<std::string>(), text)) {
+      if (auto it = s.find("format");
+          it != s.end() && !MatchesFormat(it->get<std::string>(), text)) {
         Fail(errors, inst, at + "/format", "not a valid " + it->get<std::string>());
       }
     }
@@ -334,8 +365,8 @@ struct SchemaValidator::Impl {
     if (auto it = s.find("prefixItems"); it != s.end()) {
       prefix = std::min(it->size(), v.size());
       for (size_t i = 0; i < prefix; ++i) {
-        Run(v[i], (*it)[i], inst + "/" + std::to_string(i), at + "/prefixItems/" + std::to_string(i),
-            depth + 1, errors);
+        Run(v[i], (*it)[i], inst + "/" + std::to_string(i),
+            at + "/prefixItems/" + std::to_string(i), depth + 1, errors);
       }
     }
     if (auto it = s.find("items"); it != s.end()) {
@@ -400,8 +431,7 @@ struct SchemaValidator::Impl {
         for (const auto& [pattern, sub] : patterns->items()) {
           if (Search(pattern, name)) {
             matched = true;
-            Run(value, sub, where, at + "/patternProperties/" + Escape(pattern), depth + 1,
-                errors);
+            Run(value, sub, where, at + "/patternProperties/" + Escape(pattern), depth + 1, errors);
           }
         }
       }

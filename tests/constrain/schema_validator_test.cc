@@ -103,9 +103,8 @@ TEST(SchemaValidator, FormatsAsTheSuiteSays) {
     }
   }
   EXPECT_GT(decided, 250);
-  EXPECT_FALSE(SchemaValidator::Compile(nlohmann::json::parse(R"({"format": "hostname"})"),
-                                        options)
-                   .ok());
+  EXPECT_FALSE(
+      SchemaValidator::Compile(nlohmann::json::parse(R"({"format": "hostname"})"), options).ok());
 }
 
 }  // namespace

@@ -1,0 +1,110 @@
+#include "constrain/earley.h"
+
+#include <algorithm>
+
+namespace gemma_local::constrain {
+
+EarleyParser::EarleyParser(const Grammar* grammar) : grammar_(grammar) { Reset(); }
+
+void EarleyParser::Reset() {
+  items_.clear();
+  expected_.clear();
+  rows_.clear();
+  row_begin_ = 0;
+  seen_.clear();
+  for (uint32_t p : grammar_->productions_of(grammar_->start())) Add(Item{p, 0, 0});
+  Close();
+}
+
+void EarleyParser::Add(const Item& item) {
+  const uint64_t key = (static_cast<uint64_t>(item.production) << 40) ^
+                       (static_cast<uint64_t>(item.dot) << 32) ^ item.origin;
+  if (seen_.insert(key).second) items_.push_back(item);
+}
+
+void EarleyParser::Close() {
+  const auto row_index = static_cast<uint32_t>(rows_.size());
+  const auto& productions = grammar_->productions();
+  for (size_t i = row_begin_; i < items_.size(); ++i) {
+    const Item item = items_[i];
+    const Grammar::Production& p = productions[item.production];
+    std::span<const Symbol> rhs = grammar_->rhs(p);
+    if (item.dot == rhs.size()) {
+      // Complete: advance the items of the origin row waiting for this rule. An origin equal to
+      // this row is a nullable completion, already covered by the prediction step below.
+      if (item.origin == row_index) continue;
+      const Row& origin = rows_[item.origin];
+      for (uint32_t k = origin.items_begin; k < origin.items_end; ++k) {
+        const Item& waiting = items_[k];
+        std::span<const Symbol> wrhs = grammar_->rhs(productions[waiting.production]);
+        if (waiting.dot < wrhs.size() && !wrhs[waiting.dot].is_lexeme() &&
+            wrhs[waiting.dot].index() == p.lhs) {
+          Add(Item{waiting.production, waiting.dot + 1, waiting.origin});
+        }
+      }
+      continue;
+    }
+    const Symbol next = rhs[item.dot];
+    if (next.is_lexeme()) continue;
+    for (uint32_t q : grammar_->productions_of(next.index())) Add(Item{q, 0, row_index});
+    if (grammar_->nullable(next.index())) Add(Item{item.production, item.dot + 1, item.origin});
+  }
+  Row row;
+  row.items_begin = row_begin_;
+  row.items_end = static_cast<uint32_t>(items_.size());
+  row.expected_begin = static_cast<uint32_t>(expected_.size());
+  row.accepting = false;
+  for (size_t i = row_begin_; i < items_.size(); ++i) {
+    const Item& item = items_[i];
+    const Grammar::Production& p = productions[item.production];
+    std::span<const Symbol> rhs = grammar_->rhs(p);
+    if (item.dot < rhs.size()) {
+      if (rhs[item.dot].is_lexeme()) expected_.push_back(rhs[item.dot].index());
+    } else if (item.origin == 0 && p.lhs == grammar_->start()) {
+      row.accepting = true;
+    }
+  }
+  std::sort(expected_.begin() + row.expected_begin, expected_.end());
+  expected_.erase(std::unique(expected_.begin() + row.expected_begin, expected_.end()),
+                  expected_.end());
+  row.expected_end = static_cast<uint32_t>(expected_.size());
+  rows_.push_back(row);
+  row_begin_ = static_cast<uint32_t>(items_.size());
+  seen_.clear();
+}
+
+bool EarleyParser::Scan(std::span<const int32_t> lexemes) {
+  const Row& top = rows_.back();
+  const auto& productions = grammar_->productions();
+  for (uint32_t k = top.items_begin; k < top.items_end; ++k) {
+    const Item item = items_[k];
+    std::span<const Symbol> rhs = grammar_->rhs(productions[item.production]);
+    if (item.dot < rhs.size() && rhs[item.dot].is_lexeme() &&
+        std::find(lexemes.begin(), lexemes.end(), rhs[item.dot].index()) != lexemes.end()) {
+      Add(Item{item.production, item.dot + 1, item.origin});
+    }
+  }
+  if (items_.size() == row_begin_) {
+    seen_.clear();
+    return false;
+  }
+  Close();
+  return true;
+}
+
+void EarleyParser::Pop() {
+  if (rows_.size() <= 1) return;
+  const Row& top = rows_.back();
+  items_.resize(top.items_begin);
+  expected_.resize(top.expected_begin);
+  rows_.pop_back();
+  row_begin_ = static_cast<uint32_t>(items_.size());
+}
+
+std::span<const int32_t> EarleyParser::Expected() const {
+  const Row& top = rows_.back();
+  return std::span<const int32_t>(expected_).subspan(top.expected_begin,
+                                                     top.expected_end - top.expected_begin);
+}
+
+}  // namespace gemma_local::constrain

@@ -1,0 +1,166 @@
+#include "constrain/matcher.h"
+
+#include <algorithm>
+
+namespace gemma_local::constrain {
+
+Matcher::Matcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const VocabIndex> vocab,
+                 std::vector<int32_t> stop_ids)
+    : grammar_(std::move(grammar)),
+      vocab_(std::move(vocab)),
+      stop_ids_(std::move(stop_ids)),
+      parser_(grammar_.get()) {
+  stack_.push_back(Entry{StartState(), parser_.rows(), true});
+}
+
+int32_t Matcher::Intern(std::vector<std::pair<int32_t, RegexId>> alive) {
+  auto [it, inserted] = state_ids_.try_emplace(alive, static_cast<int32_t>(states_.size()));
+  if (!inserted) return it->second;
+  LexState s;
+  for (auto [lexeme, r] : alive) {
+    if (grammar_->arena().Nullable(r)) s.ended.push_back(lexeme);
+  }
+  s.alive = std::move(alive);
+  s.next.fill(kUnknown);
+  states_.push_back(std::move(s));
+  return it->second;
+}
+
+int32_t Matcher::StartState() {
+  std::span<const int32_t> expected = parser_.Expected();
+  std::vector<int32_t> key(expected.begin(), expected.end());
+  if (auto it = start_states_.find(key); it != start_states_.end()) return it->second;
+  std::vector<std::pair<int32_t, RegexId>> alive;
+  for (int32_t lexeme : key) alive.emplace_back(lexeme, grammar_->lexeme(lexeme));
+  const int32_t id = Intern(std::move(alive));
+  start_states_.emplace(std::move(key), id);
+  return id;
+}
+
+int32_t Matcher::Transition(int32_t state, uint8_t b) {
+  int32_t cached = states_[static_cast<size_t>(state)].next[b];
+  if (cached != kUnknown) return cached;
+  RegexArena& arena = grammar_->arena();
+  std::vector<std::pair<int32_t, RegexId>> next;
+  for (auto [lexeme, r] : states_[static_cast<size_t>(state)].alive) {
+    const RegexId d = arena.Derivative(r, b);
+    if (d == RegexArena::kNothing) continue;
+    // A derivative that matches nothing is dead even if it is not the empty regex (an
+    // intersection or complement can be); the state budget bounds this search.
+    Result<int32_t> min = arena.MinLength(d);
+    if (min.ok() && *min < 0) continue;
+    next.emplace_back(lexeme, d);
+  }
+  int32_t result;
+  if (!next.empty()) {
+    result = Intern(std::move(next));
+  } else {
+    result = states_[static_cast<size_t>(state)].ended.empty() ? kDead : kEnd;
+  }
+  states_[static_cast<size_t>(state)].next[b] = result;
+  return result;
+}
+
+bool Matcher::PushByte(uint8_t b) {
+  const Entry top = stack_.back();
+  const int32_t t = Transition(top.lex, b);
+  if (t >= 0) {
+    stack_.push_back(Entry{t, top.rows, false});
+    return true;
+  }
+  if (t == kDead) return false;
+  // Maximal munch: the byte extends no lexeme, so the lexemes that can end here end, and the byte
+  // starts the next one.
+  const std::vector<int32_t> ended = states_[static_cast<size_t>(top.lex)].ended;
+  if (!parser_.Scan(ended)) return false;
+  const int32_t t2 = Transition(StartState(), b);
+  if (t2 < 0) {  // lexemes are never empty, so kEnd cannot happen at a lexeme's start
+    parser_.Pop();
+    return false;
+  }
+  stack_.push_back(Entry{t2, parser_.rows(), false});
+  return true;
+}
+
+void Matcher::PopByte() {
+  stack_.pop_back();
+  parser_.Truncate(stack_.back().rows);
+}
+
+bool Matcher::Complete() {
+  const Entry top = stack_.back();
+  const std::vector<int32_t>& ended = states_[static_cast<size_t>(top.lex)].ended;
+  // Between lexemes (nothing of the next one read): complete when the parse so far is.
+  if (ended.empty()) return top.fresh && parser_.Accepting();
+  const std::vector<int32_t> copy = ended;
+  if (!parser_.Scan(copy)) return false;
+  const bool accepting = parser_.Accepting();
+  parser_.Pop();
+  return accepting;
+}
+
+namespace {
+
+struct MaskVisitor {
+  Matcher* matcher;
+  TokenMask* mask;
+  bool Push(uint8_t b) { return matcher->PushByte(b); }
+  void Pop() { matcher->PopByte(); }
+  void Token(int32_t id) { mask->Set(id); }
+};
+
+}  // namespace
+
+Status Matcher::FillMask(TokenMask* mask) {
+  if (mask->size() != vocab_->vocab_size()) mask->Resize(vocab_->vocab_size());
+  mask->Clear();
+  if (finished_) return InvalidArgumentError("the constrained value is already finished");
+  MaskVisitor visitor{this, mask};
+  vocab_->Walk(visitor);
+  if (Complete()) {
+    for (int32_t id : stop_ids_) mask->Set(id);
+  }
+  if (mask->Empty()) {
+    return InternalError("constraint dead end after " + std::to_string(bytes_accepted_) +
+                         " bytes: no token continues the value");
+  }
+  return Status::Ok();
+}
+
+Status Matcher::AcceptBytes(std::string_view bytes) {
+  const size_t depth = stack_.size();
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (!PushByte(static_cast<uint8_t>(bytes[i]))) {
+      while (stack_.size() > depth) PopByte();
+      return InvalidArgumentError("byte " + std::to_string(bytes_accepted_ + i) +
+                                  " is not allowed by the constraint");
+    }
+  }
+  bytes_accepted_ += bytes.size();
+  // Keep only the top entry: nothing pops below an accepted token.
+  const Entry top = stack_.back();
+  stack_.assign(1, top);
+  return Status::Ok();
+}
+
+Status Matcher::Accept(int32_t id) {
+  if (finished_) return InvalidArgumentError("the constrained value is already finished");
+  if (id < 0 || id >= vocab_->vocab_size()) {
+    return InvalidArgumentError("token " + std::to_string(id) + " is out of range");
+  }
+  if (std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end()) {
+    if (!Complete()) {
+      return InvalidArgumentError("stop token " + std::to_string(id) +
+                                  " before the constrained value is complete");
+    }
+    finished_ = true;
+    return Status::Ok();
+  }
+  if (vocab_->Excluded(id)) {
+    return InvalidArgumentError("token " + std::to_string(id) +
+                                " is never allowed inside a constrained value");
+  }
+  return AcceptBytes(vocab_->TokenBytes(id));
+}
+
+}  // namespace gemma_local::constrain
