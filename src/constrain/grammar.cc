@@ -31,11 +31,6 @@ Status Grammar::Finalize() {
   if (start_ < 0 || static_cast<size_t>(start_) >= rule_names_.size()) {
     return InvalidArgumentError("grammar has no start rule");
   }
-  for (size_t r = 0; r < rule_names_.size(); ++r) {
-    if (by_rule_[r].empty()) {
-      return InvalidArgumentError("grammar rule \"" + rule_names_[r] + "\" has no alternatives");
-    }
-  }
   for (size_t i = 0; i < lexemes_.size(); ++i) {
     if (arena_->Nullable(lexemes_[i])) {
       return InternalError("grammar lexeme " + std::to_string(i) + " matches the empty string");

@@ -45,8 +45,9 @@ class Grammar {
   void AddProduction(int32_t rule, std::vector<Symbol> rhs);
   void set_start(int32_t rule) { start_ = rule; }
 
-  // Checks the grammar (every rule has a production, no lexeme matches the empty string or
-  // nothing, the start rule derives some string) and computes nullable rules.
+  // Checks the grammar (no lexeme matches the empty string or nothing, the start rule derives
+  // some string), computes nullable rules, and drops alternatives that can never complete (a rule
+  // without alternatives derives nothing).
   Status Finalize();
 
   RegexArena& arena() const { return *arena_; }

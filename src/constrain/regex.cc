@@ -279,6 +279,46 @@ RegexId RegexArena::CodePointRange(uint32_t lo, uint32_t hi) {
   return CodePoints(range);
 }
 
+RegexId RegexArena::Substitute(RegexId r, const std::function<RegexId(const ByteSet&)>& f) {
+  std::unordered_map<RegexId, RegexId> memo;
+  std::function<RegexId(RegexId)> go = [&](RegexId x) -> RegexId {
+    if (auto it = memo.find(x); it != memo.end()) return it->second;
+    const Node n = node(x);
+    RegexId out = x;
+    switch (n.kind) {
+      case Kind::kNothing:
+      case Kind::kEmpty:
+        break;
+      case Kind::kBytes: {
+        const ByteSet set = sets_[static_cast<size_t>(n.a)];
+        out = f(set);
+        break;
+      }
+      case Kind::kConcat:
+        out = Concat(go(n.a), go(n.b));
+        break;
+      case Kind::kOr:
+      case Kind::kAnd: {
+        const std::vector<RegexId> children(lists_.begin() + n.list_begin,
+                                            lists_.begin() + n.list_end);
+        std::vector<RegexId> mapped;
+        for (RegexId c : children) mapped.push_back(go(c));
+        out = n.kind == Kind::kOr ? Or(mapped) : And(mapped);
+        break;
+      }
+      case Kind::kNot:
+        out = Not(go(n.a));
+        break;
+      case Kind::kRepeat:
+        out = Repeat(go(n.a), n.min, n.max);
+        break;
+    }
+    memo.emplace(x, out);
+    return out;
+  };
+  return go(r);
+}
+
 RegexId RegexArena::Derivative(RegexId r, uint8_t b) {
   const uint64_t key = (static_cast<uint64_t>(r) << 8) | b;
   if (auto it = derivatives_.find(key); it != derivatives_.end()) return it->second;

@@ -20,6 +20,7 @@
 #include <array>
 #include <bitset>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,6 +65,11 @@ class RegexArena {
   RegexId CodePoints(std::span<const std::pair<uint32_t, uint32_t>> ranges);
   RegexId CodePointRange(uint32_t lo, uint32_t hi);
   RegexId AnyChar() { return CodePointRange(0, 0x10FFFF); }
+
+  // `r` with every single-byte set S replaced by f(S) (memoised within the call). A homomorphism
+  // on unions, concatenations and repetitions; the caller decides whether it is one for r's
+  // intersections and complements.
+  RegexId Substitute(RegexId r, const std::function<RegexId(const ByteSet&)>& f);
 
   bool Nullable(RegexId r) const { return nodes_[static_cast<size_t>(r)].nullable; }
   RegexId Derivative(RegexId r, uint8_t b);

@@ -1,0 +1,186 @@
+// Keyword classification, normalisation and allOf merging for the JSON Schema compiler.
+#include <algorithm>
+#include <set>
+
+#include "constrain/formats.h"
+#include "constrain/json_schema_internal.h"
+
+namespace gemma_local::constrain::schema_internal {
+namespace {
+
+const std::set<std::string, std::less<>>& Annotations() {
+  static const std::set<std::string, std::less<>> k = {
+      "$schema",       "$id",       "$comment",         "title",
+      "description",   "default",   "examples",         "deprecated",
+      "readOnly",      "writeOnly", "contentMediaType", "contentEncoding",
+      "contentSchema", "$defs",     "definitions"};
+  return k;
+}
+// OpenAPI / vendor annotations the validator does not know: dropped from the normalised schema.
+bool IsForeignAnnotation(std::string_view key) {
+  return key == "example" || key == "discriminator" || key == "externalDocs" || key == "xml" ||
+         key.substr(0, 2) == "x-";
+}
+const std::set<std::string, std::less<>>& GrammarKeywords() {
+  static const std::set<std::string, std::less<>> k = {"type",
+                                                       "enum",
+                                                       "const",
+                                                       "properties",
+                                                       "required",
+                                                       "additionalProperties",
+                                                       "items",
+                                                       "prefixItems",
+                                                       "minItems",
+                                                       "maxItems",
+                                                       "minLength",
+                                                       "maxLength",
+                                                       "pattern",
+                                                       "format",
+                                                       "minimum",
+                                                       "maximum",
+                                                       "exclusiveMinimum",
+                                                       "exclusiveMaximum",
+                                                       "multipleOf",
+                                                       "minProperties",
+                                                       "maxProperties",
+                                                       "anyOf",
+                                                       "oneOf",
+                                                       "allOf",
+                                                       "$ref"};
+  return k;
+}
+const std::set<std::string, std::less<>>& ValidatedKeywords() {
+  static const std::set<std::string, std::less<>> k = {"uniqueItems",
+                                                       "not",
+                                                       "if",
+                                                       "then",
+                                                       "else",
+                                                       "dependentRequired",
+                                                       "dependentSchemas",
+                                                       "contains",
+                                                       "minContains",
+                                                       "maxContains",
+                                                       "patternProperties",
+                                                       "propertyNames"};
+  return k;
+}
+
+}  // namespace
+
+KeywordClass Classify(std::string_view key) {
+  if (Annotations().count(key) != 0 || IsForeignAnnotation(key)) return KeywordClass::kAnnotation;
+  if (GrammarKeywords().count(key) != 0) return KeywordClass::kGrammar;
+  if (ValidatedKeywords().count(key) != 0) return KeywordClass::kValidated;
+  return KeywordClass::kRefused;
+}
+
+std::string PointerToken(const std::string& token) {
+  std::string out;
+  for (char c : token) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Status Refuse(const std::string& keyword, const std::string& pointer, const std::string& why) {
+  return UnsupportedError("JSON Schema keyword \"" + keyword + "\" at \"" + pointer +
+                          "\" is not supported" + (why.empty() ? "" : ": " + why) +
+                          " (best_effort would ignore it)");
+}
+
+Status Unsatisfiable(const std::string& pointer, const std::string& why) {
+  return InvalidArgumentError("JSON Schema at \"" + pointer + "\" allows no value: " + why);
+}
+
+Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort,
+                        std::vector<ConstraintIssue>* not_enforced) {
+  if (s.is_boolean()) return s;
+  if (!s.is_object()) {
+    return InvalidArgumentError("JSON Schema at \"" + ptr + "\" must be an object or a boolean");
+  }
+  ojson out = ojson::object();
+  bool nullable = false;
+  for (auto it = s.begin(); it != s.end(); ++it) {
+    const std::string& key = it.key();
+    const std::string at = ptr + "/" + PointerToken(key);
+    if (key == "nullable") {
+      nullable = it.value().is_boolean() && it.value().get<bool>();
+      continue;
+    }
+    if (IsForeignAnnotation(key)) continue;
+    std::string refusal;
+    if (Classify(key) == KeywordClass::kRefused) {
+      refusal = "unknown or unsupported keyword";
+    } else if (key == "format" && it.value().is_string() &&
+               !IsCheckedFormat(it.value().get<std::string>())) {
+      refusal = "format \"" + it.value().get<std::string>() +
+                "\" is not one of date, time, date-time, email, uuid, uri";
+    } else if (key == "$ref" &&
+               (!it.value().is_string() || it.value().get<std::string>().substr(0, 1) != "#")) {
+      refusal = "only local references (\"#...\") are supported";
+    }
+    if (!refusal.empty()) {
+      if (!best_effort) return Refuse(key, ptr, refusal);
+      not_enforced->push_back({key, ptr, refusal});
+      continue;
+    }
+    const ojson& v = it.value();
+    // Subschemas: maps of schemas, arrays of schemas, single schemas.
+    if (key == "properties" || key == "patternProperties" || key == "$defs" ||
+        key == "definitions" || key == "dependentSchemas") {
+      if (!v.is_object())
+        return InvalidArgumentError("\"" + key + "\" at \"" + ptr + "\" must be an object");
+      ojson m = ojson::object();
+      for (auto p = v.begin(); p != v.end(); ++p) {
+        GL_ASSIGN_OR_RETURN(m[p.key()], Normalize(p.value(), at + "/" + PointerToken(p.key()),
+                                                  best_effort, not_enforced));
+      }
+      out[key] = std::move(m);
+    } else if (key == "allOf" || key == "anyOf" || key == "oneOf" || key == "prefixItems") {
+      if (!v.is_array() || v.empty()) {
+        return InvalidArgumentError("\"" + key + "\" at \"" + ptr + "\" must be a non-empty array");
+      }
+      ojson a = ojson::array();
+      for (size_t i = 0; i < v.size(); ++i) {
+        GL_ASSIGN_OR_RETURN(
+            ojson sub, Normalize(v[i], at + "/" + std::to_string(i), best_effort, not_enforced));
+        a.push_back(std::move(sub));
+      }
+      out[key] = std::move(a);
+    } else if (key == "items" || key == "additionalProperties" || key == "contains" ||
+               key == "propertyNames" || key == "not" || key == "if" || key == "then" ||
+               key == "else") {
+      GL_ASSIGN_OR_RETURN(out[key], Normalize(v, at, best_effort, not_enforced));
+    } else {
+      out[key] = v;
+    }
+  }
+  if (nullable && !out.contains("type") && !out.contains("enum") && !out.contains("const") &&
+      (out.contains("$ref") || out.contains("anyOf") || out.contains("oneOf") ||
+       out.contains("allOf"))) {
+    return ojson{{"anyOf", ojson::array({out, ojson{{"type", "null"}}})}};
+  }
+  if (nullable) {
+    if (auto t = out.find("type"); t != out.end()) {
+      ojson types = t->is_array() ? *t : ojson::array({*t});
+      if (std::find(types.begin(), types.end(), "null") == types.end()) types.push_back("null");
+      *t = types;
+    }
+    if (auto e = out.find("enum"); e != out.end() && e->is_array()) {
+      if (std::find(e->begin(), e->end(), nullptr) == e->end()) e->push_back(nullptr);
+    }
+    if (auto c = out.find("const"); c != out.end()) {
+      out["enum"] = ojson::array({*c, nullptr});
+      out.erase("const");
+    }
+  }
+  return out;
+}
+
+}  // namespace gemma_local::constrain::schema_internal
