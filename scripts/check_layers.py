@@ -65,6 +65,7 @@ PUBLIC_HEADER_HOME = {
     "chat_output.h": "text",
     "chat_template.h": "text",
     "tokenizer.h": "text",
+    "constraint.h": "constrain",
     "sampling.h": "runtime",
     "engine.h": "runtime",
     "server.h": "server",

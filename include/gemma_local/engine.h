@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gemma_local/chat_output.h"
+#include "gemma_local/constraint.h"
 #include "gemma_local/sampling.h"
 #include "gemma_local/status.h"
 #include "gemma_local/tokenizer.h"
@@ -113,6 +114,11 @@ struct Request {
   ReplyParsing parse_reply = ReplyParsing::kAuto;
   // Higher runs first; equal priorities run in arrival order.
   int priority = 0;
+  // Structured output (constraint.h): every generated token keeps the text a prefix of the
+  // constraint's language, and a stop token is allowed only once the value is complete. Not
+  // combinable with `stop` strings (a cut would break the value) or a thinking chat; reply
+  // parsing is off. The final event carries the outcome.
+  std::optional<Constraint> constraint;
 };
 
 struct TokenLogprob {
@@ -155,6 +161,7 @@ struct Event {
   bool reply_parsed = false;  // the Gemma 4 reply parser ran on this request
   bool malformed = false;     // a parsed reply that did not parse fully (see chat_output.h)
   std::string malformed_reason;
+  std::optional<ConstraintOutcome> constraint;  // constrained requests
 
   std::string Content() const;    // concatenated content deltas
   std::string Reasoning() const;  // concatenated reasoning deltas
@@ -174,6 +181,7 @@ struct Completion {
   std::string finish_reason;
   Usage usage;
   Timings timings;
+  std::optional<ConstraintOutcome> constraint;  // constrained requests
 };
 
 class RequestHandle {

@@ -20,15 +20,10 @@
 
 #include "constrain/grammar.h"
 #include "constrain/schema_validator.h"
+#include "gemma_local/constraint.h"
 #include "gemma_local/status.h"
 
 namespace gemma_local::constrain {
-
-struct ConstraintIssue {
-  std::string keyword;
-  std::string pointer;  // RFC 6901, into the schema ("" = the root)
-  std::string message;
-};
 
 struct SchemaCompileOptions {
   bool best_effort = false;

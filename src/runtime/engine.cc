@@ -157,11 +157,24 @@ class LocalEngine final : public Engine {
                        (request.parse_reply == ReplyParsing::kAuto && gemma4 && request.input.chat.has_value());
     GL_RETURN_IF_ERROR(CheckFits(static_cast<int64_t>(prompt.size()), request.max_tokens));
     Work work;
+    if (request.constraint) {
+      if (!request.stop.empty()) {
+        return InvalidArgumentError(
+            "stop strings cannot be combined with a constraint (cutting the text would break the "
+            "value); the value ends by itself");
+      }
+      if (request.input.chat && request.input.chat->enable_thinking.value_or(false)) {
+        return InvalidArgumentError(
+            "a constraint cannot be combined with thinking (it would constrain the thoughts)");
+      }
+      GL_ASSIGN_OR_RETURN(work.vocab, Vocab());
+      GL_ASSIGN_OR_RETURN(work.constraint, constrain::CompileConstraint(*request.constraint));
+    }
     work.priority = request.priority;
     work.prompt = std::move(prompt);
     work.state = std::make_shared<RequestState>(next_id_.fetch_add(1));
     for (int i = 1; i < n; ++i) work.samples.push_back(std::make_shared<RequestState>(next_id_.fetch_add(1)));
-    work.parse = parse;
+    work.parse = parse && !request.constraint;
     work.request = std::make_shared<const Request>(std::move(request));
     std::vector<std::unique_ptr<RequestHandle>> handles;
     handles.push_back(std::make_unique<RequestHandle>(work.state));
@@ -197,6 +210,14 @@ class LocalEngine final : public Engine {
   }
 
  private:
+  // The vocabulary index constrained requests share, built on first use (about a second for a
+  // 262k vocabulary).
+  Result<std::shared_ptr<const constrain::VocabIndex>> Vocab() const {
+    if (!tokenizer_.ok()) return tokenizer_.status();
+    std::call_once(vocab_once_, [this] { vocab_.emplace(constrain::VocabIndex::Build(**tokenizer_)); });
+    return *vocab_;
+  }
+
   // The chat template, loaded on first use (a checkpoint without one falls back to a built-in
   // format with a warning, which only chat requests should print).
   const Result<ChatTemplate>& Template() const {
@@ -300,6 +321,8 @@ class LocalEngine final : public Engine {
   Result<std::shared_ptr<const Tokenizer>> tokenizer_;
   mutable std::once_flag template_once_;
   mutable std::optional<Result<ChatTemplate>> template_;
+  mutable std::once_flag vocab_once_;
+  mutable std::optional<Result<std::shared_ptr<const constrain::VocabIndex>>> vocab_;
   std::string architecture_;
 
   mutable std::mutex mu_;  // guards the fields below and the stats the scheduler publishes

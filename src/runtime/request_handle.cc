@@ -149,6 +149,7 @@ Result<Completion> RequestHandle::Wait() {
     c.reply_parsed = e->reply_parsed;
     c.malformed = e->malformed;
     c.malformed_reason = e->malformed_reason;
+    c.constraint = e->constraint;
     c.usage = e->usage;
     c.timings = e->timings;
   }

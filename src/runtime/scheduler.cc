@@ -1,8 +1,11 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
+#include <span>
 
+#include "constrain/matcher.h"
 #include "ops/reference/ref_ops.h"
 #include "runtime/activation_dump.h"
 #include "runtime/reply_assembler.h"
@@ -49,6 +52,8 @@ struct Scheduler::Sequence {
   std::optional<Sampler> sampler;
   std::vector<int32_t> stop_tokens;
   ScoreResult score;
+  std::unique_ptr<constrain::Matcher> matcher;  // constrained requests
+  constrain::TokenMask mask;
 
   bool scoring() const { return work.state == nullptr; }
   int64_t pending() const { return static_cast<int64_t>(tokens.size()) - computed; }
@@ -86,6 +91,10 @@ std::unique_ptr<Scheduler::Sequence> Scheduler::MakeSequence(Work work) {
     s->stop_tokens.insert(s->stop_tokens.end(), r.stop_token_ids.begin(), r.stop_token_ids.end());
     s->text.emplace(tokenizer_, s->stop_tokens, r.stop, work.parse);
     s->sampler.emplace(r.sampling);
+    if (work.constraint) {
+      s->matcher = std::make_unique<constrain::Matcher>(work.constraint->grammar, work.vocab,
+                                                        s->stop_tokens);
+    }
   }
   s->work = std::move(work);
   return s;
@@ -102,6 +111,8 @@ void Scheduler::SpawnSamples(Sequence& s, const float* logits_row) {
     w.prompt = s.work.prompt;
     w.state = samples[i];
     w.parse = s.work.parse;
+    w.constraint = s.work.constraint;  // shared: all samples run on this thread
+    w.vocab = s.work.vocab;
     auto request = std::make_shared<Request>(*s.work.request);
     request->sampling.seed += i + 1;
     w.request = std::move(request);
@@ -199,6 +210,19 @@ void Scheduler::Finish(Sequence& s, Event final) {
       final.malformed = true;
       final.malformed_reason = reply->malformed_reason;
     }
+    if (s.matcher) {
+      const bool complete = s.matcher->finished() ||
+                            (final.finish_reason == "stop" && s.matcher->Complete());
+      std::vector<int32_t> generated(s.tokens.end() - static_cast<std::ptrdiff_t>(s.generated),
+                                     s.tokens.end());
+      if (!generated.empty() && std::find(s.stop_tokens.begin(), s.stop_tokens.end(),
+                                          generated.back()) != s.stop_tokens.end()) {
+        generated.pop_back();
+      }
+      Result<std::string> text = tokenizer_->Decode(generated);
+      final.constraint =
+          constrain::JudgeOutput(*s.work.constraint, complete, text.ok() ? *text : std::string());
+    }
     final.timings.queue_ms = MillisBetween(s.work.submitted, s.start);
     final.timings.prompt_ms = MillisBetween(s.start, s.prompt_done ? s.prompt_done_at : now);
     if (s.prompt_done) final.timings.gen_ms = MillisBetween(s.prompt_done_at, now);
@@ -254,6 +278,21 @@ void Scheduler::FinishScore(Sequence& s, Result<ScoreResult> result) {
 
 namespace {
 
+// Disallowed ids get -inf; ids past the mask (a model vocabulary larger than the tokenizer's)
+// are never allowed.
+void ApplyMask(const constrain::TokenMask& mask, std::vector<float>& row) {
+  const std::span<const uint64_t> words = mask.words();
+  const size_t n = row.size();
+  for (size_t w = 0; w * 64 < n; ++w) {
+    const uint64_t bits = w < words.size() ? words[w] : 0;
+    if (bits == ~uint64_t{0}) continue;
+    const size_t end = std::min(n, (w + 1) * 64);
+    for (size_t i = w * 64; i < end; ++i) {
+      if (((bits >> (i - w * 64)) & 1) == 0) row[i] = -std::numeric_limits<float>::infinity();
+    }
+  }
+}
+
 Event EndEvent(const std::string& reason, Status error = Status::Ok()) {
   Event e;
   e.finish_reason = reason;
@@ -279,7 +318,24 @@ void Scheduler::Deliver(Sequence& s, const float* logits_row) {
     logprob_row_.resize(V);
     ref::LogSoftmax(logits_row, static_cast<int64_t>(V), logprob_row_.data());
   }
+  if (s.matcher) {
+    // The mask first: penalties, temperature and the truncations then act on allowed ids only.
+    Status masked = s.matcher->FillMask(&s.mask);
+    if (!masked.ok()) {
+      // A value that is complete with no stop token to end it (ignore_model_stop_tokens) ends
+      // here; anything else is a dead end, which the tests show never happens.
+      if (s.matcher->Complete()) return Finish(s, EndEvent("stop"));
+      return Finish(s, EndEvent("error", masked));
+    }
+    ApplyMask(s.mask, row_);
+  }
   const int32_t next = s.sampler->Next(row_, s.tokens, s.generated);
+  if (s.matcher) {
+    if (Status accepted = s.matcher->Accept(next); !accepted.ok()) {
+      return Finish(s, EndEvent("error", InternalError("sampled a token the constraint forbids: " +
+                                                        accepted.message())));
+    }
+  }
   const auto token_time = SchedulerClock::now();
   {
     std::lock_guard<std::mutex> lock(*stats_mu_);

@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "constrain/constraint_compile.h"
+#include "constrain/vocab_index.h"
 #include "gemma_local/engine.h"
 #include "gemma_local/tokenizer.h"
 #include "model/model.h"
@@ -56,6 +58,9 @@ struct Work {
   std::shared_ptr<RequestState> state;
   std::shared_ptr<const Request> request;
   bool parse = false;  // Gemma 4 reply parsing
+  // Structured output: compiled at Submit; each sequence gets its own matcher over the vocab.
+  std::shared_ptr<const constrain::CompiledConstraint> constraint;
+  std::shared_ptr<const constrain::VocabIndex> vocab;
   // More samples of the same request (SubmitSamples): they start from this request's prompt KV
   // (shared copy-on-write) and its first logits, sample i seeded with seed + i.
   std::vector<std::shared_ptr<RequestState>> samples;

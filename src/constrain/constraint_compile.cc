@@ -1,0 +1,123 @@
+#include "constrain/constraint_compile.h"
+
+#include "constrain/json_schema_compiler.h"
+#include "constrain/regex_parse.h"
+
+namespace gemma_local {
+
+Constraint Constraint::JsonSchema(nlohmann::ordered_json schema, bool best_effort) {
+  Constraint c;
+  c.kind = Kind::kJsonSchema;
+  c.schema = std::move(schema);
+  c.best_effort = best_effort;
+  return c;
+}
+Constraint Constraint::AnyJson() { return Constraint{}; }
+Constraint Constraint::Regex(std::string pattern) {
+  Constraint c;
+  c.kind = Kind::kRegex;
+  c.pattern = std::move(pattern);
+  return c;
+}
+Constraint Constraint::Choice(std::vector<std::string> choices) {
+  Constraint c;
+  c.kind = Kind::kChoice;
+  c.choices = std::move(choices);
+  return c;
+}
+
+}  // namespace gemma_local
+
+namespace gemma_local::constrain {
+namespace {
+
+constexpr size_t kMaxChoices = 10000;
+
+// A grammar whose language is exactly L(r): one lexeme for the non-empty strings, plus the empty
+// alternative when r matches "".
+Result<std::shared_ptr<const Grammar>> RegularGrammar(std::shared_ptr<RegexArena> arena,
+                                                      RegexId r) {
+  auto g = std::make_shared<Grammar>(arena);
+  const int32_t root = g->AddRule("root");
+  const bool nullable = arena->Nullable(r);
+  const RegexId non_empty = arena->And(r, arena->Not(RegexArena::kEmpty));
+  GL_ASSIGN_OR_RETURN(bool empty, arena->IsEmpty(non_empty));
+  if (!empty) g->AddProduction(root, {Symbol::Lexeme(g->AddLexeme(non_empty))});
+  if (nullable) g->AddProduction(root, {});
+  g->set_start(root);
+  Status s = g->Finalize();
+  if (!s.ok()) return InvalidArgumentError("the constraint allows no output: " + s.message());
+  return std::shared_ptr<const Grammar>(g);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const CompiledConstraint>> CompileConstraint(const Constraint& constraint) {
+  auto out = std::make_shared<CompiledConstraint>();
+  switch (constraint.kind) {
+    case Constraint::Kind::kJsonSchema: {
+      SchemaCompileOptions options;
+      options.best_effort = constraint.best_effort;
+      GL_ASSIGN_OR_RETURN(CompiledSchema compiled, CompileJsonSchema(constraint.schema, options));
+      out->grammar = std::move(compiled.grammar);
+      out->validator = std::move(compiled.validator);
+      out->validated_after = std::move(compiled.validated_after);
+      out->not_enforced = std::move(compiled.not_enforced);
+      out->json = true;
+      break;
+    }
+    case Constraint::Kind::kJsonObject:
+      out->grammar = AnyJsonGrammar();
+      out->json = true;
+      break;
+    case Constraint::Kind::kRegex: {
+      auto arena = std::make_shared<RegexArena>();
+      Result<RegexId> r = ParseEcmaRegex(*arena, constraint.pattern, RegexMode::kFullMatch);
+      if (!r.ok()) return Status(r.status().code(), "regex constraint: " + r.status().message());
+      GL_ASSIGN_OR_RETURN(out->grammar, RegularGrammar(arena, *r));
+      break;
+    }
+    case Constraint::Kind::kChoice: {
+      if (constraint.choices.empty()) return InvalidArgumentError("choice constraint: no choices");
+      if (constraint.choices.size() > kMaxChoices) {
+        return InvalidArgumentError("choice constraint: more than 10000 choices");
+      }
+      auto arena = std::make_shared<RegexArena>();
+      std::vector<RegexId> literals;
+      for (const std::string& c : constraint.choices) literals.push_back(arena->Literal(c));
+      GL_ASSIGN_OR_RETURN(out->grammar, RegularGrammar(arena, arena->Or(literals)));
+      break;
+    }
+  }
+  return std::shared_ptr<const CompiledConstraint>(out);
+}
+
+ConstraintOutcome JudgeOutput(const CompiledConstraint& constraint, bool complete,
+                              const std::string& text) {
+  ConstraintOutcome outcome;
+  outcome.complete = complete;
+  outcome.validated_after = constraint.validated_after;
+  outcome.not_enforced = constraint.not_enforced;
+  outcome.valid = complete;
+  if (!complete) {
+    outcome.violations.push_back({"", "", "generation ended before the value was complete"});
+    return outcome;
+  }
+  if (!constraint.json) return outcome;
+  nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {  // cannot happen for a complete value; checked anyway
+    outcome.valid = false;
+    outcome.violations.push_back({"", "", "the output is not JSON"});
+    return outcome;
+  }
+  if (constraint.validator) {
+    for (SchemaError& e : constraint.validator->Validate(value)) {
+      outcome.violations.push_back(
+          {std::move(e.instance_pointer), std::move(e.schema_pointer), std::move(e.message)});
+    }
+  }
+  outcome.valid = outcome.violations.empty();
+  return outcome;
+}
+
+}  // namespace gemma_local::constrain

@@ -1,0 +1,34 @@
+// A request's Constraint compiled for the scheduler: the grammar its matchers walk, and for
+// schemas the validator that checks the finished value.
+//
+// Each compiled constraint belongs to one request (and its samples): matchers grow the grammar's
+// regex arena as they lex, so all of them must run on one thread (the scheduler's).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "constrain/grammar.h"
+#include "constrain/schema_validator.h"
+#include "gemma_local/constraint.h"
+#include "gemma_local/status.h"
+
+namespace gemma_local::constrain {
+
+struct CompiledConstraint {
+  std::shared_ptr<const Grammar> grammar;
+  std::shared_ptr<const SchemaValidator> validator;  // kJsonSchema only
+  bool json = false;                                 // the output must parse as JSON
+  std::vector<ConstraintIssue> validated_after;
+  std::vector<ConstraintIssue> not_enforced;
+};
+
+// Errors: kUnsupported (a keyword or regex feature it will not enforce, with its pointer or
+// offset), kInvalidArgument (malformed or unsatisfiable).
+Result<std::shared_ptr<const CompiledConstraint>> CompileConstraint(const Constraint& constraint);
+
+// The outcome of a finished constrained generation with text `text`.
+ConstraintOutcome JudgeOutput(const CompiledConstraint& constraint, bool complete,
+                              const std::string& text);
+
+}  // namespace gemma_local::constrain
