@@ -39,10 +39,49 @@ bool ReadThinking(const nlohmann::ordered_json& body, ChatInput* chat, ApiError*
   return true;
 }
 
+// response_format (OpenAI): text; json_object (a JSON object); json_schema {schema, strict}.
+// `strict: false` lets the engine drop schema keywords it cannot enforce (reported in the reply);
+// otherwise such a keyword is a 400. llama-server's top-level "json_schema" is taken too.
+bool ReadResponseFormat(const nlohmann::ordered_json& body, Request* request, ApiError* error) {
+  if (auto schema = body.find("json_schema"); schema != body.end() && !schema->is_null()) {
+    if (!schema->is_object() && !schema->is_boolean()) {
+      *error = BadField("json_schema", "expected a JSON Schema (an object)");
+      return false;
+    }
+    request->constraint = Constraint::JsonSchema(*schema);
+  }
+  auto rf = body.find("response_format");
+  if (rf == body.end() || rf->is_null()) return true;
+  const std::string type =
+      rf->is_object() && (*rf)["type"].is_string() ? rf->value("type", "") : "";
+  if (type == "text") return true;
+  if (type == "json_object") {
+    request->constraint = Constraint::JsonSchema(
+        nlohmann::ordered_json{{"type", "object"}, {"additionalProperties", true}});
+    return true;
+  }
+  if (type == "json_schema") {
+    const nlohmann::ordered_json* spec = rf->contains("json_schema") ? &(*rf)["json_schema"] : &*rf;
+    if (!spec->is_object() || !spec->contains("schema") ||
+        !((*spec)["schema"].is_object() || (*spec)["schema"].is_boolean())) {
+      *error = BadField("response_format",
+                        "type 'json_schema' needs json_schema.schema (a JSON Schema object)");
+      return false;
+    }
+    const auto strict = spec->find("strict");
+    const bool best_effort = strict != spec->end() && strict->is_boolean() && !strict->get<bool>();
+    request->constraint = Constraint::JsonSchema((*spec)["schema"], best_effort);
+    return true;
+  }
+  *error = BadField("response_format",
+                    "expected {\"type\": \"text\" | \"json_object\" | \"json_schema\"}");
+  return false;
+}
+
 }  // namespace
 
-bool ParseChatRequest(const nlohmann::ordered_json& body, int max_messages, int max_n, ChatRequest* out,
-                      ApiError* error) {
+bool ParseChatRequest(const nlohmann::ordered_json& body, int max_messages, int max_n,
+                      ChatRequest* out, ApiError* error) {
   if (!body.is_object()) {
     *error = BadField("body", "expected a JSON object", "invalid_request");
     return false;
@@ -70,19 +109,7 @@ bool ParseChatRequest(const nlohmann::ordered_json& body, int max_messages, int 
   out->top_logprobs = static_cast<int>(top);
   out->common.request.logprobs = out->logprobs ? out->top_logprobs : -1;
 
-  if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-    const std::string type = rf->is_object() ? rf->value("type", "") : "";
-    if (type != "text") {
-      *error = type == "json_object" || type == "json_schema"
-                   ? Unsupported("response_format",
-                                 "type '" + type +
-                                     "' needs constrained decoding, which this server does not "
-                                     "have yet; ask for JSON in the prompt, or use type 'text'")
-                   : BadField("response_format",
-                              "expected {\"type\": \"text\" | \"json_object\" | \"json_schema\"}");
-      return false;
-    }
-  }
+  if (!ReadResponseFormat(body, &out->common.request, error)) return false;
   if (auto bias = body.find("logit_bias"); bias != body.end() && !bias->is_null()) {
     if (!bias->is_object()) {
       *error = BadField("logit_bias", "expected an object");
@@ -101,12 +128,14 @@ bool ParseChatRequest(const nlohmann::ordered_json& body, int max_messages, int 
     if (choice->is_string() && (*choice == "none" || *choice == "auto")) {
       tools_off = *choice == "none";
     } else if (choice->is_string() && *choice == "required") {
-      *error = Unsupported("tool_choice", "'required' needs constrained decoding (not yet here); "
-                                          "use 'auto' or 'none'");
+      *error = Unsupported("tool_choice",
+                           "'required' needs constrained decoding (not yet here); "
+                           "use 'auto' or 'none'");
       return false;
     } else if (choice->is_object()) {
-      *error = Unsupported("tool_choice", "naming a function needs constrained decoding (not yet "
-                                          "here); use 'auto' or 'none'");
+      *error = Unsupported("tool_choice",
+                           "naming a function needs constrained decoding (not yet "
+                           "here); use 'auto' or 'none'");
       return false;
     } else {
       *error = BadField("tool_choice", "expected 'none', 'auto', 'required' or an object");
@@ -121,14 +150,21 @@ bool ParseChatRequest(const nlohmann::ordered_json& body, int max_messages, int 
     for (const auto& t : *tools) {
       if (!t.is_object() || !t.contains("function") || !t["function"].is_object() ||
           !t["function"].contains("name") || !t["function"]["name"].is_string()) {
-        *error = BadField("tools", "each tool must be {\"type\": \"function\", \"function\": "
-                                   "{\"name\", ...}}");
+        *error = BadField("tools",
+                          "each tool must be {\"type\": \"function\", \"function\": "
+                          "{\"name\", ...}}");
         return false;
       }
     }
     if (!tools_off && !tools->empty()) chat.tools = *tools;
   }
   if (!ReadThinking(body, &chat, error)) return false;
+  if (out->common.request.constraint && chat.enable_thinking.value_or(false)) {
+    *error = BadField("response_format",
+                      "structured output cannot be combined with thinking "
+                      "(it would constrain the thoughts); turn thinking off");
+    return false;
+  }
   out->common.request.input = RequestInput::Chat(std::move(chat));
   return true;
 }
@@ -150,8 +186,7 @@ Usage SumUsage(const std::vector<Usage>& usages) {
   return total;
 }
 
-nlohmann::json UsageChunk(const ResponseHeader& h, const std::string& object,
-                          const Usage& usage) {
+nlohmann::json UsageChunk(const ResponseHeader& h, const std::string& object, const Usage& usage) {
   return {{"id", h.id},
           {"object", object},
           {"created", h.created},

@@ -20,8 +20,9 @@ struct ChatRequest {
 };
 
 // The request, or false with `error` naming the first bad field. Unknown fields are ignored, as
-// OpenAI does; known ones this server cannot honour (response_format json_*, a forced
-// tool_choice, logit_bias) are 400 "unsupported" rather than silently dropped.
+// OpenAI does; known ones this server cannot honour (a forced tool_choice, logit_bias) are 400
+// "unsupported" rather than silently dropped. response_format json_object / json_schema become a
+// Request::constraint.
 bool ParseChatRequest(const nlohmann::ordered_json& body, int max_messages, int max_n, ChatRequest* out,
                       ApiError* error);
 

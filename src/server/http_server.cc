@@ -80,8 +80,7 @@ class ChoiceEvents {
     for (int tried = 0; tried < n; ++tried) {
       const int i = cursor_++ % n;
       if (handles_[i]->done()) continue;
-      std::optional<Event> e =
-          handles_[i]->NextFor(n == 1 ? wait : std::chrono::milliseconds(0));
+      std::optional<Event> e = handles_[i]->NextFor(n == 1 ? wait : std::chrono::milliseconds(0));
       if (e) return std::make_pair(i, std::move(*e));
     }
     if (n > 1 && !AllDone()) {
@@ -250,28 +249,28 @@ class HttpServer final : public Server {
     });
     // Statuses httplib sets itself (a malformed request 400, a body over the limit 413, an
     // unknown route 404, ...) get OpenAI's error body; responses that have one keep it.
-    http_.set_error_handler(httplib::Server::HandlerWithResponse([this](
-                                const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty() || res.content_provider_) {
-        return httplib::Server::HandlerResponse::Unhandled;
-      }
-      std::shared_ptr<RequestRecord> record = RecordOf(req);
-      if (res.status == 404 && record != nullptr && !record->authorized) {
-        SendError(res, Unauthorized());
-      } else if (res.status == 404) {
-        SendError(res, Error(404, "no such route: " + req.method + " " + req.path,
-                             "invalid_request_error", "not_found"));
-      } else if (res.status == 413) {
-        SendError(res, BodyTooLarge());
-      } else {
-        SendError(res, Error(res.status,
-                             "HTTP " + std::to_string(res.status) +
-                                 (res.status == 400 ? ": malformed request" : ""),
-                             res.status >= 500 ? "server_error" : "invalid_request_error",
-                             "http_" + std::to_string(res.status)));
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }));
+    http_.set_error_handler(httplib::Server::HandlerWithResponse(
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!res.body.empty() || res.content_provider_) {
+            return httplib::Server::HandlerResponse::Unhandled;
+          }
+          std::shared_ptr<RequestRecord> record = RecordOf(req);
+          if (res.status == 404 && record != nullptr && !record->authorized) {
+            SendError(res, Unauthorized());
+          } else if (res.status == 404) {
+            SendError(res, Error(404, "no such route: " + req.method + " " + req.path,
+                                 "invalid_request_error", "not_found"));
+          } else if (res.status == 413) {
+            SendError(res, BodyTooLarge());
+          } else {
+            SendError(res, Error(res.status,
+                                 "HTTP " + std::to_string(res.status) +
+                                     (res.status == 400 ? ": malformed request" : ""),
+                                 res.status >= 500 ? "server_error" : "invalid_request_error",
+                                 "http_" + std::to_string(res.status)));
+          }
+          return httplib::Server::HandlerResponse::Handled;
+        }));
     // A handler that throws (a bug) answers 500 without the exception's text.
     http_.set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
@@ -305,22 +304,22 @@ class HttpServer final : public Server {
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - r.start).count();
     metrics_.CountRequest(r.route, res.status, ms);
     if (audit_ == nullptr) return;
-    nlohmann::json line = {{"time", server::UtcTimestamp()},
-                           {"request_id", r.id},
-                           {"key_id", r.key_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.key_id)},
-                           {"client", req.remote_addr},
-                           {"method", req.method},
-                           {"route", r.route},
-                           {"status", res.status},
-                           {"model", options_.model_id},
-                           {"model_sha256", model_hash_.hex()},
-                           {"prompt_tokens", r.usage.prompt_tokens},
-                           {"completion_tokens", r.usage.completion_tokens},
-                           {"cached_tokens", r.usage.cached_tokens},
-                           {"finish_reason", r.finish_reason.empty()
-                                                 ? nlohmann::json(nullptr)
-                                                 : nlohmann::json(r.finish_reason)},
-                           {"latency_ms", ms}};
+    nlohmann::json line = {
+        {"time", server::UtcTimestamp()},
+        {"request_id", r.id},
+        {"key_id", r.key_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.key_id)},
+        {"client", req.remote_addr},
+        {"method", req.method},
+        {"route", r.route},
+        {"status", res.status},
+        {"model", options_.model_id},
+        {"model_sha256", model_hash_.hex()},
+        {"prompt_tokens", r.usage.prompt_tokens},
+        {"completion_tokens", r.usage.completion_tokens},
+        {"cached_tokens", r.usage.cached_tokens},
+        {"finish_reason",
+         r.finish_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.finish_reason)},
+        {"latency_ms", ms}};
     if (options_.audit_text) {
       line["input"] = r.audit_input;
       line["output"] = r.audit_output;
@@ -328,8 +327,7 @@ class HttpServer final : public Server {
     audit_->Write(line);
   }
 
-  using Handler = std::function<void(const httplib::Request&, httplib::Response&,
-                                     RequestRecord&)>;
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&, RequestRecord&)>;
   using PostHandler = std::function<void(const httplib::Request&, const std::string& body,
                                          httplib::Response&, RequestRecord&)>;
   // Registers a GET route. Every route goes through here or PostRoute: the key check cannot be
@@ -377,8 +375,8 @@ class HttpServer final : public Server {
     });
   }
   ApiError BodyTooLarge() const {
-    return Error(413, "the body is larger than " + std::to_string(options_.max_body_bytes) +
-                          " bytes",
+    return Error(413,
+                 "the body is larger than " + std::to_string(options_.max_body_bytes) + " bytes",
                  "invalid_request_error", "body_too_large");
   }
 
@@ -393,8 +391,8 @@ class HttpServer final : public Server {
       return false;
     }
     ApiError error;
-    if (!server::ParseBody(text,
-                           {options_.max_json_depth, options_.max_string_bytes}, body, &error)) {
+    if (!server::ParseBody(text, {options_.max_json_depth, options_.max_string_bytes}, body,
+                           &error)) {
       SendError(res, error);
       return false;
     }
@@ -403,8 +401,8 @@ class HttpServer final : public Server {
       if (model != body->end() && !model->is_null() &&
           (!model->is_string() || (*model != options_.model_id && *model != ""))) {
         ApiError e = server::BadField(
-            "model", "no model " + model->dump() + " here; this server has '" + options_.model_id +
-                         "'",
+            "model",
+            "no model " + model->dump() + " here; this server has '" + options_.model_id + "'",
             "model_not_found");
         e.http_status = 404;
         SendError(res, e);
@@ -446,10 +444,18 @@ class HttpServer final : public Server {
           engine->architecture() == "gemma4" ? ReplyParsing::kOn : ReplyParsing::kOff;
     }
     request.input = RequestInput::Tokens(std::move(*ids));
+    const bool constrained = request.constraint.has_value();
     Result<std::vector<std::unique_ptr<RequestHandle>>> submitted =
         engine->SubmitSamples(std::move(request), f.n);
     if (!submitted.ok()) {
-      SendError(res, server::FromStatus(submitted.status()));
+      ApiError e = server::FromStatus(submitted.status());
+      // Schema refusals name the keyword and its pointer in the message.
+      if (constrained && e.http_status == 400 &&
+          (submitted.status().code() == StatusCode::kUnsupported ||
+           e.message.rfind("JSON Schema", 0) == 0)) {
+        e.param = "response_format";
+      }
+      SendError(res, e);
       return false;
     }
     *handles = std::move(*submitted);
@@ -545,8 +551,8 @@ class HttpServer final : public Server {
                                      });
   }
 
-  void ChatCompletions(const httplib::Request& req, const std::string& text,
-                       httplib::Response& res, RequestRecord& record_ref) {
+  void ChatCompletions(const httplib::Request& req, const std::string& text, httplib::Response& res,
+                       RequestRecord& record_ref) {
     std::shared_ptr<RequestRecord> record = RecordOf(req);
     nlohmann::ordered_json body;
     Engine* engine = nullptr;
@@ -608,8 +614,8 @@ class HttpServer final : public Server {
     if (!Submit(engine, completion.common, record_ref, res, &handles)) return;
     const auto created = static_cast<int64_t>(std::time(nullptr));
     const server::ResponseHeader h = {record_ref.id, options_.model_id, created};
-    auto states = std::make_shared<std::vector<server::CompletionChoiceStream>>(
-        completion.common.n);
+    auto states =
+        std::make_shared<std::vector<server::CompletionChoiceStream>>(completion.common.n);
     const int logprobs = completion.logprobs;
     Formatter f;
     f.chunk_object = "text_completion";
@@ -629,8 +635,8 @@ class HttpServer final : public Server {
     if (!Prepare(text, res, &body, &engine)) return;
     std::shared_ptr<const Tokenizer> tokenizer = engine->tokenizer();
     if (tokenizer == nullptr) {
-      return SendError(res, Error(400, "this model has no tokenizer", "invalid_request_error",
-                                  "no_tokenizer"));
+      return SendError(
+          res, Error(400, "this model has no tokenizer", "invalid_request_error", "no_tokenizer"));
     }
     nlohmann::json out;
     ApiError error;
@@ -651,8 +657,7 @@ class HttpServer final : public Server {
       res.set_header("X-Content-Type-Options", "nosniff");
       res.set_content(html.data(), html.size(), "text/html; charset=utf-8");
     });
-    GetRoute("/health", [this](const httplib::Request&, httplib::Response& res,
-                                   RequestRecord&) {
+    GetRoute("/health", [this](const httplib::Request&, httplib::Response& res, RequestRecord&) {
       if (ReadyEngine() == nullptr) {
         res.status = 503;
         res.set_header("Retry-After", "5");
@@ -660,8 +665,7 @@ class HttpServer final : public Server {
       }
       res.set_content(R"({"status":"ok"})", "application/json");
     });
-    GetRoute("/v1/models", [this](const httplib::Request&, httplib::Response& res,
-                                      RequestRecord&) {
+    GetRoute("/v1/models", [this](const httplib::Request&, httplib::Response& res, RequestRecord&) {
       if (ReadyEngine() == nullptr) {
         ApiError e = Error(503, "the model is loading", "server_error", "loading");
         e.retry_after_s = 5;
@@ -671,30 +675,25 @@ class HttpServer final : public Server {
           {"id", options_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "local"}};
       res.set_content(server::Dump({{"object", "list"}, {"data", {model}}}), "application/json");
     });
-    GetRoute("/metrics", [this](const httplib::Request&, httplib::Response& res,
-                                    RequestRecord&) {
+    GetRoute("/metrics", [this](const httplib::Request&, httplib::Response& res, RequestRecord&) {
       Engine* engine = ReadyEngine();
       std::optional<EngineStats> stats;
       if (engine != nullptr) stats = engine->Stats();
       res.set_content(metrics_.Render(stats ? &*stats : nullptr),
                       "text/plain; version=0.0.4; charset=utf-8");
     });
-    PostRoute("/v1/chat/completions", [this](const httplib::Request& req, const std::string& body,
-                                              httplib::Response& res, RequestRecord& r) {
-      ChatCompletions(req, body, res, r);
-    });
-    PostRoute("/v1/completions", [this](const httplib::Request& req, const std::string& body,
-                                         httplib::Response& res, RequestRecord& r) {
-      Completions(req, body, res, r);
-    });
-    PostRoute("/tokenize", [this](const httplib::Request&, const std::string& body,
-                                  httplib::Response& res, RequestRecord&) {
-      TokenRoute(body, res, true);
-    });
-    PostRoute("/detokenize", [this](const httplib::Request&, const std::string& body,
-                                    httplib::Response& res, RequestRecord&) {
-      TokenRoute(body, res, false);
-    });
+    PostRoute("/v1/chat/completions",
+              [this](const httplib::Request& req, const std::string& body, httplib::Response& res,
+                     RequestRecord& r) { ChatCompletions(req, body, res, r); });
+    PostRoute("/v1/completions",
+              [this](const httplib::Request& req, const std::string& body, httplib::Response& res,
+                     RequestRecord& r) { Completions(req, body, res, r); });
+    PostRoute("/tokenize",
+              [this](const httplib::Request&, const std::string& body, httplib::Response& res,
+                     RequestRecord&) { TokenRoute(body, res, true); });
+    PostRoute("/detokenize",
+              [this](const httplib::Request&, const std::string& body, httplib::Response& res,
+                     RequestRecord&) { TokenRoute(body, res, false); });
   }
 
   ServerOptions options_;

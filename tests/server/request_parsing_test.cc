@@ -40,10 +40,10 @@ TEST(RequestFields, NumbersAreTypeAndRangeCheckedBeforeConversion) {
 TEST(RequestFields, CommonFieldsAndContext) {
   CommonFields f;
   ApiError e;
-  ASSERT_TRUE(ReadCommonFields(
-      J(R"({"temperature":0,"seed":-1,"stop":"x","n":2,"max_completion_tokens":5,
+  ASSERT_TRUE(
+      ReadCommonFields(J(R"({"temperature":0,"seed":-1,"stop":"x","n":2,"max_completion_tokens":5,
             "ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}})"),
-      4, &f, &e))
+                       4, &f, &e))
       << e.message;
   EXPECT_EQ(f.request.sampling.temperature, 0.0f);
   EXPECT_EQ(f.request.sampling.seed, ~uint64_t{0});
@@ -82,7 +82,12 @@ TEST(ChatRequest, FieldsAndUnsupportedOnes) {
   const std::pair<const char*, const char*> bad[] = {
       {R"({"messages":[]})", "messages"},
       {R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})", "top_logprobs"},
-      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})",
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}})",
+       "response_format"},
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}})",
+       "response_format"},
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},
+           "reasoning_effort":"high"})",
        "response_format"},
       {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})", "tool_choice"},
       {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools"},
@@ -95,16 +100,43 @@ TEST(ChatRequest, FieldsAndUnsupportedOnes) {
   }
 }
 
+// response_format becomes the request's constraint; strict: false opts into best effort.
+TEST(ChatRequest, ResponseFormatBecomesAConstraint) {
+  ApiError e;
+  ChatRequest r;
+  ASSERT_TRUE(ParseChatRequest(J(R"({"messages":[{"role":"user","content":"x"}],
+      "response_format":{"type":"json_schema","json_schema":{"name":"n","strict":false,
+      "schema":{"type":"object","properties":{"b":{"type":"integer"},"a":{"type":"string"}}}}}})"),
+                               8, 4, &r, &e))
+      << e.message;
+  ASSERT_TRUE(r.common.request.constraint.has_value());
+  EXPECT_EQ(r.common.request.constraint->kind, Constraint::Kind::kJsonSchema);
+  EXPECT_TRUE(r.common.request.constraint->best_effort);
+  EXPECT_EQ(r.common.request.constraint->schema["properties"].begin().key(), "b")
+      << "property order is the client's";
+  ChatRequest o;
+  ASSERT_TRUE(ParseChatRequest(
+      J(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})"),
+      8, 4, &o, &e));
+  ASSERT_TRUE(o.common.request.constraint.has_value());
+  EXPECT_EQ(o.common.request.constraint->schema["type"], "object");
+  EXPECT_FALSE(o.common.request.constraint->best_effort);
+  ChatRequest t;
+  ASSERT_TRUE(ParseChatRequest(
+      J(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})"), 8, 4,
+      &t, &e));
+  EXPECT_FALSE(t.common.request.constraint.has_value());
+}
+
 // Messages and tool schemas reach the template in the client's key order (a tool's parameters
 // in the order the client wrote them), not sorted.
 TEST(ChatRequest, KeepsTheClientsKeyOrder) {
   ChatRequest c;
   ApiError e;
-  ASSERT_TRUE(ParseChatRequest(
-      J(R"({"messages":[{"role":"user","content":"hi","name":"z"}],
+  ASSERT_TRUE(ParseChatRequest(J(R"({"messages":[{"role":"user","content":"hi","name":"z"}],
             "tools":[{"type":"function","function":{"name":"f","parameters":
               {"type":"object","properties":{"zeta":{},"alpha":{}}}}}]})"),
-      8, 4, &c, &e))
+                               8, 4, &c, &e))
       << e.message;
   EXPECT_EQ(c.common.request.input.chat->messages.dump(),
             R"([{"role":"user","content":"hi","name":"z"}])");
@@ -119,9 +151,9 @@ TEST(CompletionRequest, PromptShapes) {
     CompletionRequest r;
     EXPECT_TRUE(ParseCompletionRequest(J(ok), 4, &r, &e)) << ok << ": " << e.message;
   }
-  for (const char* bad : {R"({"prompt":["a","b"]})", R"({"prompt":[1,-2]})", R"({"prompt":""})",
-                          R"({"prompt":[]})", R"({})", R"({"prompt":"x","suffix":"y"})",
-                          R"({"prompt":"x","best_of":2})"}) {
+  for (const char* bad :
+       {R"({"prompt":["a","b"]})", R"({"prompt":[1,-2]})", R"({"prompt":""})", R"({"prompt":[]})",
+        R"({})", R"({"prompt":"x","suffix":"y"})", R"({"prompt":"x","best_of":2})"}) {
     CompletionRequest r;
     EXPECT_FALSE(ParseCompletionRequest(J(bad), 4, &r, &e)) << bad;
   }
@@ -159,7 +191,10 @@ TEST(ApiKeys, DigestsComparedAndNamedByKeyId) {
 TEST(TokenText, ValidUtf8ReplacesEachBadByte) {
   EXPECT_EQ(ValidUtf8("abc"), "abc");
   EXPECT_EQ(ValidUtf8("\xC3\xA9"), "\xC3\xA9");
-  EXPECT_EQ(ValidUtf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(ValidUtf8("a\xFF"
+                      "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(ValidUtf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "overlong";
   EXPECT_EQ(ValidUtf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << "surrogate";
   EXPECT_EQ(ValidUtf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "cut short";

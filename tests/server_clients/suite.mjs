@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import OpenAI from 'openai';
 
 import { Capture } from './capture.mjs';
@@ -284,11 +286,39 @@ feature('model_not_found', 'errors: an unknown model is a 404 model_not_found', 
   await assertSchemas(t, capture);
 });
 
-feature('response_format', 'errors: response_format json_object is a 400 unsupported; text is accepted', async (t) => {
+feature('response_format', 'structured output: json_schema replies are ajv-valid, json_object replies are objects, refused keywords are a 400 naming response_format', async (t) => {
   const { c, capture } = client();
+  const schema = {
+    type: 'object', additionalProperties: false, required: ['name', 'qty', 'kind', 'tags'],
+    properties: {
+      name: { type: 'string', maxLength: 6 }, qty: { type: 'integer', minimum: 1, maximum: 9 },
+      kind: { enum: ['a', 'b'] }, tags: { type: 'array', maxItems: 2, items: { type: 'boolean' } },
+    },
+  };
+  const ajv = new Ajv2020({ strict: true });
+  addFormats(ajv);
+  const check = ajv.compile(schema);
+  for (const temperature of [0, 1]) {
+    const r = await c.chat.completions.create({
+      model: server.modelId, messages: user('x'), max_tokens: 200, temperature, seed: 3,
+      response_format: { type: 'json_schema', json_schema: { name: 'item', strict: true, schema } },
+    });
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    const value = JSON.parse(r.choices[0].message.content);
+    assert.ok(check(value), JSON.stringify(check.errors) + ' ' + r.choices[0].message.content);
+  }
+  const o = await c.chat.completions.create({
+    model: server.modelId, messages: user('x'), max_tokens: 300, temperature: 1, seed: 1,
+    response_format: { type: 'json_object' },
+  });
+  if (o.choices[0].finish_reason === 'stop') {
+    const value = JSON.parse(o.choices[0].message.content);
+    assert.ok(value !== null && typeof value === 'object' && !Array.isArray(value));
+  }
   await rejectsWith(c.chat.completions.create({
-    model: server.modelId, messages: user('x'), max_tokens: 2, response_format: { type: 'json_object' },
-  }), OpenAI.BadRequestError, 400, { code: 'unsupported' });
+    model: server.modelId, messages: user('x'), max_tokens: 2,
+    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', format: 'hostname' } } },
+  }), OpenAI.BadRequestError, 400, { code: 'unsupported', param: 'response_format' });
   await c.chat.completions.create({
     model: server.modelId, messages: user('x'), max_tokens: 2, response_format: { type: 'text' },
   });
