@@ -89,6 +89,7 @@ Result<std::shared_ptr<const CompiledConstraint>> CompileConstraint(const Constr
       break;
     }
   }
+  out->min_bytes = out->grammar->min_yield(Symbol::Rule(out->grammar->start()));
   return std::shared_ptr<const CompiledConstraint>(out);
 }
 

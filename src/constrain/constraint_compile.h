@@ -19,6 +19,7 @@ struct CompiledConstraint {
   std::shared_ptr<const Grammar> grammar;
   std::shared_ptr<const SchemaValidator> validator;  // kJsonSchema only
   bool json = false;                                 // the output must parse as JSON
+  int64_t min_bytes = 0;  // the shortest value's length: max_tokens below it cannot finish
   std::vector<ConstraintIssue> validated_after;
   std::vector<ConstraintIssue> not_enforced;
 };

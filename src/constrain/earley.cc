@@ -108,3 +108,59 @@ std::span<const int32_t> EarleyParser::Expected() const {
 }
 
 }  // namespace gemma_local::constrain
+
+namespace gemma_local::constrain {
+
+int64_t EarleyParser::CompletionCost(const std::function<int64_t(int32_t)>* current) const {
+  const auto& productions = grammar_->productions();
+  constexpr int64_t kNone = Grammar::kNoYield;
+  auto suffix = [&](const Item& item, uint32_t from) {
+    int64_t cost = 0;
+    std::span<const Symbol> rhs = grammar_->rhs(productions[item.production]);
+    for (size_t k = from; k < rhs.size(); ++k)
+      cost = std::min(kNone, cost + grammar_->min_yield(rhs[k]));
+    return cost;
+  };
+  // up(row, rule): the cost after `rule`, begun at `row`, completes. Same-row cycles (unit
+  // rules) are cut by the placeholder, which can only overestimate: steering then starts early.
+  std::map<std::pair<uint32_t, int32_t>, int64_t> memo;
+  std::function<int64_t(uint32_t, int32_t)> up = [&](uint32_t row, int32_t rule) -> int64_t {
+    const auto key = std::make_pair(row, rule);
+    if (auto it = memo.find(key); it != memo.end()) return it->second;
+    memo[key] = kNone;
+    int64_t best = row == 0 && rule == grammar_->start() ? 0 : kNone;
+    const Row& r = rows_[row];
+    for (uint32_t k = r.items_begin; k < r.items_end; ++k) {
+      const Item& item = items_[k];
+      std::span<const Symbol> rhs = grammar_->rhs(productions[item.production]);
+      if (item.dot >= rhs.size() || rhs[item.dot].is_lexeme() || rhs[item.dot].index() != rule) {
+        continue;
+      }
+      const int64_t rest = suffix(item, item.dot + 1);
+      if (rest >= best) continue;
+      best = std::min(best, rest + up(item.origin, productions[item.production].lhs));
+    }
+    memo[key] = best;
+    return best;
+  };
+  const Row& top = rows_.back();
+  int64_t best = current == nullptr && top.accepting ? 0 : kNone;
+  for (uint32_t k = top.items_begin; k < top.items_end; ++k) {
+    const Item& item = items_[k];
+    std::span<const Symbol> rhs = grammar_->rhs(productions[item.production]);
+    if (item.dot >= rhs.size() || !rhs[item.dot].is_lexeme()) continue;
+    int64_t cost;
+    if (current == nullptr) {
+      cost = suffix(item, item.dot);
+    } else {
+      const int64_t finish = (*current)(rhs[item.dot].index());
+      if (finish < 0) continue;
+      cost = std::min(kNone, finish + suffix(item, item.dot + 1));
+    }
+    if (cost >= best) continue;
+    best = std::min(best, cost + up(item.origin, productions[item.production].lhs));
+  }
+  return std::min(best, kNone);
+}
+
+}  // namespace gemma_local::constrain

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <span>
 #include <unordered_set>
 #include <vector>
@@ -35,6 +37,12 @@ class EarleyParser {
 
   // Lexemes some item at the top row expects (sorted, unique).
   std::span<const int32_t> Expected() const;
+  // Bytes of the shortest way to finish the parse from the top row. `current(lexeme)` is the cost
+  // to finish the lexeme being read if it is `lexeme` and still alive, or -1; null means no
+  // lexeme has started (every expected lexeme costs its shortest match). Grammar::kNoYield when
+  // the parse cannot finish.
+  int64_t CompletionCost(const std::function<int64_t(int32_t)>* current) const;
+
   // The start rule is complete over everything scanned.
   bool Accepting() const { return rows_.back().accepting; }
 

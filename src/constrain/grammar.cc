@@ -31,12 +31,14 @@ Status Grammar::Finalize() {
   if (start_ < 0 || static_cast<size_t>(start_) >= rule_names_.size()) {
     return InvalidArgumentError("grammar has no start rule");
   }
+  lexeme_min_.assign(lexemes_.size(), kNoYield);
   for (size_t i = 0; i < lexemes_.size(); ++i) {
     if (arena_->Nullable(lexemes_[i])) {
       return InternalError("grammar lexeme " + std::to_string(i) + " matches the empty string");
     }
-    GL_ASSIGN_OR_RETURN(bool empty, arena_->IsEmpty(lexemes_[i]));
-    if (empty) {
+    GL_ASSIGN_OR_RETURN(int32_t min_length, arena_->MinLength(lexemes_[i]));
+    lexeme_min_[i] = min_length;
+    if (min_length < 0) {
       return InvalidArgumentError("grammar lexeme " + arena_->DebugString(lexemes_[i]) +
                                   " matches nothing");
     }
@@ -63,6 +65,19 @@ Status Grammar::Finalize() {
   }
   if (!productive[static_cast<size_t>(start_)]) {
     return InvalidArgumentError("grammar derives no finite string (every alternative recurses)");
+  }
+  // Shortest yields: a fixed point from "none" down (costs only fall).
+  rule_min_.assign(rule_names_.size(), kNoYield);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Production& p : productions_) {
+      int64_t cost = 0;
+      for (Symbol s : rhs(p)) cost = std::min(kNoYield, cost + min_yield(s));
+      if (cost < rule_min_[static_cast<size_t>(p.lhs)]) {
+        rule_min_[static_cast<size_t>(p.lhs)] = cost;
+        changed = true;
+      }
+    }
   }
   // Alternatives through a rule that derives no finite string could never complete: drop them,
   // so the parser never offers a path that dead-ends.

@@ -58,6 +58,13 @@ class Grammar {
   size_t rule_count() const { return rule_names_.size(); }
   const std::string& rule_name(int32_t r) const { return rule_names_[static_cast<size_t>(r)]; }
   bool nullable(int32_t r) const { return nullable_[static_cast<size_t>(r)] != 0; }
+  // Bytes of the shortest string a symbol derives (kNoYield: none), for the always-complete
+  // steering (matcher.h).
+  static constexpr int64_t kNoYield = INT64_MAX / 4;
+  int64_t min_yield(Symbol s) const {
+    return s.is_lexeme() ? lexeme_min_[static_cast<size_t>(s.index())]
+                         : rule_min_[static_cast<size_t>(s.index())];
+  }
   const std::vector<Production>& productions() const { return productions_; }
   std::span<const Symbol> rhs(const Production& p) const {
     return std::span<const Symbol>(symbols_).subspan(p.rhs_begin, p.rhs_end - p.rhs_begin);
@@ -75,6 +82,7 @@ class Grammar {
   std::vector<Symbol> symbols_;
   std::vector<std::vector<uint32_t>> by_rule_;
   std::vector<uint8_t> nullable_;
+  std::vector<int64_t> lexeme_min_, rule_min_;
   int32_t start_ = 0;
 };
 

@@ -1,6 +1,7 @@
 #include "constrain/matcher.h"
 
 #include <algorithm>
+#include <functional>
 
 namespace gemma_local::constrain {
 
@@ -97,6 +98,53 @@ bool Matcher::Complete() {
   const bool accepting = parser_.Accepting();
   parser_.Pop();
   return accepting;
+}
+
+int64_t Matcher::CompletionBytes() {
+  const Entry top = stack_.back();
+  if (top.fresh) return parser_.CompletionCost(nullptr);
+  const LexState& state = states_[static_cast<size_t>(top.lex)];
+  RegexArena& arena = grammar_->arena();
+  const std::function<int64_t(int32_t)> current = [&](int32_t lexeme) -> int64_t {
+    for (const auto& [l, r] : state.alive) {
+      if (l != lexeme) continue;
+      Result<int32_t> n = arena.MinLength(r);
+      return n.ok() ? *n : -1;
+    }
+    return -1;
+  };
+  return parser_.CompletionCost(&current);
+}
+
+int64_t Matcher::CompletionBytesAfter(int32_t id) {
+  if (std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end()) {
+    return Complete() ? 0 : Grammar::kNoYield;
+  }
+  if (id < 0 || id >= vocab_->vocab_size() || vocab_->Excluded(id)) return Grammar::kNoYield;
+  const std::string_view bytes = vocab_->TokenBytes(id);
+  size_t pushed = 0;
+  while (pushed < bytes.size() && PushByte(static_cast<uint8_t>(bytes[pushed]))) ++pushed;
+  const int64_t cost = pushed == bytes.size() ? CompletionBytes() : Grammar::kNoYield;
+  while (pushed-- > 0) PopByte();
+  return cost;
+}
+
+int32_t Matcher::SteerToken(const TokenMask& mask) {
+  for (int32_t id : stop_ids_) {
+    if (id < mask.size() && mask.Test(id)) return id;
+  }
+  int32_t best = -1;
+  int64_t best_cost = Grammar::kNoYield;
+  for (int b = 0; b < 256; ++b) {
+    const int32_t id = vocab_->SingleByteToken(static_cast<uint8_t>(b));
+    if (id < 0 || !mask.Test(id)) continue;
+    const int64_t cost = CompletionBytesAfter(id);
+    if (cost < best_cost) {
+      best = id;
+      best_cost = cost;
+    }
+  }
+  return best;
 }
 
 namespace {

@@ -41,6 +41,15 @@ class Matcher {
   Status AcceptBytes(std::string_view bytes);
   // The text so far is a whole value of the grammar.
   bool Complete();
+  // Always complete: bytes of the shortest way to finish the value from here (each byte has a
+  // token, so also an upper bound on the tokens), Grammar::kNoYield if none.
+  int64_t CompletionBytes();
+  // The same after `id` (not accepted); kNoYield when `id` is not allowed.
+  int64_t CompletionBytesAfter(int32_t id);
+  // The allowed token that brings the value closest to complete: a stop token when it is
+  // complete, else the single-byte token whose byte starts a shortest completion.
+  int32_t SteerToken(const TokenMask& mask);
+
   // A stop token was accepted.
   bool finished() const { return finished_; }
   size_t bytes_accepted() const { return bytes_accepted_; }

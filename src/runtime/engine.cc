@@ -5,10 +5,10 @@
 #include "gemma_local/engine.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -91,8 +91,9 @@ class LocalEngine final : public Engine {
   Result<std::vector<int32_t>> Tokenize(const RequestInput& input) const override {
     const int given = (input.tokens.empty() ? 0 : 1) + (input.text ? 1 : 0) + (input.chat ? 1 : 0);
     if (given != 1) {
-      return InvalidArgumentError(given == 0 ? "the request has no input (give tokens, text or chat messages)"
-                                             : "the request has more than one input (tokens, text, chat)");
+      return InvalidArgumentError(
+          given == 0 ? "the request has no input (give tokens, text or chat messages)"
+                     : "the request has more than one input (tokens, text, chat)");
     }
     std::vector<int32_t> ids;
     if (!input.tokens.empty()) {
@@ -127,34 +128,39 @@ class LocalEngine final : public Engine {
     if (ids.empty()) return InvalidArgumentError("the prompt has no tokens");
     for (size_t i = 0; i < ids.size(); ++i) {
       if (ids[i] < 0 || ids[i] >= vocab_size()) {
-        return InvalidArgumentError("prompt token " + std::to_string(i) + ": id " + std::to_string(ids[i]) +
-                                    " is outside the vocabulary [0, " + std::to_string(vocab_size()) + ")");
+        return InvalidArgumentError("prompt token " + std::to_string(i) + ": id " +
+                                    std::to_string(ids[i]) + " is outside the vocabulary [0, " +
+                                    std::to_string(vocab_size()) + ")");
       }
     }
     return ids;
   }
 
   Result<std::unique_ptr<RequestHandle>> Submit(Request request) override {
-    GL_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<RequestHandle>> handles, SubmitSamples(std::move(request), 1));
+    GL_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<RequestHandle>> handles,
+                        SubmitSamples(std::move(request), 1));
     return std::move(handles.front());
   }
 
-  Result<std::vector<std::unique_ptr<RequestHandle>>> SubmitSamples(Request request, int n) override {
+  Result<std::vector<std::unique_ptr<RequestHandle>>> SubmitSamples(Request request,
+                                                                    int n) override {
     constexpr int kMaxSamples = 128;
     if (n < 1 || n > kMaxSamples) {
-      return InvalidArgumentError("n must be in [1, " + std::to_string(kMaxSamples) + "], got " + std::to_string(n));
+      return InvalidArgumentError("n must be in [1, " + std::to_string(kMaxSamples) + "], got " +
+                                  std::to_string(n));
     }
     if (request.max_tokens < 0) return InvalidArgumentError("max_tokens must be >= 0");
     if (request.logprobs < -1 || request.logprobs > kMaxTopLogprobs) {
-      return InvalidArgumentError("logprobs must be in [-1, " + std::to_string(kMaxTopLogprobs) + "], got " +
-                                  std::to_string(request.logprobs));
+      return InvalidArgumentError("logprobs must be in [-1, " + std::to_string(kMaxTopLogprobs) +
+                                  "], got " + std::to_string(request.logprobs));
     }
     GL_RETURN_IF_ERROR(request.sampling.Validate());
     GL_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, Tokenize(request.input));
     GL_RETURN_IF_ERROR(CheckLength(static_cast<int64_t>(prompt.size()), request.max_tokens));
     const bool gemma4 = model_->hparams().family == ModelFamily::kGemma4;
-    const bool parse = request.parse_reply == ReplyParsing::kOn ||
-                       (request.parse_reply == ReplyParsing::kAuto && gemma4 && request.input.chat.has_value());
+    const bool parse =
+        request.parse_reply == ReplyParsing::kOn ||
+        (request.parse_reply == ReplyParsing::kAuto && gemma4 && request.input.chat.has_value());
     GL_RETURN_IF_ERROR(CheckFits(static_cast<int64_t>(prompt.size()), request.max_tokens));
     Work work;
     if (request.constraint) {
@@ -169,16 +175,24 @@ class LocalEngine final : public Engine {
       }
       GL_ASSIGN_OR_RETURN(work.vocab, Vocab());
       GL_ASSIGN_OR_RETURN(work.constraint, constrain::CompileConstraint(*request.constraint));
+      if (request.max_tokens < work.constraint->min_bytes) {
+        return InvalidArgumentError(
+            "max_tokens " + std::to_string(request.max_tokens) +
+            " cannot finish the constraint: " + "its shortest value takes up to " +
+            std::to_string(work.constraint->min_bytes) + " tokens");
+      }
     }
     work.priority = request.priority;
     work.prompt = std::move(prompt);
     work.state = std::make_shared<RequestState>(next_id_.fetch_add(1));
-    for (int i = 1; i < n; ++i) work.samples.push_back(std::make_shared<RequestState>(next_id_.fetch_add(1)));
+    for (int i = 1; i < n; ++i)
+      work.samples.push_back(std::make_shared<RequestState>(next_id_.fetch_add(1)));
     work.parse = parse && !request.constraint;
     work.request = std::make_shared<const Request>(std::move(request));
     std::vector<std::unique_ptr<RequestHandle>> handles;
     handles.push_back(std::make_unique<RequestHandle>(work.state));
-    for (const auto& state : work.samples) handles.push_back(std::make_unique<RequestHandle>(state));
+    for (const auto& state : work.samples)
+      handles.push_back(std::make_unique<RequestHandle>(state));
     GL_RETURN_IF_ERROR(Enqueue(std::move(work), n));
     return handles;
   }
@@ -189,7 +203,8 @@ class LocalEngine final : public Engine {
   }
 
   Result<ScoreResult> Score(const ScoreRequest& request) override {
-    if (request.top_k < 1) return InvalidArgumentError("top_k must be >= 1, got " + std::to_string(request.top_k));
+    if (request.top_k < 1)
+      return InvalidArgumentError("top_k must be >= 1, got " + std::to_string(request.top_k));
     GL_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, Tokenize(request.input));
     GL_RETURN_IF_ERROR(CheckLength(static_cast<int64_t>(tokens.size()), 0));
     GL_RETURN_IF_ERROR(CheckFits(static_cast<int64_t>(tokens.size()), 0));
@@ -214,14 +229,17 @@ class LocalEngine final : public Engine {
   // 262k vocabulary).
   Result<std::shared_ptr<const constrain::VocabIndex>> Vocab() const {
     if (!tokenizer_.ok()) return tokenizer_.status();
-    std::call_once(vocab_once_, [this] { vocab_.emplace(constrain::VocabIndex::Build(**tokenizer_)); });
+    std::call_once(vocab_once_,
+                   [this] { vocab_.emplace(constrain::VocabIndex::Build(**tokenizer_)); });
     return *vocab_;
   }
 
   // The chat template, loaded on first use (a checkpoint without one falls back to a built-in
   // format with a warning, which only chat requests should print).
   const Result<ChatTemplate>& Template() const {
-    std::call_once(template_once_, [this] { template_.emplace(ChatTemplate::Load(model_path_, options_.template_path)); });
+    std::call_once(template_once_, [this] {
+      template_.emplace(ChatTemplate::Load(model_path_, options_.template_path));
+    });
     return *template_;
   }
 
@@ -236,10 +254,12 @@ class LocalEngine final : public Engine {
   Status CheckLength(int64_t prompt, int64_t max_tokens) const {
     const int64_t limit = ContextLimit();
     if (prompt > limit || max_tokens > limit - prompt) {
-      const std::string need = max_tokens > INT64_MAX - prompt ? "more than 2^63" : std::to_string(prompt + max_tokens);
-      return ResourceExhaustedError(need + " positions (prompt " + std::to_string(prompt) + " + max_tokens " +
-                                    std::to_string(max_tokens) + ") exceed the context size " +
-                                    std::to_string(limit) + " (raise max_context)");
+      const std::string need =
+          max_tokens > INT64_MAX - prompt ? "more than 2^63" : std::to_string(prompt + max_tokens);
+      return ResourceExhaustedError(need + " positions (prompt " + std::to_string(prompt) +
+                                    " + max_tokens " + std::to_string(max_tokens) +
+                                    ") exceed the context size " + std::to_string(limit) +
+                                    " (raise max_context)");
     }
     return Status::Ok();
   }
@@ -262,11 +282,12 @@ class LocalEngine final : public Engine {
       return std::string(text);
     };
     char msg[320];
-    std::snprintf(msg, sizeof msg,
-                  "the request needs up to %s of KV cache (prompt %lld + max_tokens %lld positions) but the "
-                  "pool holds %s (kv_budget_bytes): lower max_tokens or raise the budget",
-                  size(need).c_str(), static_cast<long long>(prompt), static_cast<long long>(max_tokens),
-                  size(kv.budget_bytes()).c_str());
+    std::snprintf(
+        msg, sizeof msg,
+        "the request needs up to %s of KV cache (prompt %lld + max_tokens %lld positions) but the "
+        "pool holds %s (kv_budget_bytes): lower max_tokens or raise the budget",
+        size(need).c_str(), static_cast<long long>(prompt), static_cast<long long>(max_tokens),
+        size(kv.budget_bytes()).c_str());
     return ResourceExhaustedError(msg);
   }
 
@@ -278,7 +299,7 @@ class LocalEngine final : public Engine {
       const int64_t queued = static_cast<int64_t>(queue_.size()) + stats_.queued;
       if (queued >= options_.max_queued_requests) {
         return UnavailableError("the request queue is full (" + std::to_string(queued) +
-                                      " waiting; max_queued_requests)");
+                                " waiting; max_queued_requests)");
       }
       work.order = next_order_++;
       work.submitted = SchedulerClock::now();
@@ -309,7 +330,8 @@ class LocalEngine final : public Engine {
       if (!scheduler_->Step(/*stopping=*/false)) {
         // Requests wait but none can start yet: look again soon (timeouts, cancels, new work).
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_for(lock, std::chrono::milliseconds(5), [this] { return shutdown_ || !queue_.empty(); });
+        cv_.wait_for(lock, std::chrono::milliseconds(5),
+                     [this] { return shutdown_ || !queue_.empty(); });
       }
     }
   }
@@ -338,12 +360,15 @@ class LocalEngine final : public Engine {
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, const EngineOptions& options) {
+Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path,
+                                             const EngineOptions& options) {
   if (options.max_context < 0 || options.max_batch < 1 || options.max_queued_requests < 1 ||
-      options.max_running_requests < 1 || options.kv_block_rows < 1 || options.kv_budget_bytes < 0 ||
-      options.queue_timeout_ms < 0 || !(options.decode_latency_factor == 0 || options.decode_latency_factor >= 1)) {
+      options.max_running_requests < 1 || options.kv_block_rows < 1 ||
+      options.kv_budget_bytes < 0 || options.queue_timeout_ms < 0 ||
+      !(options.decode_latency_factor == 0 || options.decode_latency_factor >= 1)) {
     return InvalidArgumentError(
-        "max_context, kv_budget_bytes and queue_timeout_ms must be >= 0; max_batch, max_queued_requests, "
+        "max_context, kv_budget_bytes and queue_timeout_ms must be >= 0; max_batch, "
+        "max_queued_requests, "
         "max_running_requests and kv_block_rows >= 1; decode_latency_factor 0 or >= 1");
   }
   const std::optional<KvType> kv_type = KvTypeFromName(options.kv_type);
@@ -361,7 +386,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
     GL_ASSIGN_OR_RETURN(QuantMix mix, ParseQuantMix(options.quantize));
     GL_RETURN_IF_ERROR(QuantizeCheckpointInMemory(ck, mix, options.threads));
   }
-  GL_ASSIGN_OR_RETURN(std::unique_ptr<ops::Backend> backend, ops::CreateBackend(ops::BackendOptions{"cpu", options.threads}));
+  GL_ASSIGN_OR_RETURN(std::unique_ptr<ops::Backend> backend,
+                      ops::CreateBackend(ops::BackendOptions{"cpu", options.threads}));
   GL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                       LoadModel(std::make_shared<const Checkpoint>(std::move(ck)), *backend));
   EngineOptions resolved = options;
@@ -369,7 +395,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model_path, cons
     // Measured after the weights are in: what is left, with a quarter kept for everything else.
     constexpr int64_t kFallback = int64_t{4} << 30;
     const std::optional<int64_t> available = AvailableMemoryBytes();
-    resolved.kv_budget_bytes = available ? std::max<int64_t>(*available / 4 * 3, int64_t{64} << 20) : kFallback;
+    resolved.kv_budget_bytes =
+        available ? std::max<int64_t>(*available / 4 * 3, int64_t{64} << 20) : kFallback;
   }
   return std::unique_ptr<Engine>(new LocalEngine(model_path, std::move(backend), std::move(model),
                                                  resolved, *kv_type, std::move(tokenizer)));

@@ -211,8 +211,10 @@ void Scheduler::Finish(Sequence& s, Event final) {
       final.malformed_reason = reply->malformed_reason;
     }
     if (s.matcher) {
-      const bool complete = s.matcher->finished() ||
-                            (final.finish_reason == "stop" && s.matcher->Complete());
+      // The budget ran out exactly as the value completed: nothing was cut.
+      if (final.finish_reason == "length" && s.matcher->Complete()) final.finish_reason = "stop";
+      const bool complete =
+          s.matcher->finished() || (final.finish_reason == "stop" && s.matcher->Complete());
       std::vector<int32_t> generated(s.tokens.end() - static_cast<std::ptrdiff_t>(s.generated),
                                      s.tokens.end());
       if (!generated.empty() && std::find(s.stop_tokens.begin(), s.stop_tokens.end(),
@@ -329,11 +331,16 @@ void Scheduler::Deliver(Sequence& s, const float* logits_row) {
     }
     ApplyMask(s.mask, row_);
   }
-  const int32_t next = s.sampler->Next(row_, s.tokens, s.generated);
+  int32_t next;
+  if (s.matcher) {
+    next = SampleConstrained(s, r.max_tokens - static_cast<int64_t>(s.generated));
+  } else {
+    next = s.sampler->Next(row_, s.tokens, s.generated);
+  }
   if (s.matcher) {
     if (Status accepted = s.matcher->Accept(next); !accepted.ok()) {
       return Finish(s, EndEvent("error", InternalError("sampled a token the constraint forbids: " +
-                                                        accepted.message())));
+                                                       accepted.message())));
     }
   }
   const auto token_time = SchedulerClock::now();
@@ -359,6 +366,30 @@ void Scheduler::Deliver(Sequence& s, const float* logits_row) {
     return Finish(s, EndEvent("stop"));
   }
   if (static_cast<int64_t>(s.generated) >= r.max_tokens) return Finish(s, EndEvent("length"));
+}
+
+// Always complete: while the tokens left cover the shortest completion with room to spare, the
+// sampler's choice stands. Near the budget a choice after which the value could no longer finish
+// in the tokens left is struck out and the sampler draws again (up to 8 times, on the same masked
+// logits); failing that, the token that shortens the completion most is forced. The invariant
+// "shortest completion (bytes) <= tokens left" then holds at every step, so the value is complete
+// when the budget runs out.
+int32_t Scheduler::SampleConstrained(Sequence& s, int64_t tokens_left) {
+  constexpr int64_t kMargin = 8;
+  constrain::Matcher& m = *s.matcher;
+  if (m.CompletionBytes() + kMargin < tokens_left) {
+    return s.sampler->Next(row_, s.tokens, s.generated);
+  }
+  steer_row_ = row_;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const int32_t next = s.sampler->Next(row_, s.tokens, s.generated);
+    if (m.CompletionBytesAfter(next) <= tokens_left - 1) return next;
+    s.mask.Reset(next);
+    steer_row_[static_cast<size_t>(next)] = -std::numeric_limits<float>::infinity();
+    row_ = steer_row_;
+  }
+  const int32_t forced = m.SteerToken(s.mask);
+  return forced >= 0 ? forced : s.sampler->Next(row_, s.tokens, s.generated);
 }
 
 void Scheduler::MeasureStep(double ms, int64_t decode_positions, int64_t prompt_positions) {
@@ -453,7 +484,8 @@ bool Scheduler::Step(bool stopping) {
     }
     for (const auto& s : running_) {
       if (s->pending() > 1 && budget > 0) {
-        s->planned = std::min(s->pending(), PromptBudget(*s, budget, capped_budget, earliest_first_token));
+        s->planned =
+            std::min(s->pending(), PromptBudget(*s, budget, capped_budget, earliest_first_token));
         Spend(*s, s->planned, earliest_first_token, &budget, &capped_budget);
       }
     }

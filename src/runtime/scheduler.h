@@ -101,6 +101,9 @@ class Scheduler {
   void Release(Sequence& s);  // frees its KV and drops it from the running/waiting lists
   std::unique_ptr<Sequence> MakeSequence(Work work);
   void Deliver(Sequence& s, const float* logits_row);
+  // The next token of a constrained sequence from the masked row_, steered to finish within
+  // `tokens_left` (this one included).
+  int32_t SampleConstrained(Sequence& s, int64_t tokens_left);
   // Starts `s`'s further samples: forked from its KV after the prompt (with `logits_row`, the
   // prompt's last logits), or, without it or without room, as requests of their own.
   void SpawnSamples(Sequence& s, const float* logits_row);
@@ -136,6 +139,7 @@ class Scheduler {
   double prefill_position_ms_ = 0;
   std::vector<float> logits_;
   std::vector<float> row_, logprob_row_;
+  std::vector<float> steer_row_;  // the masked row before sampling (steering retries)
 };
 
 }  // namespace gemma_local

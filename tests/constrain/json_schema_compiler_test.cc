@@ -149,6 +149,53 @@ TEST(JsonSchemaCompiler, RandomWalksProduceValidValues) {
   }
 }
 
+// The shortest-completion length is exact: from random points of random walks, forcing the
+// steering token reaches a complete value in exactly that many bytes.
+TEST(JsonSchemaCompiler, CompletionBytesAreExact) {
+  const char* kSchemas[] = {
+      R"({"type": "object", "properties": {"a": {"type": "string", "minLength": 2},
+          "b": {"type": "array", "minItems": 2, "items": {"type": "integer", "minimum": 10}},
+          "c": {"enum": ["xyz", 1234]}}, "required": ["a", "b", "c"]})",
+      R"({"$defs": {"n": {"type": "object", "properties": {"k": {"$ref": "#/$defs/n"},
+          "v": {"type": "number", "exclusiveMinimum": 0}}, "required": ["v"]}}, "$ref": "#/$defs/n"})",
+      R"({"type": "string", "format": "date-time"})", R"(true)"};
+  std::mt19937 rng(29);
+  auto vocab = Vocab();
+  for (const char* schema : kSchemas) {
+    Result<CompiledSchema> c = Compile(schema);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    for (int walk = 0; walk < 20; ++walk) {
+      Matcher m(c->grammar, vocab, {0});
+      TokenMask mask;
+      std::string text;
+      const int prefix = static_cast<int>(rng() % 12);
+      for (int step = 0; step < prefix; ++step) {
+        ASSERT_TRUE(m.FillMask(&mask).ok());
+        mask.Reset(0);
+        std::vector<int32_t> ids = mask.Ids();
+        if (ids.empty()) break;
+        const int32_t pick = ids[rng() % ids.size()];
+        text += vocab->TokenBytes(pick);
+        ASSERT_TRUE(m.Accept(pick).ok());
+      }
+      const int64_t need = m.CompletionBytes();
+      ASSERT_LT(need, Grammar::kNoYield) << text;
+      for (int64_t k = 0; k < need; ++k) {
+        ASSERT_TRUE(m.FillMask(&mask).ok());
+        mask.Reset(0);  // a byte, not the stop token
+        const int32_t steer = m.SteerToken(mask);
+        ASSERT_GE(steer, 0) << text;
+        ASSERT_EQ(m.CompletionBytesAfter(steer), need - k - 1) << schema << "\n" << text;
+        text += vocab->TokenBytes(steer);
+        ASSERT_TRUE(m.Accept(steer).ok());
+      }
+      EXPECT_TRUE(m.Complete()) << schema << "\n" << text;
+      const std::vector<SchemaError> errors = c->validator->Validate(nlohmann::json::parse(text));
+      EXPECT_TRUE(errors.empty()) << text;
+    }
+  }
+}
+
 TEST(JsonSchemaCompiler, NumericRangesAreExact) {
   RegexArena arena;
   const int64_t bounds[] = {-120, -100, -9, -1, 0, 1, 7, 10, 99, 100, 250};

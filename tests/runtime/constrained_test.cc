@@ -64,6 +64,37 @@ TEST(Constrained, SchemaGreedyAndSampledOutputsAreValid) {
   if (any->finish_reason == "stop") ExpectValidJson(*any);
 }
 
+// Always complete: with unbounded strings, arrays and extra keys, a random model would ramble
+// past any budget; the steering ends every value within max_tokens.
+TEST(Constrained, EveryValueCompletesWithinItsBudget) {
+  std::unique_ptr<Engine> engine = OpenTiny();
+  const Constraint open = Constraint::JsonSchema(nlohmann::ordered_json::parse(R"({
+      "type": "object", "required": ["title", "items"], "additionalProperties": true,
+      "properties": {"title": {"type": "string", "minLength": 3},
+                     "items": {"type": "array", "minItems": 2, "items": {"type": "string"}}}})"));
+  for (int64_t budget : {31, 40, 64}) {  // the shortest value has 31 bytes
+    for (int seed = 0; seed < 4; ++seed) {
+      Request r = Constrained(open, 1.0f, seed);
+      r.max_tokens = budget;
+      Result<Completion> c = engine->Generate(r);
+      ASSERT_TRUE(c.ok()) << c.status().ToString();
+      ExpectValidJson(*c);
+      EXPECT_LE(c->usage.completion_tokens, budget);
+      Request any = Constrained(Constraint::AnyJson(), 1.0f, seed);
+      any.max_tokens = budget;
+      Result<Completion> a = engine->Generate(any);
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      ExpectValidJson(*a);
+    }
+  }
+  Request too_short = Constrained(open);
+  too_short.max_tokens = 5;
+  Result<std::unique_ptr<RequestHandle>> refused = engine->Submit(too_short);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("shortest value takes up to"), std::string::npos)
+      << refused.status().message();
+}
+
 TEST(Constrained, RegexAndChoice) {
   std::unique_ptr<Engine> engine = OpenTiny();
   for (int seed = 0; seed < 3; ++seed) {
