@@ -10,6 +10,8 @@ void EarleyParser::Reset() {
   items_.clear();
   expected_.clear();
   rows_.clear();
+  scanned_.clear();
+  memo_.valid = false;
   row_begin_ = 0;
   seen_.clear();
   for (uint32_t p : grammar_->productions_of(grammar_->start())) Add(Item{p, 0, 0});
@@ -54,6 +56,7 @@ void EarleyParser::Close() {
   row.items_end = static_cast<uint32_t>(items_.size());
   row.expected_begin = static_cast<uint32_t>(expected_.size());
   row.accepting = false;
+  row.id = next_row_id_++;
   for (size_t i = row_begin_; i < items_.size(); ++i) {
     const Item& item = items_[i];
     const Grammar::Production& p = productions[item.production];
@@ -75,6 +78,22 @@ void EarleyParser::Close() {
 
 bool EarleyParser::Scan(std::span<const int32_t> lexemes) {
   const Row& top = rows_.back();
+  if (memo_.valid && memo_.parent == top.id &&
+      std::equal(lexemes.begin(), lexemes.end(), memo_.lexemes.begin(), memo_.lexemes.end())) {
+    if (!memo_.accepted) return false;
+    Row row = memo_.row;
+    row.items_begin = static_cast<uint32_t>(items_.size());
+    items_.insert(items_.end(), memo_.items.begin(), memo_.items.end());
+    row.items_end = static_cast<uint32_t>(items_.size());
+    row.expected_begin = static_cast<uint32_t>(expected_.size());
+    expected_.insert(expected_.end(), memo_.expected.begin(), memo_.expected.end());
+    row.expected_end = static_cast<uint32_t>(expected_.size());
+    rows_.push_back(row);
+    scanned_.emplace_back(lexemes.begin(), lexemes.end());
+    row_begin_ = static_cast<uint32_t>(items_.size());
+    return true;
+  }
+  const uint64_t parent = top.id;
   const auto& productions = grammar_->productions();
   for (uint32_t k = top.items_begin; k < top.items_end; ++k) {
     const Item item = items_[k];
@@ -86,15 +105,29 @@ bool EarleyParser::Scan(std::span<const int32_t> lexemes) {
   }
   if (items_.size() == row_begin_) {
     seen_.clear();
+    memo_.valid = true;
+    memo_.parent = parent;
+    memo_.lexemes.assign(lexemes.begin(), lexemes.end());
+    memo_.accepted = false;
     return false;
   }
   Close();
+  scanned_.emplace_back(lexemes.begin(), lexemes.end());
   return true;
 }
 
 void EarleyParser::Pop() {
   if (rows_.size() <= 1) return;
   const Row& top = rows_.back();
+  memo_.valid = true;
+  memo_.parent = rows_[rows_.size() - 2].id;
+  memo_.lexemes = std::move(scanned_.back());
+  scanned_.pop_back();
+  memo_.accepted = true;
+  memo_.row = top;
+  memo_.items.assign(items_.begin() + top.items_begin, items_.begin() + top.items_end);
+  memo_.expected.assign(expected_.begin() + top.expected_begin,
+                        expected_.begin() + top.expected_end);
   items_.resize(top.items_begin);
   expected_.resize(top.expected_begin);
   rows_.pop_back();

@@ -56,6 +56,19 @@ class EarleyParser {
     uint32_t items_begin, items_end;
     uint32_t expected_begin, expected_end;
     bool accepting;
+    uint64_t id;  // unique per row computed; a restored row keeps its id
+  };
+  // The last row popped (or scan refused), kept to answer the same scan at the same row again
+  // without the closure: a trie walk scans the same lexeme from the same row many times
+  // (llguidance's row reuse).
+  struct ScanMemo {
+    bool valid = false;
+    uint64_t parent = 0;
+    std::vector<int32_t> lexemes;
+    bool accepted = false;
+    Row row{};
+    std::vector<Item> items;
+    std::vector<int32_t> expected;
   };
   // Adds `item` to the row under construction (items_[row_begin..]) unless present.
   void Add(const Item& item);
@@ -67,7 +80,10 @@ class EarleyParser {
   std::vector<int32_t> expected_;
   std::vector<Row> rows_;
   uint32_t row_begin_ = 0;
-  std::unordered_set<uint64_t> seen_;  // items of the row under construction
+  std::unordered_set<uint64_t> seen_;          // items of the row under construction
+  std::vector<std::vector<int32_t>> scanned_;  // per row: the lexemes whose scan made it
+  uint64_t next_row_id_ = 0;
+  ScanMemo memo_;
 };
 
 }  // namespace gemma_local::constrain

@@ -152,19 +152,59 @@ namespace {
 struct MaskVisitor {
   Matcher* matcher;
   TokenMask* mask;
-  bool Push(uint8_t b) { return matcher->PushByte(b); }
+  bool Push(uint8_t b, uint32_t /*node*/) { return matcher->PushByte(b); }
   void Pop() { matcher->PopByte(); }
   void Token(int32_t id) { mask->Set(id); }
 };
 
 }  // namespace
 
+const Matcher::InnerMasks& Matcher::Inner(int32_t state) {
+  auto& slot = inner_[state];
+  if (slot) return *slot;
+  slot = std::make_unique<InnerMasks>();
+  slot->inner.Resize(vocab_->vocab_size());
+  // The lexer alone: a transition to a state continues the lexemes (inner); an end needs the
+  // parser, so that subtree is recorded instead of walked.
+  struct LexerVisitor {
+    Matcher* m;
+    InnerMasks* out;
+    std::vector<int32_t> states;
+    std::string prefix;
+    bool Push(uint8_t b, uint32_t node) {
+      const int32_t t = m->Transition(states.back(), b);
+      if (t >= 0) {
+        states.push_back(t);
+        prefix.push_back(static_cast<char>(b));
+        return true;
+      }
+      if (t == kEnd) out->boundaries.emplace_back(node, prefix);
+      return false;
+    }
+    void Pop() {
+      states.pop_back();
+      prefix.pop_back();
+    }
+    void Token(int32_t id) { out->inner.Set(id); }
+  };
+  LexerVisitor visitor{this, slot.get(), {state}, {}};
+  vocab_->Walk(visitor);
+  return *slot;
+}
+
 Status Matcher::FillMask(TokenMask* mask) {
   if (mask->size() != vocab_->vocab_size()) mask->Resize(vocab_->vocab_size());
   mask->Clear();
   if (finished_) return InvalidArgumentError("the constrained value is already finished");
+  const InnerMasks& cached = Inner(stack_.back().lex);
+  *mask = cached.inner;
   MaskVisitor visitor{this, mask};
-  vocab_->Walk(visitor);
+  for (const auto& [node, prefix] : cached.boundaries) {
+    size_t pushed = 0;
+    while (pushed < prefix.size() && PushByte(static_cast<uint8_t>(prefix[pushed]))) ++pushed;
+    if (pushed == prefix.size()) vocab_->WalkSubtree(node, visitor);
+    while (pushed-- > 0) PopByte();
+  }
   if (Complete()) {
     for (int32_t id : stop_ids_) mask->Set(id);
   }

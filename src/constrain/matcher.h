@@ -83,6 +83,17 @@ class Matcher {
   std::vector<LexState> states_;
   std::map<std::vector<std::pair<int32_t, RegexId>>, int32_t> state_ids_;
   std::map<std::vector<int32_t>, int32_t> start_states_;  // by expected lexemes
+  // Per lexer state, the tokens it allows whatever the parser holds (every byte continues a
+  // lexeme: xgrammar's context-independent tokens) and the trie nodes where a lexeme must end,
+  // whose subtrees depend on the parser and are walked at each FillMask. Inside a JSON string
+  // that turns a walk of the whole vocabulary into a bitset copy plus the few hundred tokens
+  // that contain a closing quote.
+  struct InnerMasks {
+    TokenMask inner;
+    std::vector<std::pair<uint32_t, std::string>> boundaries;  // (trie node, bytes before it)
+  };
+  const InnerMasks& Inner(int32_t state);
+  std::map<int32_t, std::unique_ptr<InnerMasks>> inner_;
   std::vector<Entry> stack_;
   bool finished_ = false;
   size_t bytes_accepted_ = 0;

@@ -62,20 +62,32 @@ class VocabIndex {
   std::span<const int32_t> trie_tokens() const { return trie_tokens_; }
 
   // Depth-first walk over the trie. The visitor provides
-  //   bool Push(uint8_t byte)  // extend the current prefix; false skips the subtree (no Pop)
-  //   void Pop()               // undo the last successful Push
-  //   void Token(int32_t id)   // a token whose bytes are the current prefix
+  //   bool Push(uint8_t byte, uint32_t node)  // extend the prefix; false skips the subtree
+  //   void Pop()                              // undo the last successful Push
+  //   void Token(int32_t id)                  // a token whose bytes are the current prefix
   template <typename Visitor>
   void Walk(Visitor& visitor) const {
-    int depth = 0;
-    size_t i = 0;
-    while (i < nodes_.size()) {
+    WalkRange(0, static_cast<uint32_t>(nodes_.size()), 0, visitor);
+  }
+  // The subtree of `node` (the node included), with the visitor already holding its parent's
+  // prefix.
+  template <typename Visitor>
+  void WalkSubtree(uint32_t node, Visitor& visitor) const {
+    WalkRange(node, nodes_[node].subtree_end, nodes_[node].depth - 1, visitor);
+  }
+
+ private:
+  template <typename Visitor>
+  void WalkRange(uint32_t begin, uint32_t end, int base_depth, Visitor& visitor) const {
+    int depth = base_depth;
+    uint32_t i = begin;
+    while (i < end) {
       const Node& node = nodes_[i];
       while (depth >= node.depth) {
         visitor.Pop();
         --depth;
       }
-      if (!visitor.Push(node.byte)) {
+      if (!visitor.Push(node.byte, i)) {
         i = node.subtree_end;
         continue;
       }
@@ -83,13 +95,12 @@ class VocabIndex {
       for (uint32_t t = node.tokens_begin; t < node.tokens_end; ++t) visitor.Token(trie_tokens_[t]);
       ++i;
     }
-    while (depth > 0) {
+    while (depth > base_depth) {
       visitor.Pop();
       --depth;
     }
   }
 
- private:
   VocabIndex() = default;
   void BuildTrie();
 

@@ -18,7 +18,7 @@ struct Recorder {
   std::string prefix;
   std::map<int32_t, std::string> seen;
   std::string forbidden_first;  // first bytes whose subtree is skipped
-  bool Push(uint8_t b) {
+  bool Push(uint8_t b, uint32_t /*node*/) {
     if (prefix.empty() && forbidden_first.find(static_cast<char>(b)) != std::string::npos) {
       return false;
     }
