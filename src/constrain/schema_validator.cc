@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <regex>
+#include <mutex>
 #include <set>
 #include <string_view>
 #include <unordered_map>
 
 #include "constrain/formats.h"
+#include "constrain/regex.h"
+#include "constrain/regex_parse.h"
 
 namespace gemma_local::constrain {
 namespace {
@@ -120,7 +122,12 @@ bool MultipleOf(const json& v, const json& m) {
 struct SchemaValidator::Impl {
   json root;
   ValidatorOptions options;
-  std::unordered_map<std::string, std::regex> regexes;  // pattern text -> compiled
+  // `pattern`s in the grammar's engine (derivatives: linear in the text, so a hostile pattern
+  // cannot make a check backtrack for ever as std::regex would), guarded: Validate is const and
+  // may run on any thread, while matching grows the arena.
+  mutable std::mutex regex_mu;
+  mutable RegexArena arena;
+  std::unordered_map<std::string, RegexId> regexes;  // pattern text -> compiled
 
   // Checks the keywords of `s` at `at` and of every subschema; fills `regexes`.
   Status Check(const json& s, const std::string& at, int depth) {
@@ -210,13 +217,14 @@ struct SchemaValidator::Impl {
 
   Status AddRegex(const std::string& pattern, const std::string& at) {
     if (regexes.count(pattern)) return Status::Ok();
-    try {
-      regexes.emplace(pattern, std::regex(pattern, std::regex::ECMAScript));
-    } catch (const std::regex_error& e) {
+    std::lock_guard<std::mutex> lock(regex_mu);
+    Result<RegexId> r = ParseEcmaRegex(arena, pattern, RegexMode::kSearch);
+    if (!r.ok()) {
       return UnsupportedError("pattern at " + at + ": \"" + pattern +
-                              "\" is not a regular expression this validator reads (" + e.what() +
-                              ")");
+                              "\" is not a regular expression this validator reads (" +
+                              r.status().message() + ")");
     }
+    regexes.emplace(pattern, *r);
     return Status::Ok();
   }
 
@@ -248,7 +256,9 @@ struct SchemaValidator::Impl {
 
   bool Search(const std::string& pattern, const std::string& text) const {
     auto it = regexes.find(pattern);
-    return it != regexes.end() && std::regex_search(text, it->second);
+    if (it == regexes.end()) return false;
+    std::lock_guard<std::mutex> lock(regex_mu);
+    return arena.Matches(it->second, text);
   }
 
   void Fail(std::vector<SchemaError>* errors, const std::string& inst, const std::string& at,

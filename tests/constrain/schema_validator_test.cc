@@ -38,6 +38,16 @@ TEST(SchemaValidator, BasicsAndFailClosed) {
       << "a misspelt keyword is refused, not ignored";
 }
 
+// `pattern` runs in linear time: a pattern that makes backtracking engines exponential is an
+// ordinary check here (std::regex would not finish this within the test's lifetime).
+TEST(SchemaValidator, HostilePatternsRunInLinearTime) {
+  auto v = SchemaValidator::Compile(
+      nlohmann::json::parse(R"({"type": "string", "pattern": "^(a+)+$"})"));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_FALSE(v->IsValid(std::string(5000, 'a') + "b"));
+  EXPECT_TRUE(v->IsValid(std::string(5000, 'a')));
+}
+
 TEST(SchemaValidator, OfficialSuiteDraft2020) {
   std::optional<std::string> shared = testing::SharedDir();
   const std::string dir =
