@@ -4,18 +4,19 @@
 
 #include <algorithm>
 #include <charconv>
-#include <optional>
 #include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "gemma_local/system_memory.h"
 #include "cli/commands.h"
 #include "cli/engine_flags.h"
 #include "gemma_local/chat_output.h"
 #include "gemma_local/engine.h"
+#include "gemma_local/system_memory.h"
 
 namespace gemma_local::cli {
 namespace {
@@ -26,7 +27,8 @@ Result<std::vector<int32_t>> ParseTokenList(const std::string& text) {
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     int32_t id = 0;
     auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
     if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || id < 0) {
@@ -56,17 +58,21 @@ struct CommonOptions {
 
 void AddCommon(CLI::App* cmd, CommonOptions& o) {
   cmd->add_option("--model", o.model, "GGUF file or Hugging Face checkpoint directory")->required();
-  auto* tokens = cmd->add_option("--tokens", o.tokens, "comma-separated token ids, used exactly as given");
-  auto* prompt = cmd->add_option("--prompt", o.prompt, "raw text prompt (needs the model's tokenizer)");
+  auto* tokens =
+      cmd->add_option("--tokens", o.tokens, "comma-separated token ids, used exactly as given");
+  auto* prompt =
+      cmd->add_option("--prompt", o.prompt, "raw text prompt (needs the model's tokenizer)");
   tokens->excludes(prompt);
   cmd->add_flag("--chat", o.chat, "wrap --prompt in the model's chat template as one user turn");
   cmd->add_option("--system", o.system, "system message (with --chat)");
   cmd->add_flag("--think", o.think, "Gemma 4: enable the thinking channel (with --chat)");
   cmd->add_option("--threads", o.threads, "worker threads (0 = all cores)");
   cmd->add_option("--context", o.context, "context size in tokens (KV cache capacity)");
-  cmd->add_option("--quantize", o.quantize, "quantize weights at load: q8_0, q4_0, q4_k (= q4_k_m), ...");
-  cmd->add_option("--dump-activations", o.dump_activations,
-                  "write every forward call's named intermediates (raw f32 + index.jsonl) into this directory");
+  cmd->add_option("--quantize", o.quantize,
+                  "quantize weights at load: q8_0, q4_0, q4_k (= q4_k_m), ...");
+  cmd->add_option(
+      "--dump-activations", o.dump_activations,
+      "write every forward call's named intermediates (raw f32 + index.jsonl) into this directory");
   cmd->add_flag("--json", o.json, "print one JSON object");
   AddEngineFlags(cmd, &o.engine);
 }
@@ -112,7 +118,9 @@ Result<std::unique_ptr<Engine>> OpenEngine(const CommonOptions& o) {
 CommandRunner RegisterScore(CLI::App& app) {
   auto o = std::make_shared<CommonOptions>();
   auto top_k = std::make_shared<int>(10);
-  CLI::App* cmd = app.add_subcommand("score", "Teacher-forced log-probabilities: entry i is the distribution predicting token i+1");
+  CLI::App* cmd = app.add_subcommand(
+      "score",
+      "Teacher-forced log-probabilities: entry i is the distribution predicting token i+1");
   AddCommon(cmd, *o);
   cmd->add_option("--top-k", *top_k, "entries per position");
   return [o, top_k]() {
@@ -136,26 +144,111 @@ CommandRunner RegisterScore(CLI::App& app) {
   };
 }
 
+// --json-schema / --json-object / --regex / --choice: at most one.
+struct StructuredFlags {
+  std::string schema_file;
+  bool any_json = false;
+  std::string regex;
+  std::vector<std::string> choices;
+  bool best_effort = false;
+
+  Result<std::optional<Constraint>> Build() const {
+    const int given = !schema_file.empty() + any_json + !regex.empty() + !choices.empty();
+    if (given > 1) {
+      return InvalidArgumentError(
+          "give at most one of --json-schema, --json-object, --regex, --choice");
+    }
+    if (!schema_file.empty()) {
+      std::ifstream in(schema_file);
+      if (!in) return NotFoundError(schema_file + ": cannot open the JSON Schema file");
+      std::stringstream text;
+      text << in.rdbuf();
+      nlohmann::ordered_json schema =
+          nlohmann::ordered_json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+      if (schema.is_discarded()) return InvalidArgumentError(schema_file + ": not valid JSON");
+      return std::optional<Constraint>(Constraint::JsonSchema(std::move(schema), best_effort));
+    }
+    if (any_json) return std::optional<Constraint>(Constraint::AnyJson());
+    if (!regex.empty()) return std::optional<Constraint>(Constraint::Regex(regex));
+    if (!choices.empty()) return std::optional<Constraint>(Constraint::Choice(choices));
+    return std::optional<Constraint>();
+  }
+};
+
+nlohmann::json IssuesJson(const std::vector<ConstraintIssue>& issues) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const ConstraintIssue& i : issues) {
+    out.push_back({{"keyword", i.keyword}, {"pointer", i.pointer}, {"message", i.message}});
+  }
+  return out;
+}
+
+nlohmann::json ConstraintJson(const ConstraintOutcome& c) {
+  nlohmann::json violations = nlohmann::json::array();
+  for (const ConstraintViolation& v : c.violations) {
+    violations.push_back({{"instance_pointer", v.instance_pointer},
+                          {"schema_pointer", v.schema_pointer},
+                          {"message", v.message}});
+  }
+  return {{"complete", c.complete},
+          {"valid", c.valid},
+          {"violations", violations},
+          {"validated_after", IssuesJson(c.validated_after)},
+          {"not_enforced", IssuesJson(c.not_enforced)}};
+}
+
+// On stderr: what was not enforced and why the value is not valid, if it is not.
+void ReportConstraint(const ConstraintOutcome& c) {
+  for (const ConstraintIssue& i : c.not_enforced) {
+    std::fprintf(stderr, "warning: not enforced: %s at \"%s\": %s\n", i.keyword.c_str(),
+                 i.pointer.c_str(), i.message.c_str());
+  }
+  for (const ConstraintViolation& v : c.violations) {
+    std::fprintf(stderr, "warning: invalid at \"%s\" (schema \"%s\"): %s\n",
+                 v.instance_pointer.c_str(), v.schema_pointer.c_str(), v.message.c_str());
+  }
+}
+
 CommandRunner RegisterRun(CLI::App& app) {
   auto o = std::make_shared<CommonOptions>();
   auto max_tokens = std::make_shared<int64_t>(32);
   auto sp = std::make_shared<SamplingParams>();
   auto stops = std::make_shared<std::vector<std::string>>();
-  CLI::App* cmd = app.add_subcommand("run", "Generate a continuation (greedy unless --temperature > 0)");
+  CLI::App* cmd =
+      app.add_subcommand("run", "Generate a continuation (greedy unless --temperature > 0)");
   AddCommon(cmd, *o);
   cmd->add_option("--max-tokens", *max_tokens, "tokens to generate at most");
   cmd->add_option("--temperature", sp->temperature, "0 = greedy (default, reproducible)");
   cmd->add_option("--top-k", sp->top_k, "keep the k most likely tokens (0 = off)");
   cmd->add_option("--top-p", sp->top_p, "nucleus sampling mass (1 = off)");
   cmd->add_option("--min-p", sp->min_p, "drop tokens below min_p x the top probability (0 = off)");
-  cmd->add_option("--repeat-penalty", sp->repetition_penalty, "HF repetition penalty over prompt + output (1 = off)");
-  cmd->add_option("--presence-penalty", sp->presence_penalty, "OpenAI presence penalty over output tokens");
-  cmd->add_option("--frequency-penalty", sp->frequency_penalty, "OpenAI frequency penalty over output tokens");
+  cmd->add_option("--repeat-penalty", sp->repetition_penalty,
+                  "HF repetition penalty over prompt + output (1 = off)");
+  cmd->add_option("--presence-penalty", sp->presence_penalty,
+                  "OpenAI presence penalty over output tokens");
+  cmd->add_option("--frequency-penalty", sp->frequency_penalty,
+                  "OpenAI frequency penalty over output tokens");
   cmd->add_option("--seed", sp->seed, "sampling seed");
-  cmd->add_option("--stop", *stops, "stop when the generated text contains this string (repeatable; cut from the text)");
-  return [o, max_tokens, sp, stops]() {
+  cmd->add_option(
+      "--stop", *stops,
+      "stop when the generated text contains this string (repeatable; cut from the text)");
+  auto structured = std::make_shared<StructuredFlags>();
+  cmd->add_option("--json-schema", structured->schema_file,
+                  "constrain the output to JSON valid against this JSON Schema file "
+                  "(docs/structured-output.md)");
+  cmd->add_flag("--json-object", structured->any_json, "constrain the output to a JSON value");
+  cmd->add_option("--regex", structured->regex,
+                  "constrain the output to a full match of this ECMA-262 pattern");
+  cmd->add_option("--choice", structured->choices,
+                  "constrain the output to one of these strings (repeatable)");
+  cmd->add_flag(
+      "--best-effort", structured->best_effort,
+      "drop (and report) schema keywords that cannot be enforced instead of refusing the schema");
+  return [o, max_tokens, sp, stops, structured]() {
     Result<RequestInput> input = Input(*o);
     if (!input.ok()) return Fail(input.status());
+    Result<std::optional<Constraint>> constraint = structured->Build();
+    if (!constraint.ok()) return Fail(constraint.status());
     Result<std::unique_ptr<Engine>> engine = OpenEngine(*o);
     if (!engine.ok()) return Fail(engine.status());
     Request request;
@@ -163,20 +256,25 @@ CommandRunner RegisterRun(CLI::App& app) {
     request.max_tokens = *max_tokens;
     request.sampling = *sp;
     request.stop = *stops;
+    request.constraint = std::move(*constraint);
     Result<Completion> r = (*engine)->Generate(std::move(request));
     if (!r.ok()) return Fail(r.status());
+    if (r->constraint && !o->json) ReportConstraint(*r->constraint);
     // A Gemma 4 chat reply comes split into answer, thinking and tool calls (chat_output.h).
     const bool parsed = r->reply_parsed;
     if (!o->json) {
-      if (parsed && !r->reasoning.empty()) std::fprintf(stderr, "[thinking] %s\n", r->reasoning.c_str());
+      if (parsed && !r->reasoning.empty())
+        std::fprintf(stderr, "[thinking] %s\n", r->reasoning.c_str());
       if (!o->prompt.empty()) {
         std::printf("%s\n", r->text.c_str());
       } else {
-        for (size_t i = 0; i < r->tokens.size(); ++i) std::printf("%s%d", i ? "," : "", r->tokens[i]);
+        for (size_t i = 0; i < r->tokens.size(); ++i)
+          std::printf("%s%d", i ? "," : "", r->tokens[i]);
         std::printf("\n");
       }
       if (parsed) {
-        for (const ToolCall& call : r->tool_calls) std::printf("[tool_call] %s\n", call.ToJson().dump().c_str());
+        for (const ToolCall& call : r->tool_calls)
+          std::printf("[tool_call] %s\n", call.ToJson().dump().c_str());
         if (r->malformed) std::fprintf(stderr, "warning: %s\n", r->malformed_reason.c_str());
       }
       return kExitOk;
@@ -203,14 +301,16 @@ CommandRunner RegisterRun(CLI::App& app) {
       out["text"] = r->text;
     }
     out["finish_reason"] = r->finish_reason;
+    if (r->constraint) out["constraint"] = ConstraintJson(*r->constraint);
     const double n_prompt = static_cast<double>(r->prompt_tokens.size());
     const double n_gen = static_cast<double>(r->tokens.size());
     const Timings& t = r->timings;
-    out["timings"] = {{"prompt_ms", t.prompt_ms},
-                      {"prompt_tokens_per_s", t.prompt_ms > 0 ? n_prompt * 1000.0 / t.prompt_ms : 0.0},
-                      {"gen_ms", t.gen_ms},
-                      {"gen_tokens_per_s", t.gen_ms > 0 ? n_gen * 1000.0 / t.gen_ms : 0.0},
-                      {"peak_rss_bytes", PeakRssBytes()}};
+    out["timings"] = {
+        {"prompt_ms", t.prompt_ms},
+        {"prompt_tokens_per_s", t.prompt_ms > 0 ? n_prompt * 1000.0 / t.prompt_ms : 0.0},
+        {"gen_ms", t.gen_ms},
+        {"gen_tokens_per_s", t.gen_ms > 0 ? n_gen * 1000.0 / t.gen_ms : 0.0},
+        {"peak_rss_bytes", PeakRssBytes()}};
     std::printf("%s\n", out.dump().c_str());
     return kExitOk;
   };
