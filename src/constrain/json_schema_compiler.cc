@@ -583,13 +583,14 @@ Result<CompiledSchema> CompileJsonSchema(const nlohmann::ordered_json& schema,
   CompiledSchema out;
   GL_ASSIGN_OR_RETURN(ojson normalized, schema_internal::Normalize(schema, "", options.best_effort,
                                                                    &out.not_enforced));
+  // The grammar first: its refusals name the keyword and pointer in the API's words.
+  Compiler compiler(normalized, &out.validated_after);
+  GL_ASSIGN_OR_RETURN(out.grammar, compiler.Run());
   out.normalized = nlohmann::json::parse(normalized.dump());
   ValidatorOptions vo;
   vo.assert_format = true;
   GL_ASSIGN_OR_RETURN(SchemaValidator validator, SchemaValidator::Compile(out.normalized, vo));
   out.validator = std::make_shared<const SchemaValidator>(std::move(validator));
-  Compiler compiler(normalized, &out.validated_after);
-  GL_ASSIGN_OR_RETURN(out.grammar, compiler.Run());
   return out;
 }
 

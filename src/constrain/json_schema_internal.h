@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "constrain/json_pointer.h"
 #include "constrain/json_schema_compiler.h"
 #include "gemma_local/status.h"
 
@@ -16,7 +17,7 @@ using ojson = nlohmann::ordered_json;
 enum class KeywordClass { kAnnotation, kGrammar, kValidated, kRefused };
 KeywordClass Classify(std::string_view key);
 
-std::string PointerToken(const std::string& token);  // RFC 6901 escaping
+using constrain::PointerToken;  // RFC 6901 escaping (json_pointer.h)
 Status Refuse(const std::string& keyword, const std::string& pointer, const std::string& why);
 Status Unsatisfiable(const std::string& pointer, const std::string& why);
 

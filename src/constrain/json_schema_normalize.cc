@@ -74,20 +74,6 @@ KeywordClass Classify(std::string_view key) {
   return KeywordClass::kRefused;
 }
 
-std::string PointerToken(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 Status Refuse(const std::string& keyword, const std::string& pointer, const std::string& why) {
   return UnsupportedError("JSON Schema keyword \"" + keyword + "\" at \"" + pointer +
                           "\" is not supported" + (why.empty() ? "" : ": " + why) +

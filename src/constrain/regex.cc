@@ -5,6 +5,8 @@
 #include <deque>
 #include <unordered_set>
 
+#include "core/utf8.h"
+
 namespace gemma_local::constrain {
 namespace {
 
@@ -25,21 +27,7 @@ ByteSet RangeSet(uint32_t lo, uint32_t hi) {
 void Utf8Products(uint32_t lo, uint32_t hi, std::vector<std::pair<std::string, std::string>>& out) {
   auto encode = [](uint32_t cp) {
     std::string s;
-    if (cp < 0x80) {
-      s.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      s.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      s.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      s.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
+    AppendUtf8(cp, s);
     return s;
   };
   const size_t n = encode(lo).size();

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "constrain/formats.h"
+#include "constrain/json_pointer.h"
 #include "constrain/regex.h"
 #include "constrain/regex_parse.h"
 
@@ -69,20 +70,6 @@ const std::set<std::string_view>& Enforced() {
   return k;
 }
 
-std::string Escape(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 size_t CodePoints(const std::string& s) {
   size_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
@@ -135,7 +122,7 @@ struct SchemaValidator::Impl {
     if (s.is_boolean()) return Status::Ok();
     if (!s.is_object()) return InvalidArgumentError(at + ": a schema is an object or a boolean");
     for (const auto& [key, value] : s.items()) {
-      const std::string here = at + "/" + Escape(key);
+      const std::string here = at + "/" + PointerToken(key);
       if (key == "format" && options.assert_format) {
         if (!value.is_string() || !IsCheckedFormat(value.get<std::string>())) {
           return UnsupportedError("format at " + here + ": " + value.dump() +
@@ -176,7 +163,7 @@ struct SchemaValidator::Impl {
         if (!value.is_object()) return InvalidArgumentError(here + ": expected an object");
         for (const auto& [name, sub] : value.items()) {
           if (key == "patternProperties") GL_RETURN_IF_ERROR(AddRegex(name, here));
-          GL_RETURN_IF_ERROR(Check(sub, here + "/" + Escape(name), depth + 1));
+          GL_RETURN_IF_ERROR(Check(sub, here + "/" + PointerToken(name), depth + 1));
         }
       } else if (key == "allOf" || key == "anyOf" || key == "oneOf" || key == "prefixItems") {
         if (!value.is_array() || value.empty()) {
@@ -418,7 +405,7 @@ struct SchemaValidator::Impl {
         if (!v.contains(name) || !needs.is_array()) continue;
         for (const json& other : needs) {
           if (other.is_string() && !v.contains(other.get<std::string>())) {
-            Fail(errors, inst, at + "/dependentRequired/" + Escape(name),
+            Fail(errors, inst, at + "/dependentRequired/" + PointerToken(name),
                  "\"" + name + "\" needs property " + other.dump());
           }
         }
@@ -429,19 +416,20 @@ struct SchemaValidator::Impl {
     const json* additional =
         s.contains("additionalProperties") ? &s["additionalProperties"] : nullptr;
     for (const auto& [name, value] : v.items()) {
-      const std::string where = inst + "/" + Escape(name);
+      const std::string where = inst + "/" + PointerToken(name);
       bool matched = false;
       if (properties != nullptr) {
         if (auto p = properties->find(name); p != properties->end()) {
           matched = true;
-          Run(value, *p, where, at + "/properties/" + Escape(name), depth + 1, errors);
+          Run(value, *p, where, at + "/properties/" + PointerToken(name), depth + 1, errors);
         }
       }
       if (patterns != nullptr) {
         for (const auto& [pattern, sub] : patterns->items()) {
           if (Search(pattern, name)) {
             matched = true;
-            Run(value, sub, where, at + "/patternProperties/" + Escape(pattern), depth + 1, errors);
+            Run(value, sub, where, at + "/patternProperties/" + PointerToken(pattern), depth + 1,
+                errors);
           }
         }
       }
@@ -455,7 +443,7 @@ struct SchemaValidator::Impl {
     if (auto it = s.find("dependentSchemas"); it != s.end()) {
       for (const auto& [name, sub] : it->items()) {
         if (v.contains(name)) {
-          Run(v, sub, inst, at + "/dependentSchemas/" + Escape(name), depth + 1, errors);
+          Run(v, sub, inst, at + "/dependentSchemas/" + PointerToken(name), depth + 1, errors);
         }
       }
     }
