@@ -85,7 +85,12 @@ Status Unsatisfiable(const std::string& pointer, const std::string& why) {
 }
 
 Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort,
-                        std::vector<ConstraintIssue>* not_enforced) {
+                        std::vector<ConstraintIssue>* not_enforced, int depth) {
+  // The compiler and validator recurse along the schema: bound it (the validator's limit).
+  if (depth > kMaxSchemaDepth) {
+    return InvalidArgumentError("JSON Schema at \"" + ptr + "\" is nested deeper than " +
+                                std::to_string(kMaxSchemaDepth) + " levels");
+  }
   if (s.is_boolean()) return s;
   if (!s.is_object()) {
     return InvalidArgumentError("JSON Schema at \"" + ptr + "\" must be an object or a boolean");
@@ -125,7 +130,7 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
       ojson m = ojson::object();
       for (auto p = v.begin(); p != v.end(); ++p) {
         GL_ASSIGN_OR_RETURN(m[p.key()], Normalize(p.value(), at + "/" + PointerToken(p.key()),
-                                                  best_effort, not_enforced));
+                                                  best_effort, not_enforced, depth + 1));
       }
       out[key] = std::move(m);
     } else if (key == "allOf" || key == "anyOf" || key == "oneOf" || key == "prefixItems") {
@@ -134,15 +139,15 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
       }
       ojson a = ojson::array();
       for (size_t i = 0; i < v.size(); ++i) {
-        GL_ASSIGN_OR_RETURN(
-            ojson sub, Normalize(v[i], at + "/" + std::to_string(i), best_effort, not_enforced));
+        GL_ASSIGN_OR_RETURN(ojson sub, Normalize(v[i], at + "/" + std::to_string(i), best_effort,
+                                                 not_enforced, depth + 1));
         a.push_back(std::move(sub));
       }
       out[key] = std::move(a);
     } else if (key == "items" || key == "additionalProperties" || key == "contains" ||
                key == "propertyNames" || key == "not" || key == "if" || key == "then" ||
                key == "else") {
-      GL_ASSIGN_OR_RETURN(out[key], Normalize(v, at, best_effort, not_enforced));
+      GL_ASSIGN_OR_RETURN(out[key], Normalize(v, at, best_effort, not_enforced, depth + 1));
     } else {
       out[key] = v;
     }
