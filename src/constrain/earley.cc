@@ -19,9 +19,7 @@ void EarleyParser::Reset() {
 }
 
 void EarleyParser::Add(const Item& item) {
-  const uint64_t key = (static_cast<uint64_t>(item.production) << 40) ^
-                       (static_cast<uint64_t>(item.dot) << 32) ^ item.origin;
-  if (seen_.insert(key).second) items_.push_back(item);
+  if (seen_.insert(item).second) items_.push_back(item);
 }
 
 void EarleyParser::Close() {

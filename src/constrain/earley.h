@@ -80,8 +80,19 @@ class EarleyParser {
   std::vector<int32_t> expected_;
   std::vector<Row> rows_;
   uint32_t row_begin_ = 0;
-  std::unordered_set<uint64_t> seen_;          // items of the row under construction
-  std::vector<std::vector<int32_t>> scanned_;  // per row: the lexemes whose scan made it
+  struct ItemHash {
+    size_t operator()(const Item& i) const {
+      return (static_cast<size_t>(i.production) * 0x9E3779B97F4A7C15ull) ^
+             (static_cast<size_t>(i.dot) * 0xC2B2AE3D27D4EB4Full) ^ i.origin;
+    }
+  };
+  struct ItemEq {
+    bool operator()(const Item& a, const Item& b) const {
+      return a.production == b.production && a.dot == b.dot && a.origin == b.origin;
+    }
+  };
+  std::unordered_set<Item, ItemHash, ItemEq> seen_;  // items of the row under construction
+  std::vector<std::vector<int32_t>> scanned_;        // per row: the lexemes whose scan made it
   uint64_t next_row_id_ = 0;
   ScanMemo memo_;
 };

@@ -59,6 +59,18 @@ std::optional<double> NumberField(const ojson& s, const char* key) {
   return it->get<double>();
 }
 
+// A count keyword (minItems, maxLength, ...): a non-negative integer, read up to 1e15.
+Result<std::optional<double>> CountField(const ojson& s, const char* key, const std::string& ptr) {
+  auto it = s.find(key);
+  if (it == s.end()) return std::optional<double>();
+  const double v = it->is_number() ? it->get<double>() : -1;
+  if (!(v >= 0) || std::floor(v) != v) {
+    return InvalidArgumentError("JSON Schema at \"" + ptr + "\": \"" + key +
+                                "\" must be a non-negative integer");
+  }
+  return std::optional<double>(std::min(v, 1e15));
+}
+
 class Compiler {
  public:
   explicit Compiler(const ojson& root, std::vector<ConstraintIssue>* validated_after)
@@ -144,10 +156,11 @@ class Compiler {
     g_->AddProduction(any_rule_, {lbrace_, Symbol::Rule(members), rbrace_});
     g_->AddProduction(any_rule_, {lbracket_, rbracket_});
     g_->AddProduction(any_rule_, {lbracket_, Symbol::Rule(elements), rbracket_});
+    // Left-recursive lists (see Array).
     g_->AddProduction(members, {string, colon_, value});
-    g_->AddProduction(members, {string, colon_, value, comma_, Symbol::Rule(members)});
+    g_->AddProduction(members, {Symbol::Rule(members), comma_, string, colon_, value});
     g_->AddProduction(elements, {value});
-    g_->AddProduction(elements, {value, comma_, Symbol::Rule(elements)});
+    g_->AddProduction(elements, {Symbol::Rule(elements), comma_, value});
     return value;
   }
 
@@ -164,9 +177,20 @@ class Compiler {
     if (addressable) {
       if (auto it = by_pointer_.find(ptr); it != by_pointer_.end()) return Symbol::Rule(it->second);
     }
+    // A merged schema is compiled where it occurs, without the memo: a schema that recurses
+    // through allOf or a $ref with sibling keywords would unfold for ever, so the nesting of
+    // such compiles is bounded.
+    if (!addressable && inline_depth_ >= kMaxInlineDepth) {
+      return Refuse("$ref", ptr,
+                    "recursion through allOf or through a $ref with sibling keywords (write the "
+                    "recursive part as a plain {\"$ref\": ...})");
+    }
     const int32_t rule = g_->AddRule(ptr.empty() ? "#" : ptr);
     if (addressable) by_pointer_[ptr] = rule;
-    GL_RETURN_IF_ERROR(Body(s, ptr, rule, addressable));
+    if (!addressable) ++inline_depth_;
+    Status body = Body(s, ptr, rule, addressable);
+    if (!addressable) --inline_depth_;
+    GL_RETURN_IF_ERROR(body);
     return Symbol::Rule(rule);
   }
 
@@ -189,6 +213,21 @@ class Compiler {
         GL_ASSIGN_OR_RETURN(auto target,
                             schema_internal::ResolveRef(root_, r->get<std::string>(), ptr));
         GL_ASSIGN_OR_RETURN(Symbol sym, Schema(*target.first, target.second, true));
+        g_->AddProduction(rule, {sym});
+        return Status::Ok();
+      }
+    }
+    // allOf of one part beside annotations only (pydantic's way of annotating a $ref): an alias,
+    // compiled at its pointer so recursion through it is a recursive rule.
+    if (auto all = s.find("allOf"); all != s.end() && all->size() == 1 && !s.contains("$ref")) {
+      bool siblings = false;
+      for (auto it = s.begin(); it != s.end(); ++it) {
+        siblings =
+            siblings || (it.key() != "allOf" && schema_internal::Classify(it.key()) !=
+                                                    schema_internal::KeywordClass::kAnnotation);
+      }
+      if (!siblings) {
+        GL_ASSIGN_OR_RETURN(Symbol sym, Schema((*all)[0], ptr + "/allOf/0", addressable));
         g_->AddProduction(rule, {sym});
         return Status::Ok();
       }
@@ -258,7 +297,19 @@ class Compiler {
     }
     if (types.count("number") != 0) types.erase("integer");
     if (s.contains("enum") || s.contains("const")) {
-      const ojson values = s.contains("const") ? ojson::array({s["const"]}) : s["enum"];
+      ojson values = s.contains("enum") ? s["enum"] : ojson::array();
+      if (s.contains("const")) {  // both (a merge): the const, if the enum has it
+        const bool in_enum = !s.contains("enum") ||
+                             std::find(values.begin(), values.end(), s["const"]) != values.end();
+        values = in_enum ? ojson::array({s["const"]}) : ojson::array();
+      }
+      // Values that break a sibling string keyword (length, pattern, format) are dropped.
+      std::optional<RegexId> string_rule;
+      if (s.contains("minLength") || s.contains("maxLength") || s.contains("pattern") ||
+          s.contains("format") || s.contains("x-gl-patterns")) {
+        GL_ASSIGN_OR_RETURN(RegexId r, StringRegex(s, ptr));
+        string_rule = r;
+      }
       bool any = false;
       for (const auto& v : values) {
         const bool fits =
@@ -269,6 +320,10 @@ class Compiler {
              (types.count("number") ||
               (types.count("integer") && std::floor(v.get<double>()) == v.get<double>())));
         if (!fits) continue;
+        if (v.is_string() && string_rule &&
+            !arena_->Matches(*string_rule, CanonicalJsonString(v.get<std::string>()))) {
+          continue;
+        }
         g_->AddProduction(rule, {Symbol::Lexeme(g_->AddLexeme(arena_->Literal(
                                     v.dump(-1, ' ', false, ojson::error_handler_t::replace))))});
         any = true;
@@ -312,6 +367,8 @@ class Compiler {
   Result<Symbol> Object(const ojson& s, const std::string& ptr, bool addressable);
   Result<Symbol> Array(const ojson& s, const std::string& ptr, bool addressable);
   Result<Symbol> String(const ojson& s, const std::string& ptr);
+  // The lexeme of a string of schema `s`, quotes included.
+  Result<RegexId> StringRegex(const ojson& s, const std::string& ptr);
   Result<Symbol> Number(const ojson& s, const std::string& ptr, bool integer);
 
   const ojson& root_;
@@ -322,6 +379,8 @@ class Compiler {
   Symbol lbrace_, rbrace_, lbracket_, rbracket_, comma_, colon_, true_, false_, null_;
   RegexId canon_char_ = RegexArena::kNothing;
   int32_t any_rule_ = -1;
+  static constexpr int kMaxInlineDepth = 24;
+  int inline_depth_ = 0;
 };
 
 Result<Symbol> Compiler::Object(const ojson& s, const std::string& ptr, bool addressable) {
@@ -380,11 +439,18 @@ Result<Symbol> Compiler::Object(const ojson& s, const std::string& ptr, bool add
     }
     extra = std::make_pair(Symbol::Lexeme(g_->AddLexeme(key)), value);
   }
-  const auto min_p = static_cast<int64_t>(NumberField(s, "minProperties").value_or(0));
-  const double max_p_d = NumberField(s, "maxProperties").value_or(1e18);
+  GL_ASSIGN_OR_RETURN(std::optional<double> min_p_d, CountField(s, "minProperties", ptr));
+  GL_ASSIGN_OR_RETURN(std::optional<double> max_p_field, CountField(s, "maxProperties", ptr));
+  const auto min_p = static_cast<int64_t>(min_p_d.value_or(0));
+  const double max_p_d = max_p_field.value_or(1e18);
   const int64_t max_p = max_p_d > 1e17 ? INT64_MAX : static_cast<int64_t>(max_p_d);
   const int64_t cap = std::max<int64_t>({min_p, max_p == INT64_MAX ? 0 : max_p, 1});
   if (cap > 4096) return Refuse("maxProperties", ptr, "counts above 4096");
+  // members(i, c) rules: bounded so a schema cannot ask for millions of them.
+  if (static_cast<int64_t>(props.size() + 1) * (cap + 1) > 100000) {
+    return Refuse(min_p > 0 ? "minProperties" : "maxProperties", ptr,
+                  "counting over more than 100,000 (property, count) pairs");
+  }
   // Members from property i on with c members written so far (c saturates at cap).
   std::map<std::pair<size_t, int64_t>, int32_t> rules;
   const size_t n = props.size();
@@ -404,6 +470,13 @@ Result<Symbol> Compiler::Object(const ojson& s, const std::string& ptr, bool add
       if (required.count(props[i].name) == 0) {
         g_->AddProduction(rule, {Symbol::Rule(members(i + 1, c))});
       }
+    } else if (extra && max_p == INT64_MAX && next == c) {
+      // Any number of extra keys from here (c >= 1, so each after a comma): left-recursive.
+      const int32_t more = g_->AddRule(ptr + "#more");
+      g_->AddProduction(more, {comma_, extra->first, colon_, extra->second});
+      g_->AddProduction(more, {Symbol::Rule(more), comma_, extra->first, colon_, extra->second});
+      g_->AddProduction(rule, {Symbol::Rule(more)});
+      if (c >= min_p) g_->AddProduction(rule, {});
     } else {
       if (extra && c + 1 <= max_p) member(extra->first, extra->second, members(n, next));
       if (c >= min_p) g_->AddProduction(rule, {});
@@ -425,8 +498,10 @@ Result<Symbol> Compiler::Array(const ojson& s, const std::string& ptr, bool addr
       prefix.push_back(sym);
     }
   }
-  const auto min_items = static_cast<uint64_t>(NumberField(s, "minItems").value_or(0));
-  double max_d = NumberField(s, "maxItems").value_or(1e18);
+  GL_ASSIGN_OR_RETURN(std::optional<double> min_items_d, CountField(s, "minItems", ptr));
+  GL_ASSIGN_OR_RETURN(std::optional<double> max_items_d, CountField(s, "maxItems", ptr));
+  const auto min_items = static_cast<uint64_t>(min_items_d.value_or(0));
+  double max_d = max_items_d.value_or(1e18);
   std::optional<Symbol> items;
   const ojson item_schema = s.contains("items") ? s["items"] : ojson(true);
   if (item_schema != false) {
@@ -456,14 +531,19 @@ Result<Symbol> Compiler::Array(const ojson& s, const std::string& ptr, bool addr
     const bool have_element = k < prefix.size() || items.has_value();
     if (!have_element || k >= max_items) return rule;
     const Symbol element = k < prefix.size() ? prefix[k] : *items;
+    if (unbounded && k >= loop) {
+      // More elements: left-recursive, so each one costs the parser O(1) (a right-recursive
+      // loop makes every element complete the whole chain before it).
+      const int32_t more = g_->AddRule(ptr + "#more");
+      g_->AddProduction(more, {comma_, element});
+      g_->AddProduction(more, {Symbol::Rule(more), comma_, element});
+      g_->AddProduction(rule, {Symbol::Rule(more)});
+      return rule;
+    }
     std::vector<Symbol> rhs;
     if (k > 0) rhs.push_back(comma_);
     rhs.push_back(element);
-    if (unbounded && k >= loop) {
-      rhs.push_back(Symbol::Rule(rule));
-    } else {
-      rhs.push_back(Symbol::Rule(rest(k + 1)));
-    }
+    rhs.push_back(Symbol::Rule(rest(k + 1)));
     g_->AddProduction(rule, rhs);
     return rule;
   };
@@ -473,9 +553,15 @@ Result<Symbol> Compiler::Array(const ojson& s, const std::string& ptr, bool addr
 }
 
 Result<Symbol> Compiler::String(const ojson& s, const std::string& ptr) {
-  const auto min_len =
-      static_cast<uint32_t>(std::min(NumberField(s, "minLength").value_or(0), 1e9));
-  const double max_d = NumberField(s, "maxLength").value_or(-1);
+  GL_ASSIGN_OR_RETURN(RegexId lexeme, StringRegex(s, ptr));
+  return Symbol::Lexeme(g_->AddLexeme(lexeme));
+}
+
+Result<RegexId> Compiler::StringRegex(const ojson& s, const std::string& ptr) {
+  GL_ASSIGN_OR_RETURN(std::optional<double> min_len_d, CountField(s, "minLength", ptr));
+  GL_ASSIGN_OR_RETURN(std::optional<double> max_len_d, CountField(s, "maxLength", ptr));
+  const auto min_len = static_cast<uint32_t>(std::min(min_len_d.value_or(0), 1e9));
+  const double max_d = max_len_d.value_or(-1);
   const uint32_t max_len =
       max_d < 0 || max_d > 1e9 ? RegexArena::kUnbounded : static_cast<uint32_t>(max_d);
   if (min_len > 100000 || (max_len != RegexArena::kUnbounded && max_len > 100000)) {
@@ -521,7 +607,7 @@ Result<Symbol> Compiler::String(const ojson& s, const std::string& ptr) {
   if (!empty.ok()) return Refuse("pattern", ptr, empty.status().message());
   if (*empty)
     return Unsatisfiable(ptr, "no string satisfies its length, pattern and format together");
-  return Symbol::Lexeme(g_->AddLexeme(lexeme));
+  return lexeme;
 }
 
 Result<Symbol> Compiler::Number(const ojson& s, const std::string& ptr, bool integer) {
@@ -573,6 +659,9 @@ Result<Symbol> Compiler::Number(const ojson& s, const std::string& ptr, bool int
 
 }  // namespace
 
+static Result<CompiledSchema> CompileNormalized(const nlohmann::ordered_json& schema,
+                                                const SchemaCompileOptions& options);
+
 std::string CanonicalJsonString(std::string_view text) {
   return nlohmann::json(std::string(text))
       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -580,6 +669,17 @@ std::string CanonicalJsonString(std::string_view text) {
 
 Result<CompiledSchema> CompileJsonSchema(const nlohmann::ordered_json& schema,
                                          const SchemaCompileOptions& options) {
+  // A malformed schema ({"type": 5}, {"required": [1]}) can make a json accessor throw: an
+  // error, never an exception out of the library.
+  try {
+    return CompileNormalized(schema, options);
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(std::string("malformed JSON Schema: ") + e.what());
+  }
+}
+
+static Result<CompiledSchema> CompileNormalized(const nlohmann::ordered_json& schema,
+                                                const SchemaCompileOptions& options) {
   CompiledSchema out;
   GL_ASSIGN_OR_RETURN(ojson normalized, schema_internal::Normalize(schema, "", options.best_effort,
                                                                    &out.not_enforced));

@@ -106,6 +106,33 @@ Result<ojson> Merge(const ojson& root, const ojson& a_in, const ojson& b_in,
     return std::nullopt;
   };
   const auto a_closed = closed_keys(a), b_closed = closed_keys(b);
+  // Combinations whose meaning crosses parts (one part's additionalProperties schema over the
+  // other's properties, one part's items over the other's prefixItems) are refused rather than
+  // merged wrongly.
+  auto declared = [](const ojson& s) {
+    std::vector<std::string> keys;
+    if (s.contains("properties")) {
+      for (auto p = s["properties"].begin(); p != s["properties"].end(); ++p)
+        keys.push_back(p.key());
+    }
+    return keys;
+  };
+  for (const auto& [x, y] : {std::make_pair(&a, &b), std::make_pair(&b, &a)}) {
+    if (auto ap = x->find("additionalProperties"); ap != x->end() && ap->is_object()) {
+      const std::vector<std::string> mine = declared(*x);
+      for (const std::string& k : declared(*y)) {
+        if (std::find(mine.begin(), mine.end(), k) == mine.end()) {
+          return Refuse("allOf", pointer,
+                        "one part's additionalProperties schema applies to another part's "
+                        "property \"" +
+                            k + "\"");
+        }
+      }
+    }
+    if (x->contains("items") && !x->contains("prefixItems") && y->contains("prefixItems")) {
+      return Refuse("allOf", pointer, "one part's items and another part's prefixItems");
+    }
+  }
   for (auto it = b.begin(); it != b.end(); ++it) {
     const std::string& key = it.key();
     const ojson& v = it.value();

@@ -11,6 +11,7 @@ Matcher::Matcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const V
       vocab_(std::move(vocab)),
       stop_ids_(std::move(stop_ids)),
       parser_(grammar_.get()) {
+  std::erase_if(stop_ids_, [&](int32_t id) { return id < 0 || id >= vocab_->vocab_size(); });
   stack_.push_back(Entry{StartState(), parser_.rows(), true});
 }
 
@@ -205,8 +206,14 @@ Status Matcher::FillMask(TokenMask* mask) {
     if (pushed == prefix.size()) vocab_->WalkSubtree(node, visitor);
     while (pushed-- > 0) PopByte();
   }
-  if (Complete()) {
-    for (int32_t id : stop_ids_) mask->Set(id);
+  // A stop id only once the value is complete, even one that is also an ordinary text token.
+  const bool complete = Complete();
+  for (int32_t id : stop_ids_) {
+    if (complete) {
+      mask->Set(id);
+    } else {
+      mask->Reset(id);
+    }
   }
   if (mask->Empty()) {
     return InternalError("constraint dead end after " + std::to_string(bytes_accepted_) +

@@ -413,6 +413,12 @@ class Parser {
 }  // namespace
 
 Result<RegexId> ParseEcmaRegex(RegexArena& arena, std::string_view pattern, RegexMode mode) {
+  // Regex construction recurses along a pattern's concatenations: bound the length.
+  constexpr size_t kMaxPatternBytes = 4096;
+  if (pattern.size() > kMaxPatternBytes) {
+    return UnsupportedError("a pattern of " + std::to_string(pattern.size()) +
+                            " bytes is not supported (at most 4096)");
+  }
   Parser parser(arena, pattern);
   return parser.Parse(mode);
 }

@@ -368,28 +368,30 @@ void Scheduler::Deliver(Sequence& s, const float* logits_row) {
   if (static_cast<int64_t>(s.generated) >= r.max_tokens) return Finish(s, EndEvent("length"));
 }
 
-// Always complete: while the tokens left cover the shortest completion with room to spare, the
-// sampler's choice stands. Near the budget a choice after which the value could no longer finish
-// in the tokens left is struck out and the sampler draws again (up to 8 times, on the same masked
-// logits); failing that, the token that shortens the completion most is forced. The invariant
-// "shortest completion (bytes) <= tokens left" then holds at every step, so the value is complete
-// when the budget runs out.
+// Always complete: a sampled token after which the value could no longer finish in the tokens left
+// (one token can add a long required part: an optional key, a branch) is struck out and the
+// sampler draws again (up to 8 times, on the same masked logits); failing that, the token that
+// shortens the completion most is forced. The invariant "shortest completion (bytes) <= tokens
+// left" then holds at every step, so the value is complete when the budget runs out.
 int32_t Scheduler::SampleConstrained(Sequence& s, int64_t tokens_left) {
-  constexpr int64_t kMargin = 8;
   constrain::Matcher& m = *s.matcher;
-  if (m.CompletionBytes() + kMargin < tokens_left) {
-    return s.sampler->Next(row_, s.tokens, s.generated);
-  }
   steer_row_ = row_;
   for (int attempt = 0; attempt < 8; ++attempt) {
     const int32_t next = s.sampler->Next(row_, s.tokens, s.generated);
+    if (next < 0 || next >= s.mask.size() || !s.mask.Test(next)) break;  // nothing allowed left
     if (m.CompletionBytesAfter(next) <= tokens_left - 1) return next;
     s.mask.Reset(next);
+    if (s.mask.Empty()) break;
     steer_row_[static_cast<size_t>(next)] = -std::numeric_limits<float>::infinity();
     row_ = steer_row_;
   }
-  const int32_t forced = m.SteerToken(s.mask);
-  return forced >= 0 ? forced : s.sampler->Next(row_, s.tokens, s.generated);
+  // The token that shortens the completion most (a stop token once the value is complete);
+  // FillMask's mask, not the struck-out one, so it is always there.
+  Status refilled = m.FillMask(&s.mask);
+  const int32_t forced = refilled.ok() ? m.SteerToken(s.mask) : -1;
+  if (forced >= 0) return forced;
+  row_ = steer_row_;
+  return s.sampler->Next(row_, s.tokens, s.generated);
 }
 
 void Scheduler::MeasureStep(double ms, int64_t decode_positions, int64_t prompt_positions) {

@@ -87,6 +87,17 @@ TEST(Constrained, EveryValueCompletesWithinItsBudget) {
       ExpectValidJson(*a);
     }
   }
+  // One token can raise the shortest completion a lot (choosing the optional key "a" commits to
+  // 40 more characters): such a token is struck out when it would not fit.
+  const Constraint jump = Constraint::JsonSchema(nlohmann::ordered_json::parse(
+      R"({"type": "object", "properties": {"a": {"type": "string", "minLength": 40}}})"));
+  for (int seed = 0; seed < 6; ++seed) {
+    Request r = Constrained(jump, 1.0f, seed);
+    r.max_tokens = 30;
+    Result<Completion> c = engine->Generate(r);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ExpectValidJson(*c);
+  }
   Request too_short = Constrained(open);
   too_short.max_tokens = 5;
   Result<std::unique_ptr<RequestHandle>> refused = engine->Submit(too_short);
