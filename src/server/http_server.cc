@@ -449,11 +449,17 @@ class HttpServer final : public Server {
         engine->SubmitSamples(std::move(request), f.n);
     if (!submitted.ok()) {
       ApiError e = server::FromStatus(submitted.status());
-      // Schema refusals name the keyword and its pointer in the message.
-      if (constrained && e.http_status == 400 &&
-          (submitted.status().code() == StatusCode::kUnsupported ||
-           e.message.rfind("JSON Schema", 0) == 0)) {
-        e.param = "response_format";
+      // Constraint errors name the keyword and its pointer in the message; the field is the
+      // request's response_format (or max_tokens when that cannot fit the shortest value).
+      if (constrained && e.http_status == 400) {
+        const std::string& m = e.message;
+        if (m.rfind("max_tokens", 0) == 0) {
+          e.param = "max_tokens";
+        } else if (m.find("JSON Schema") != std::string::npos ||
+                   m.find("pattern") != std::string::npos ||
+                   m.find("constraint") != std::string::npos) {
+          e.param = "response_format";
+        }
       }
       SendError(res, e);
       return false;

@@ -80,8 +80,8 @@ TEST_F(ServeHostile, EachHostileRequestGetsItsDocumentedStatus) {
        "invalid_top_p", "top_p"},
       {"huge float for an int", "POST", "/v1/chat/completions", Chat(R"(,"top_k":1e300)"), true,
        400, "invalid_top_k", "top_k"},
-      {"unbounded n (CVE pattern)", "POST", "/v1/chat/completions", Chat(R"(,"n":100000000)"),
-       true, 400, "invalid_n", "n"},
+      {"unbounded n (CVE pattern)", "POST", "/v1/chat/completions", Chat(R"(,"n":100000000)"), true,
+       400, "invalid_n", "n"},
       {"n over the limit", "POST", "/v1/chat/completions", Chat(R"(,"n":5)"), true, 400,
        "invalid_n", "n"},
       {"unknown model", "POST", "/v1/chat/completions", Chat(R"(,"model":"gpt-4o")"), true, 404,
@@ -95,15 +95,21 @@ TEST_F(ServeHostile, EachHostileRequestGetsItsDocumentedStatus) {
        "too_many_messages", "messages"},
       {"nested too deep", "POST", "/v1/chat/completions", deep, true, 400, "json_too_deep", ""},
       {"string too long", "POST", "/v1/chat/completions",
-       R"({"messages":[{"role":"user","content":")" + std::string(5000, 'a') + R"("}]})", true,
-       400, "string_too_long", ""},
+       R"({"messages":[{"role":"user","content":")" + std::string(5000, 'a') + R"("}]})", true, 400,
+       "string_too_long", ""},
       {"body too large", "POST", "/v1/chat/completions",
-       R"({"messages":[{"role":"user","content":"hi"}],"pad":")" + std::string(70000, 'a') +
-           "\"}",
+       R"({"messages":[{"role":"user","content":"hi"}],"pad":")" + std::string(70000, 'a') + "\"}",
        true, 413, "body_too_large", ""},
-      {"json_schema before constrained decoding", "POST", "/v1/chat/completions",
-       Chat(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}})"),
+      {"json_schema with a keyword the engine cannot enforce", "POST", "/v1/chat/completions",
+       Chat(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":)"
+            R"({"type":"object","unevaluatedProperties":false}}})"),
        true, 400, "unsupported", "response_format"},
+      {"json_schema without a schema", "POST", "/v1/chat/completions",
+       Chat(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x"}})"), true, 400,
+       "invalid_response_format", "response_format"},
+      {"json_schema that is not JSON Schema", "POST", "/v1/chat/completions",
+       Chat(R"(,"response_format":{"type":"json_schema","json_schema":{"schema":{"type":5}}})"),
+       true, 400, "invalid_request", "response_format"},
       {"forced tool choice", "POST", "/v1/chat/completions", Chat(R"(,"tool_choice":"required")"),
        true, 400, "unsupported", "tool_choice"},
       {"too many stop strings", "POST", "/v1/chat/completions",
@@ -120,8 +126,7 @@ TEST_F(ServeHostile, EachHostileRequestGetsItsDocumentedStatus) {
       {"detokenize garbage", "POST", "/detokenize", R"({"tokens":["a"]})", true, 400,
        "invalid_tokens", "tokens"},
       {"unknown route", "GET", "/v1/nothing", "", true, 404, "not_found", ""},
-      {"unknown route without a key", "GET", "/v1/nothing", "", false, 401, "invalid_api_key",
-       ""},
+      {"unknown route without a key", "GET", "/v1/nothing", "", false, 401, "invalid_api_key", ""},
       {"good request", "POST", "/v1/chat/completions", Chat(""), true, 200, "", ""},
   };
   for (const Case& c : cases) {
@@ -148,11 +153,10 @@ TEST_F(ServeHostile, EveryRouteButHealthAndThePageChecksTheKey) {
   ServeProcess serve(Model() + " --api-key-file " + dir_.File("keys"));
   ASSERT_TRUE(serve.ready()) << serve.output();
   const std::vector<std::pair<std::string, std::string>> routes = {
-      {"GET", "/v1/models"},           {"GET", "/metrics"},
-      {"POST", "/v1/chat/completions"}, {"POST", "/v1/completions"},
-      {"POST", "/tokenize"},           {"POST", "/detokenize"},
-      {"GET", "/v1/chat/completions"}, {"DELETE", "/v1/models"},
-      {"GET", "/admin"},               {"POST", "/health/../v1/models"}};
+      {"GET", "/v1/models"},           {"GET", "/metrics"},      {"POST", "/v1/chat/completions"},
+      {"POST", "/v1/completions"},     {"POST", "/tokenize"},    {"POST", "/detokenize"},
+      {"GET", "/v1/chat/completions"}, {"DELETE", "/v1/models"}, {"GET", "/admin"},
+      {"POST", "/health/../v1/models"}};
   const std::vector<std::vector<std::string>> bad_keys = {
       {},
       {"Authorization: Bearer wrong"},
@@ -233,7 +237,8 @@ TEST_F(ServeHostile, ASlowClientIsDisconnectedAtTheReadTimeout) {
   // bash's /dev/tcp: send a request line and one header, then wait for the server to close.
   testing::CommandResult r = testing::RunCommand(
       "timeout 20 bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(serve.port()) +
-      "; printf \"POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\n\" >&3; cat <&3 >/dev/null'");
+      "; printf \"POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\n\" >&3; cat <&3 "
+      ">/dev/null'");
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(r.exit_code, 124) << "the server kept the slow connection open";
@@ -249,8 +254,7 @@ TEST_F(ServeHostile, AVanishedClientCancelsItsRequest) {
   ASSERT_TRUE(serve.ready()) << serve.output();
   for (const std::string stream : {"false", "true"}) {
     SCOPED_TRACE("stream " + stream);
-    const std::string body =
-        Chat(R"(,"max_tokens":90000,"ignore_eos":true,"stream":)" + stream);
+    const std::string body = Chat(R"(,"max_tokens":90000,"ignore_eos":true,"stream":)" + stream);
     // curl gives up after 1 s, long before the reply ends.
     HttpResult r = Http(serve.port(), "POST", "/v1/chat/completions", body, {}, /*timeout_s=*/1);
     EXPECT_EQ(r.body.find("[DONE]"), std::string::npos);
@@ -295,8 +299,10 @@ TEST_F(ServeHostile, TheBodyLimitHoldsForChunkedAndCompressedBodies) {
     // Two requests on one connection (curl --next reuses it): the oversized one, then a good one.
     testing::CommandResult r = testing::RunCommand(
         "curl -s -m 30 -w '\n%{http_code} %{num_connects}\n' -H 'Content-Type: application/json' " +
-        framing + url + " --next -s -m 30 -w '\n%{http_code} %{num_connects}\n' "
-        "-H 'Content-Type: application/json' --data-binary @" + dir_.File("small.json") + url);
+        framing + url +
+        " --next -s -m 30 -w '\n%{http_code} %{num_connects}\n' "
+        "-H 'Content-Type: application/json' --data-binary @" +
+        dir_.File("small.json") + url);
     EXPECT_NE(r.out.find("body_too_large"), std::string::npos) << r.out.substr(0, 400);
     EXPECT_NE(r.out.find("\n413 1\n"), std::string::npos) << r.out.substr(0, 400);
     EXPECT_NE(r.out.find("\n200 0\n"), std::string::npos)
