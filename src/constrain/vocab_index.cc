@@ -76,8 +76,11 @@ void VocabIndex::BuildTrie() {
   for (int32_t id = 0; id < vocab_size(); ++id) {
     if (!excluded_.Test(id)) ids.push_back(id);
   }
-  std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
-    return TokenBytes(a) < TokenBytes(b);  // std::string_view compares as unsigned bytes
+  // Equal byte strings keep id order. (std::sort with the id as tie-break rather than
+  // std::stable_sort, whose temporary buffer comes from the nothrow operator new.)
+  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+    const std::string_view x = TokenBytes(a), y = TokenBytes(b);  // compare as unsigned bytes
+    return x != y ? x < y : a < b;
   });
   std::vector<uint32_t> path;  // node indices from depth 1 down
   std::string_view previous;
