@@ -51,7 +51,6 @@ class Grammar {
   Status Finalize();
 
   RegexArena& arena() const { return *arena_; }
-  std::shared_ptr<RegexArena> shared_arena() const { return arena_; }
   int32_t start() const { return start_; }
   size_t lexeme_count() const { return lexemes_.size(); }
   RegexId lexeme(int32_t i) const { return lexemes_[static_cast<size_t>(i)]; }

@@ -31,9 +31,8 @@ struct SchemaCompileOptions {
 
 struct CompiledSchema {
   std::shared_ptr<const Grammar> grammar;
-  // The schema as enforced after generation (nullable folded into type, OpenAPI annotations
-  // dropped), and its validator.
-  nlohmann::json normalized;
+  // Checks the finished value against the whole schema (nullable folded into type, OpenAPI
+  // annotations dropped).
   std::shared_ptr<const SchemaValidator> validator;
   std::vector<ConstraintIssue> validated_after;
   std::vector<ConstraintIssue> not_enforced;
