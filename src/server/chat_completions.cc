@@ -52,8 +52,11 @@ bool ReadResponseFormat(const nlohmann::ordered_json& body, Request* request, Ap
   }
   auto rf = body.find("response_format");
   if (rf == body.end() || rf->is_null()) return true;
-  const std::string type =
-      rf->is_object() && (*rf)["type"].is_string() ? rf->value("type", "") : "";
+  // find, never a const operator[] (undefined behaviour for a missing key).
+  std::string type;
+  if (rf->is_object()) {
+    if (auto t = rf->find("type"); t != rf->end() && t->is_string()) type = t->get<std::string>();
+  }
   if (type == "text") return true;
   if (type == "json_object") {
     request->constraint = Constraint::JsonSchema(

@@ -86,6 +86,9 @@ TEST(ChatRequest, FieldsAndUnsupportedOnes) {
        "response_format"},
       {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}})",
        "response_format"},
+      // No "type" at all (a fuzzer find: was a const operator[] on a missing key).
+      {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"paratype":"text"}})",
+       "response_format"},
       {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},
            "reasoning_effort":"high"})",
        "response_format"},
