@@ -66,6 +66,7 @@ PUBLIC_HEADER_HOME = {
     "chat_template.h": "text",
     "tokenizer.h": "text",
     "constraint.h": "constrain",
+    "rules.h": "constrain",
     "sampling.h": "runtime",
     "engine.h": "runtime",
     "server.h": "server",

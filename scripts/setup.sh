@@ -15,6 +15,7 @@ APT_PACKAGES=(
   build-essential g++ clang libclang-rt-14-dev cmake ninja-build pkg-config git
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libhwy-dev libcpp-httplib-dev libssl-dev
+  libyaml-cpp-dev libjq-dev
   python3 python3-jinja2 chromium
 )
 # Node.js may come from another source (e.g. a vendor repository that bundles npm); only ask apt

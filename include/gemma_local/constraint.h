@@ -9,9 +9,12 @@
 // case the outcome lists it under `not_enforced`. See docs/structured-output.md.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "gemma_local/status.h"
 
 namespace gemma_local {
 
@@ -57,5 +60,17 @@ struct ConstraintOutcome {
   std::vector<ConstraintIssue> validated_after;
   std::vector<ConstraintIssue> not_enforced;
 };
+
+// What a constraint compiles to, known before any request runs (`extract` checks its schema so).
+struct ConstraintReport {
+  int64_t min_bytes = 0;  // the shortest value's length in bytes
+  std::vector<ConstraintIssue> validated_after;
+  std::vector<ConstraintIssue> not_enforced;
+};
+
+// Compiles `constraint` as Submit would. Errors: kUnsupported (a keyword or regex feature that is
+// not enforced, naming it and its JSON pointer or offset), kInvalidArgument (malformed or
+// unsatisfiable).
+Result<ConstraintReport> InspectConstraint(const Constraint& constraint);
 
 }  // namespace gemma_local

@@ -2,6 +2,7 @@
 // (no weights are read): `gemma-local inspect`.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -87,5 +88,10 @@ Result<ModelInfo> InspectModel(const std::string& path);
 // KV cache and activations are not counted, so this is a lower bound on the traffic. Reads
 // metadata and tensor headers of `path` (GGUF file or HF checkpoint directory) only.
 Result<uint64_t> DecodeBytesPerToken(const std::string& path);
+
+// SHA-256 (lower-case hex) of a model: a file's bytes, or for a checkpoint directory its regular
+// files' names and bytes in name order (the audit log's and `extract`'s model_sha256). Reads the
+// whole model; returns kCancelled as soon as `stop` (if given) becomes true.
+Result<std::string> ModelSha256(const std::string& path, const std::atomic<bool>* stop = nullptr);
 
 }  // namespace gemma_local

@@ -122,3 +122,17 @@ ConstraintOutcome JudgeOutput(const CompiledConstraint& constraint, bool complet
 }
 
 }  // namespace gemma_local::constrain
+
+namespace gemma_local {
+
+Result<ConstraintReport> InspectConstraint(const Constraint& constraint) {
+  GL_ASSIGN_OR_RETURN(std::shared_ptr<const constrain::CompiledConstraint> compiled,
+                      constrain::CompileConstraint(constraint));
+  ConstraintReport report;
+  report.min_bytes = compiled->min_bytes;
+  report.validated_after = compiled->validated_after;
+  report.not_enforced = compiled->not_enforced;
+  return report;
+}
+
+}  // namespace gemma_local

@@ -1,15 +1,11 @@
 #include "server/audit_log.h"
 
-#include <openssl/evp.h>
-
-#include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <filesystem>
-#include <vector>
+#include <utility>
 
+#include "gemma_local/model_info.h"
 #include "server/api_error.h"
-#include "server/auth.h"
 
 namespace gemma_local::server {
 
@@ -43,40 +39,10 @@ std::string ModelHash::hex() const {
 }
 
 void ModelHash::Run() {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  std::vector<fs::path> files;
-  if (fs::is_directory(path_, ec)) {
-    for (const fs::directory_entry& e : fs::directory_iterator(path_, ec)) {
-      if (e.is_regular_file(ec)) files.push_back(e.path());
-    }
-    std::sort(files.begin(), files.end());
-  } else {
-    files.push_back(path_);
-  }
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return;
-  std::vector<char> buffer(size_t{1} << 20);
-  for (const fs::path& file : files) {
-    if (files.size() > 1) {
-      const std::string name = file.filename().string() + '\0';
-      EVP_DigestUpdate(ctx.get(), name.data(), name.size());
-    }
-    std::FILE* f = std::fopen(file.c_str(), "rb");
-    if (f == nullptr) return;
-    size_t n = 0;
-    while (!stop_ && (n = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) {
-      EVP_DigestUpdate(ctx.get(), buffer.data(), n);
-    }
-    const bool failed = std::ferror(f) != 0;
-    std::fclose(f);
-    if (failed || stop_) return;
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest, &size) != 1) return;
+  Result<std::string> hex = ModelSha256(path_, &stop_);
+  if (!hex.ok()) return;  // hex() stays ""
   std::lock_guard<std::mutex> lock(mu_);
-  hex_ = Hex(digest, size);
+  hex_ = std::move(*hex);
 }
 
 std::string UtcTimestamp() {

@@ -21,6 +21,7 @@ CommandRunner RegisterDetokenize(CLI::App& app);
 CommandRunner RegisterQuantize(CLI::App& app);
 CommandRunner RegisterBench(CLI::App& app);
 CommandRunner RegisterServe(CLI::App& app);
+CommandRunner RegisterExtract(CLI::App& app);
 
 // Exit codes shared by all subcommands.
 inline constexpr int kExitOk = 0;

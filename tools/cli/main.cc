@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   CommandRunner bench = RegisterBench(app);
   CommandRunner quantize = RegisterQuantize(app);
   CommandRunner serve = RegisterServe(app);
+  CommandRunner extract = RegisterExtract(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("bench")) return bench();
     if (app.got_subcommand("quantize")) return quantize();
     if (app.got_subcommand("serve")) return serve();
+    if (app.got_subcommand("extract")) return extract();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitError;
