@@ -84,6 +84,42 @@ Status Unsatisfiable(const std::string& pointer, const std::string& why) {
   return InvalidArgumentError("JSON Schema at \"" + pointer + "\" allows no value: " + why);
 }
 
+namespace {
+
+// OpenAPI's numeric formats (what ajv-formats checks): int32 is an integer in [-2^31, 2^31 - 1],
+// int64 an integer, float and double any number.
+bool IsOpenApiNumericFormat(const ojson& format) {
+  const std::string& f = format.get_ref<const std::string&>();
+  return f == "int32" || f == "int64" || f == "float" || f == "double";
+}
+
+// Rewrites `format` into keywords the compiler enforces. It constrains numbers only, so a schema
+// whose `type` allows other kinds too would need a union the format cannot say: refused.
+Status ApplyNumericFormat(const std::string& format, const std::string& ptr, ojson* out) {
+  if (format == "float" || format == "double") return Status::Ok();
+  auto type = out->find("type");
+  const bool integer = type != out->end() && *type == "integer";
+  const bool number = type != out->end() && *type == "number";
+  if (!integer && !number) {
+    return Refuse(
+        "format", ptr,
+        "format \"" + format + "\" is supported with \"type\": \"integer\" or \"number\"");
+  }
+  *type = "integer";
+  if (format == "int32") {
+    constexpr double kMin = -2147483648.0, kMax = 2147483647.0;
+    auto lo = out->find("minimum");
+    if (lo == out->end() || !lo->is_number() || lo->get<double>() < kMin)
+      (*out)["minimum"] = -2147483648LL;
+    auto hi = out->find("maximum");
+    if (hi == out->end() || !hi->is_number() || hi->get<double>() > kMax)
+      (*out)["maximum"] = 2147483647LL;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort,
                         std::vector<ConstraintIssue>* not_enforced, int depth) {
   // The compiler and validator recurse along the schema: bound it (the validator's limit).
@@ -97,6 +133,7 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
   }
   ojson out = ojson::object();
   bool nullable = false;
+  std::string numeric_format;
   for (auto it = s.begin(); it != s.end(); ++it) {
     const std::string& key = it.key();
     const std::string at = ptr + "/" + PointerToken(key);
@@ -105,6 +142,10 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
       continue;
     }
     if (IsForeignAnnotation(key)) continue;
+    if (key == "format" && it.value().is_string() && IsOpenApiNumericFormat(it.value())) {
+      numeric_format = it.value().get<std::string>();  // applied below, once `type` is known
+      continue;
+    }
     std::string refusal;
     if (Classify(key) == KeywordClass::kRefused) {
       refusal = "unknown or unsupported keyword";
@@ -151,6 +192,9 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
     } else {
       out[key] = v;
     }
+  }
+  if (!numeric_format.empty()) {
+    GL_RETURN_IF_ERROR(ApplyNumericFormat(numeric_format, ptr, &out));
   }
   if (nullable && !out.contains("type") && !out.contains("enum") && !out.contains("const") &&
       (out.contains("$ref") || out.contains("anyOf") || out.contains("oneOf") ||
