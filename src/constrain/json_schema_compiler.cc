@@ -678,8 +678,11 @@ Result<CompiledSchema> CompileJsonSchema(const nlohmann::ordered_json& schema,
 static Result<CompiledSchema> CompileNormalized(const nlohmann::ordered_json& schema,
                                                 const SchemaCompileOptions& options) {
   CompiledSchema out;
-  GL_ASSIGN_OR_RETURN(ojson normalized, schema_internal::Normalize(schema, "", options.best_effort,
-                                                                   &out.not_enforced));
+  schema_internal::NormalizeReport report;
+  GL_ASSIGN_OR_RETURN(ojson normalized,
+                      schema_internal::Normalize(schema, "", options.best_effort, &report));
+  out.not_enforced = std::move(report.not_enforced);
+  out.validated_after = std::move(report.validated_after);
   // The grammar first: its refusals name the keyword and pointer in the API's words.
   Compiler compiler(normalized, &out.validated_after);
   GL_ASSIGN_OR_RETURN(out.grammar, compiler.Run());

@@ -21,11 +21,18 @@ using constrain::PointerToken;  // RFC 6901 escaping (json_pointer.h)
 Status Refuse(const std::string& keyword, const std::string& pointer, const std::string& why);
 Status Unsatisfiable(const std::string& pointer, const std::string& why);
 
+// What normalizing found: keywords dropped under best_effort, and keywords only the validator
+// checks (uniqueItems, not, if/then/else, ...), each with its pointer.
+struct NormalizeReport {
+  std::vector<ConstraintIssue> not_enforced;
+  std::vector<ConstraintIssue> validated_after;
+};
+
 // A copy of `schema` with `nullable` folded into `type`/`enum`, OpenAPI and x- annotations dropped,
 // and refused keywords either reported (error) or, with best_effort, dropped and listed.
 inline constexpr int kMaxSchemaDepth = 64;
 Result<ojson> Normalize(const ojson& schema, const std::string& pointer, bool best_effort,
-                        std::vector<ConstraintIssue>* not_enforced, int depth = 0);
+                        NormalizeReport* report, int depth = 0);
 
 // Resolves a local "$ref" against `root`: the target and its pointer.
 Result<std::pair<const ojson*, std::string>> ResolveRef(const ojson& root, const std::string& ref,

@@ -121,7 +121,7 @@ Status ApplyNumericFormat(const std::string& format, const std::string& ptr, ojs
 }  // namespace
 
 Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort,
-                        std::vector<ConstraintIssue>* not_enforced, int depth) {
+                        NormalizeReport* report, int depth) {
   // The compiler and validator recurse along the schema: bound it (the validator's limit).
   if (depth > kMaxSchemaDepth) {
     return InvalidArgumentError("JSON Schema at \"" + ptr + "\" is nested deeper than " +
@@ -153,14 +153,19 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
                !IsCheckedFormat(it.value().get<std::string>())) {
       refusal = "format \"" + it.value().get<std::string>() +
                 "\" is not one of date, time, date-time, email, uuid, uri";
+    } else if (key == "$id" && depth > 0) {
+      refusal = "a nested $id (a new base URI for references) is not supported";
     } else if (key == "$ref" &&
                (!it.value().is_string() || it.value().get<std::string>().substr(0, 1) != "#")) {
       refusal = "only local references (\"#...\") are supported";
     }
     if (!refusal.empty()) {
       if (!best_effort) return Refuse(key, ptr, refusal);
-      not_enforced->push_back({key, ptr, refusal});
+      report->not_enforced.push_back({key, ptr, refusal});
       continue;
+    }
+    if (Classify(key) == KeywordClass::kValidated) {
+      report->validated_after.push_back({key, ptr, "checked after generation"});
     }
     const ojson& v = it.value();
     // Subschemas: maps of schemas, arrays of schemas, single schemas.
@@ -171,7 +176,7 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
       ojson m = ojson::object();
       for (auto p = v.begin(); p != v.end(); ++p) {
         GL_ASSIGN_OR_RETURN(m[p.key()], Normalize(p.value(), at + "/" + PointerToken(p.key()),
-                                                  best_effort, not_enforced, depth + 1));
+                                                  best_effort, report, depth + 1));
       }
       out[key] = std::move(m);
     } else if (key == "allOf" || key == "anyOf" || key == "oneOf" || key == "prefixItems") {
@@ -181,14 +186,14 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
       ojson a = ojson::array();
       for (size_t i = 0; i < v.size(); ++i) {
         GL_ASSIGN_OR_RETURN(ojson sub, Normalize(v[i], at + "/" + std::to_string(i), best_effort,
-                                                 not_enforced, depth + 1));
+                                                 report, depth + 1));
         a.push_back(std::move(sub));
       }
       out[key] = std::move(a);
     } else if (key == "items" || key == "additionalProperties" || key == "contains" ||
                key == "propertyNames" || key == "not" || key == "if" || key == "then" ||
                key == "else") {
-      GL_ASSIGN_OR_RETURN(out[key], Normalize(v, at, best_effort, not_enforced, depth + 1));
+      GL_ASSIGN_OR_RETURN(out[key], Normalize(v, at, best_effort, report, depth + 1));
     } else {
       out[key] = v;
     }
