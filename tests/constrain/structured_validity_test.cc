@@ -34,18 +34,24 @@ class SchemaGenerator {
 
   Json Schema(int depth) {
     switch (Pick(depth >= 3 ? 6 : 9)) {
-      case 0: return StringSchema();
-      case 1: return IntegerSchema();
+      case 0:
+        return StringSchema();
+      case 1:
+        return IntegerSchema();
       case 2: {
         Json s = {{"type", "number"}};
         if (Pick(2)) s["minimum"] = -static_cast<int>(Pick(1000));
         if (Pick(2)) s["maximum"] = static_cast<int>(Pick(1000));
         return s;
       }
-      case 3: return Json{{"type", "boolean"}};
-      case 4: return EnumSchema();
-      case 5: return Json{{"type", Json::array({"string", "null"})}, {"maxLength", 1 + Pick(8)}};
-      case 6: return ObjectSchema(depth + 1);
+      case 3:
+        return Json{{"type", "boolean"}};
+      case 4:
+        return EnumSchema();
+      case 5:
+        return Json{{"type", Json::array({"string", "null"})}, {"maxLength", 1 + Pick(8)}};
+      case 6:
+        return ObjectSchema(depth + 1);
       case 7: {
         Json s = {{"type", "array"}, {"items", Schema(depth + 1)}};
         if (Pick(2)) s["minItems"] = Pick(3);
@@ -77,30 +83,35 @@ class SchemaGenerator {
   }
 
  private:
-  static constexpr const char* kKeys[] = {"name", "id", "total", "date", "items", "note",
-                                          "ñame", "a b", "q\"k", "值"};
+  static constexpr const char* kKeys[] = {"name", "id",   "total", "date", "items",
+                                          "note", "ñame", "a b",   "q\"k", "值"};
   uint32_t Pick(size_t n) { return static_cast<uint32_t>(rng_() % n); }
 
   Json StringSchema() {
     Json s = {{"type", "string"}};
     switch (Pick(6)) {
-      case 0: s["maxLength"] = 1 + Pick(12); break;
-      case 1: s["minLength"] = Pick(3), s["maxLength"] = 3 + Pick(10); break;
+      case 0:
+        s["maxLength"] = 1 + Pick(12);
+        break;
+      case 1:
+        s["minLength"] = Pick(3), s["maxLength"] = 3 + Pick(10);
+        break;
       case 2: {
         static constexpr const char* kPatterns[] = {"^[A-Z]{2}-[0-9]{3}$", "^[a-z]+$",
-                                                    "^(yes|no|maybe)$", "^\\d{1,4}(\\.\\d{2})?$",
-                                                    "^[^\"\\\\]{0,6}$", "x+y?z*"};
+                                                    "^(yes|no|maybe)$",    "^\\d{1,4}(\\.\\d{2})?$",
+                                                    "^[^\"\\\\]{0,6}$",    "x+y?z*"};
         s["pattern"] = kPatterns[Pick(std::size(kPatterns))];
         if (s["pattern"] == "x+y?z*") s["maxLength"] = 6;
         break;
       }
       case 3: {
-        static constexpr const char* kFormats[] = {"date", "time", "date-time", "email", "uuid",
-                                                   "uri"};
+        static constexpr const char* kFormats[] = {"date",  "time", "date-time",
+                                                   "email", "uuid", "uri"};
         s["format"] = kFormats[Pick(std::size(kFormats))];
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return s;
   }
@@ -115,8 +126,8 @@ class SchemaGenerator {
   }
 
   Json EnumSchema() {
-    static const Json kValues = Json::array({"red", "green", "blue\"s", 1, 2.5, nullptr, true,
-                                             "ü", Json::array({1, 2}), Json{{"k", "v"}}});
+    static const Json kValues = Json::array({"red", "green", "blue\"s", 1, 2.5, nullptr, true, "ü",
+                                             Json::array({1, 2}), Json{{"k", "v"}}});
     Json values = Json::array();
     const size_t n = 1 + Pick(4);
     for (size_t i = 0; i < n; ++i) {
@@ -151,8 +162,7 @@ TEST(StructuredValidity, CorpusOutputsAreCompleteAndAjvAgreesWithTheEngine) {
   EngineOptions options;
   options.threads = 2;
   options.max_running_requests = 16;
-  Result<std::unique_ptr<Engine>> engine =
-      Engine::Open(testing::PresetModelPath("tiny"), options);
+  Result<std::unique_ptr<Engine>> engine = Engine::Open(testing::PresetModelPath("tiny"), options);
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
 
   struct Pending {
@@ -197,7 +207,9 @@ TEST(StructuredValidity, CorpusOutputsAreCompleteAndAjvAgreesWithTheEngine) {
       EXPECT_EQ(c->constraint->valid, c->constraint->violations.empty()) << s.name;
     }
     valid += c->constraint->valid ? 1 : 0;
-    out << Json{{"name", s.name}, {"schema", s.schema}, {"text", c->text},
+    out << Json{{"name", s.name},
+                {"schema", s.schema},
+                {"text", c->text},
                 {"valid", c->constraint->valid}}
                .dump(-1, ' ', false, Json::error_handler_t::replace)
         << "\n";
