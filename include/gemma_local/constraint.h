@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -72,5 +73,35 @@ struct ConstraintReport {
 // not enforced, naming it and its JSON pointer or offset), kInvalidArgument (malformed or
 // unsatisfiable).
 Result<ConstraintReport> InspectConstraint(const Constraint& constraint);
+
+class Tokenizer;
+
+// What a constraint costs on a tokenizer's vocabulary (benchmarks; bench/constrain_bench.cc).
+struct ConstraintProfile {
+  double compile_us = 0;             // schema (or pattern) to grammar, validator included
+  std::vector<double> first_mask_us;  // the first walk's masks: a schema's first request
+  std::vector<double> mask_us;       // the other walks' masks: later requests, lexer tables warm
+  int64_t walks_complete = 0;        // walks that ended in a complete value
+};
+
+// Replays what decoding does without a model: each walk starts a fresh matcher (as a request
+// does, sharing the compiled constraint's lexer tables as the engine's requests with one schema
+// do), computes the mask, takes a random allowed token (seeded) for the first half of
+// `max_tokens` and then steers to the shortest completion, until a stop id is taken.
+class ConstraintProfiler {
+ public:
+  ~ConstraintProfiler();
+  // Indexes the vocabulary once (vocab_index_ms); `stop_ids` end a value.
+  static Result<std::unique_ptr<ConstraintProfiler>> Create(
+      std::shared_ptr<const Tokenizer> tokenizer, std::vector<int32_t> stop_ids);
+  double vocab_index_ms() const;
+  Result<ConstraintProfile> Profile(const Constraint& constraint, int walks, int max_tokens,
+                                    uint64_t seed) const;
+
+ private:
+  struct State;
+  explicit ConstraintProfiler(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace gemma_local

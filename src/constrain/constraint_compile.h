@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "constrain/grammar.h"
+#include "constrain/matcher.h"
 #include "constrain/schema_validator.h"
 #include "gemma_local/constraint.h"
 #include "gemma_local/status.h"
@@ -22,6 +23,10 @@ struct CompiledConstraint {
   int64_t min_bytes = 0;  // the shortest value's length: max_tokens below it cannot finish
   std::vector<ConstraintIssue> validated_after;
   std::vector<ConstraintIssue> not_enforced;
+  // The grammar's lexer DFA and per-state masks, shared by every matcher of this compiled
+  // constraint (and of the requests a compile cache hands it to). Mutable state: only matchers
+  // on the grammar's one thread may touch it.
+  std::shared_ptr<LexerTables> lexer = std::make_shared<LexerTables>();
 };
 
 // Errors: kUnsupported (a keyword or regex feature it will not enforce, with its pointer or

@@ -6,17 +6,24 @@
 namespace gemma_local::constrain {
 
 Matcher::Matcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const VocabIndex> vocab,
-                 std::vector<int32_t> stop_ids)
+                 std::vector<int32_t> stop_ids, std::shared_ptr<LexerTables> tables)
     : grammar_(std::move(grammar)),
       vocab_(std::move(vocab)),
       stop_ids_(std::move(stop_ids)),
-      parser_(grammar_.get()) {
+      parser_(grammar_.get()),
+      lex_(std::move(tables)) {
+  if (lex_ == nullptr || (lex_->grammar_ != nullptr && lex_->grammar_ != grammar_.get()) ||
+      (lex_->vocab_ != nullptr && lex_->vocab_ != vocab_.get())) {
+    lex_ = std::make_shared<LexerTables>();
+  }
+  lex_->grammar_ = grammar_.get();
+  lex_->vocab_ = vocab_.get();
   std::erase_if(stop_ids_, [&](int32_t id) { return id < 0 || id >= vocab_->vocab_size(); });
   stack_.push_back(Entry{StartState(), parser_.rows(), true});
 }
 
 int32_t Matcher::Intern(std::vector<std::pair<int32_t, RegexId>> alive) {
-  auto [it, inserted] = state_ids_.try_emplace(alive, static_cast<int32_t>(states_.size()));
+  auto [it, inserted] = lex_->state_ids_.try_emplace(alive, static_cast<int32_t>(lex_->states_.size()));
   if (!inserted) return it->second;
   LexState s;
   for (auto [lexeme, r] : alive) {
@@ -24,27 +31,27 @@ int32_t Matcher::Intern(std::vector<std::pair<int32_t, RegexId>> alive) {
   }
   s.alive = std::move(alive);
   s.next.fill(kUnknown);
-  states_.push_back(std::move(s));
+  lex_->states_.push_back(std::move(s));
   return it->second;
 }
 
 int32_t Matcher::StartState() {
   std::span<const int32_t> expected = parser_.Expected();
   std::vector<int32_t> key(expected.begin(), expected.end());
-  if (auto it = start_states_.find(key); it != start_states_.end()) return it->second;
+  if (auto it = lex_->start_states_.find(key); it != lex_->start_states_.end()) return it->second;
   std::vector<std::pair<int32_t, RegexId>> alive;
   for (int32_t lexeme : key) alive.emplace_back(lexeme, grammar_->lexeme(lexeme));
   const int32_t id = Intern(std::move(alive));
-  start_states_.emplace(std::move(key), id);
+  lex_->start_states_.emplace(std::move(key), id);
   return id;
 }
 
 int32_t Matcher::Transition(int32_t state, uint8_t b) {
-  int32_t cached = states_[static_cast<size_t>(state)].next[b];
+  int32_t cached = lex_->states_[static_cast<size_t>(state)].next[b];
   if (cached != kUnknown) return cached;
   RegexArena& arena = grammar_->arena();
   std::vector<std::pair<int32_t, RegexId>> next;
-  for (auto [lexeme, r] : states_[static_cast<size_t>(state)].alive) {
+  for (auto [lexeme, r] : lex_->states_[static_cast<size_t>(state)].alive) {
     const RegexId d = arena.Derivative(r, b);
     if (d == RegexArena::kNothing) continue;
     // A derivative that matches nothing is dead even if it is not the empty regex (an
@@ -57,9 +64,9 @@ int32_t Matcher::Transition(int32_t state, uint8_t b) {
   if (!next.empty()) {
     result = Intern(std::move(next));
   } else {
-    result = states_[static_cast<size_t>(state)].ended.empty() ? kDead : kEnd;
+    result = lex_->states_[static_cast<size_t>(state)].ended.empty() ? kDead : kEnd;
   }
-  states_[static_cast<size_t>(state)].next[b] = result;
+  lex_->states_[static_cast<size_t>(state)].next[b] = result;
   return result;
 }
 
@@ -73,7 +80,7 @@ bool Matcher::PushByte(uint8_t b) {
   if (t == kDead) return false;
   // Maximal munch: the byte extends no lexeme, so the lexemes that can end here end, and the byte
   // starts the next one.
-  const std::vector<int32_t> ended = states_[static_cast<size_t>(top.lex)].ended;
+  const std::vector<int32_t> ended = lex_->states_[static_cast<size_t>(top.lex)].ended;
   if (!parser_.Scan(ended)) return false;
   const int32_t t2 = Transition(StartState(), b);
   if (t2 < 0) {  // lexemes are never empty, so kEnd cannot happen at a lexeme's start
@@ -91,7 +98,7 @@ void Matcher::PopByte() {
 
 bool Matcher::Complete() {
   const Entry top = stack_.back();
-  const std::vector<int32_t>& ended = states_[static_cast<size_t>(top.lex)].ended;
+  const std::vector<int32_t>& ended = lex_->states_[static_cast<size_t>(top.lex)].ended;
   // Between lexemes (nothing of the next one read): complete when the parse so far is.
   if (ended.empty()) return top.fresh && parser_.Accepting();
   const std::vector<int32_t> copy = ended;
@@ -104,7 +111,7 @@ bool Matcher::Complete() {
 int64_t Matcher::CompletionBytes() {
   const Entry top = stack_.back();
   if (top.fresh) return parser_.CompletionCost(nullptr);
-  const LexState& state = states_[static_cast<size_t>(top.lex)];
+  const LexState& state = lex_->states_[static_cast<size_t>(top.lex)];
   RegexArena& arena = grammar_->arena();
   const std::function<int64_t(int32_t)> current = [&](int32_t lexeme) -> int64_t {
     for (const auto& [l, r] : state.alive) {
@@ -161,7 +168,7 @@ struct MaskVisitor {
 }  // namespace
 
 const Matcher::InnerMasks& Matcher::Inner(int32_t state) {
-  auto& slot = inner_[state];
+  auto& slot = lex_->inner_[state];
   if (slot) return *slot;
   slot = std::make_unique<InnerMasks>();
   slot->inner.Resize(vocab_->vocab_size());

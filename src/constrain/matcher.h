@@ -7,8 +7,8 @@
 // whose transitions are a flat table.
 //
 // A mask is never empty: an empty one is kInternal naming the byte offset (a dead end is an
-// error, never a hang). Not thread-safe: one Matcher per generating sequence, and (until the
-// shared mask cache) one Matcher per grammar at a time, since lexing grows the grammar's arena.
+// error, never a hang). Not thread-safe: one Matcher per generating sequence, and all Matchers of
+// one grammar on one thread, since lexing grows the grammar's arena and they share LexerTables.
 #pragma once
 
 #include <array>
@@ -26,11 +26,49 @@
 
 namespace gemma_local::constrain {
 
+// The lexer DFA and the per-state masks of one grammar over one vocabulary. Every matcher of the
+// grammar computes them the same way, so the matchers of a shared compiled constraint (requests
+// with the same schema) share them: only the first to reach a lexer state pays for its mask, a
+// walk of the whole vocabulary (milliseconds for 262k tokens). Same thread rule as Matcher.
+class LexerTables {
+ public:
+  LexerTables() = default;
+  LexerTables(const LexerTables&) = delete;
+  LexerTables& operator=(const LexerTables&) = delete;
+  size_t states() const { return states_.size(); }
+  size_t masks() const { return inner_.size(); }
+
+ private:
+  friend class Matcher;
+  struct LexState {
+    std::vector<std::pair<int32_t, RegexId>> alive;  // (lexeme, derivative), sorted
+    std::vector<int32_t> ended;                      // lexemes that may end here
+    std::array<int32_t, 256> next;                   // lazily: state id, kEnd or kDead
+  };
+  // Per lexer state, the tokens it allows whatever the parser holds (every byte continues a
+  // lexeme: xgrammar's context-independent tokens) and the trie nodes where a lexeme must end,
+  // whose subtrees depend on the parser and are walked at each FillMask. Inside a JSON string
+  // that turns a walk of the whole vocabulary into a bitset copy plus the few hundred tokens
+  // that contain a closing quote.
+  struct InnerMasks {
+    TokenMask inner;
+    std::vector<std::pair<uint32_t, std::string>> boundaries;  // (trie node, bytes before it)
+  };
+  const Grammar* grammar_ = nullptr;   // bound by the first matcher
+  const VocabIndex* vocab_ = nullptr;
+  std::vector<LexState> states_;
+  std::map<std::vector<std::pair<int32_t, RegexId>>, int32_t> state_ids_;
+  std::map<std::vector<int32_t>, int32_t> start_states_;  // by expected lexemes
+  std::map<int32_t, std::unique_ptr<InnerMasks>> inner_;
+};
+
 class Matcher {
  public:
   // `grammar` must be finalized. `stop_ids` end the value (allowed only when it is complete).
+  // `tables` (optional) are shared with the grammar's other matchers; tables bound to another
+  // grammar or vocabulary are not used (the matcher keeps its own).
   Matcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const VocabIndex> vocab,
-          std::vector<int32_t> stop_ids);
+          std::vector<int32_t> stop_ids, std::shared_ptr<LexerTables> tables = nullptr);
 
   // The tokens that may come next, never empty.
   Status FillMask(TokenMask* mask);
@@ -61,11 +99,8 @@ class Matcher {
 
  private:
   static constexpr int32_t kUnknown = -3, kDead = -2, kEnd = -1;
-  struct LexState {
-    std::vector<std::pair<int32_t, RegexId>> alive;  // (lexeme, derivative), sorted
-    std::vector<int32_t> ended;                      // lexemes that may end here
-    std::array<int32_t, 256> next;                   // lazily: state id, kEnd or kDead
-  };
+  using LexState = LexerTables::LexState;
+  using InnerMasks = LexerTables::InnerMasks;
   struct Entry {
     int32_t lex;
     size_t rows;  // parser rows at this point
@@ -80,20 +115,8 @@ class Matcher {
   std::shared_ptr<const VocabIndex> vocab_;
   std::vector<int32_t> stop_ids_;
   EarleyParser parser_;
-  std::vector<LexState> states_;
-  std::map<std::vector<std::pair<int32_t, RegexId>>, int32_t> state_ids_;
-  std::map<std::vector<int32_t>, int32_t> start_states_;  // by expected lexemes
-  // Per lexer state, the tokens it allows whatever the parser holds (every byte continues a
-  // lexeme: xgrammar's context-independent tokens) and the trie nodes where a lexeme must end,
-  // whose subtrees depend on the parser and are walked at each FillMask. Inside a JSON string
-  // that turns a walk of the whole vocabulary into a bitset copy plus the few hundred tokens
-  // that contain a closing quote.
-  struct InnerMasks {
-    TokenMask inner;
-    std::vector<std::pair<uint32_t, std::string>> boundaries;  // (trie node, bytes before it)
-  };
+  std::shared_ptr<LexerTables> lex_;
   const InnerMasks& Inner(int32_t state);
-  std::map<int32_t, std::unique_ptr<InnerMasks>> inner_;
   std::vector<Entry> stack_;
   bool finished_ = false;
   size_t bytes_accepted_ = 0;

@@ -23,6 +23,7 @@
 #include "model/model.h"
 #include "model/quantize.h"
 #include "ops/backend.h"
+#include "constrain/compile_cache.h"
 #include "runtime/chat_prompt.h"
 #include "runtime/kv_cache.h"
 #include "runtime/request_state.h"
@@ -174,7 +175,7 @@ class LocalEngine final : public Engine {
             "a constraint cannot be combined with thinking (it would constrain the thoughts)");
       }
       GL_ASSIGN_OR_RETURN(work.vocab, Vocab());
-      GL_ASSIGN_OR_RETURN(work.constraint, constrain::CompileConstraint(*request.constraint));
+      GL_ASSIGN_OR_RETURN(work.constraint, compile_cache_.Get(*request.constraint));
       if (request.max_tokens < work.constraint->min_bytes) {
         return InvalidArgumentError(
             "max_tokens " + std::to_string(request.max_tokens) +
@@ -345,6 +346,8 @@ class LocalEngine final : public Engine {
   mutable std::optional<Result<ChatTemplate>> template_;
   mutable std::once_flag vocab_once_;
   mutable std::optional<Result<std::shared_ptr<const constrain::VocabIndex>>> vocab_;
+  // Requests with the same constraint share its grammar and lexer tables (masks computed once).
+  constrain::CompileCache compile_cache_;
   std::string architecture_;
 
   mutable std::mutex mu_;  // guards the fields below and the stats the scheduler publishes

@@ -93,7 +93,7 @@ std::unique_ptr<Scheduler::Sequence> Scheduler::MakeSequence(Work work) {
     s->sampler.emplace(r.sampling);
     if (work.constraint) {
       s->matcher = std::make_unique<constrain::Matcher>(work.constraint->grammar, work.vocab,
-                                                        s->stop_tokens);
+                                                        s->stop_tokens, work.constraint->lexer);
     }
   }
   s->work = std::move(work);
