@@ -60,6 +60,10 @@ struct ConstraintOutcome {
   std::vector<ConstraintViolation> violations;
   std::vector<ConstraintIssue> validated_after;
   std::vector<ConstraintIssue> not_enforced;
+  // {"complete", "valid", "violations": [{"instance_pointer", "schema_pointer", "message"}],
+  //  "validated_after": [{"keyword", "pointer", "message"}], "not_enforced": [...]}: what `run
+  // --json` prints and `serve` adds to a constrained choice.
+  nlohmann::ordered_json ToJson() const;
 };
 
 // What a constraint compiles to, known before any request runs (`extract` checks its schema so).

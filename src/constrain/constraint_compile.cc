@@ -125,6 +125,27 @@ ConstraintOutcome JudgeOutput(const CompiledConstraint& constraint, bool complet
 
 namespace gemma_local {
 
+nlohmann::ordered_json ConstraintOutcome::ToJson() const {
+  auto issues = [](const std::vector<ConstraintIssue>& list) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const ConstraintIssue& i : list) {
+      out.push_back({{"keyword", i.keyword}, {"pointer", i.pointer}, {"message", i.message}});
+    }
+    return out;
+  };
+  nlohmann::ordered_json violations_json = nlohmann::ordered_json::array();
+  for (const ConstraintViolation& v : violations) {
+    violations_json.push_back({{"instance_pointer", v.instance_pointer},
+                               {"schema_pointer", v.schema_pointer},
+                               {"message", v.message}});
+  }
+  return {{"complete", complete},
+          {"valid", valid},
+          {"violations", std::move(violations_json)},
+          {"validated_after", issues(validated_after)},
+          {"not_enforced", issues(not_enforced)}};
+}
+
 Result<ConstraintReport> InspectConstraint(const Constraint& constraint) {
   GL_ASSIGN_OR_RETURN(std::shared_ptr<const constrain::CompiledConstraint> compiled,
                       constrain::CompileConstraint(constraint));

@@ -218,6 +218,10 @@ nlohmann::json ChatCompletionBody(const std::vector<Completion>& completions,
                        {"message", message},
                        {"logprobs", logprobs ? ChatLogprobs(c.logprobs, tokenizer) : nullptr},
                        {"finish_reason", finish}});
+    // Structured output's account (an extension field): whether the value passed the whole
+    // schema, including the keywords only checked after generating, and what best effort
+    // dropped.
+    if (c.constraint) choices.back()["constraint"] = nlohmann::json(c.constraint->ToJson());
     usages.push_back(c.usage);
   }
   return {{"id", h.id},           {"object", "chat.completion"},
@@ -262,6 +266,9 @@ std::vector<nlohmann::json> ChatChunks(const Event& e, int index, const Response
   if (e.final) {
     const std::string finish = state->tool_index > 0 ? "tool_calls" : e.finish_reason;
     chunk(nlohmann::json::object(), finish, nullptr);
+    if (e.constraint) {
+      out.back()["choices"][0]["constraint"] = nlohmann::json(e.constraint->ToJson());
+    }
   }
   return out;
 }

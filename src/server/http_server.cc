@@ -511,6 +511,7 @@ class HttpServer final : public Server {
         }
         if (e.final) {
           c.finish_reason = e.finish_reason;
+          c.constraint = e.constraint;
           c.usage = e.usage;
           usages[i] = e.usage;
           if (e.finish_reason == "error" && !failure) failure = e.error;

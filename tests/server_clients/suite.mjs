@@ -306,7 +306,25 @@ feature('response_format', 'structured output: json_schema replies are ajv-valid
     assert.equal(r.choices[0].finish_reason, 'stop');
     const value = JSON.parse(r.choices[0].message.content);
     assert.ok(check(value), JSON.stringify(check.errors) + ' ' + r.choices[0].message.content);
+    // The extension field: the engine's own verdict, agreeing with ajv's.
+    assert.equal(r.choices[0].constraint.valid, true);
+    assert.deepEqual(r.choices[0].constraint.not_enforced, []);
   }
+  // strict: false drops what cannot be enforced and says so; a checked-after keyword
+  // (uniqueItems) that fails is reported as invalid, never passed off as valid.
+  const lenient = await c.chat.completions.create({
+    model: server.modelId, messages: user('x'), max_tokens: 60, temperature: 1, seed: 2,
+    response_format: { type: 'json_schema', json_schema: { name: 'h', strict: false, schema: {
+      type: 'object', additionalProperties: false, required: ['h', 'u'],
+      properties: { h: { type: 'string', format: 'hostname', maxLength: 4 },
+                    u: { type: 'array', items: { enum: [1, 2] }, minItems: 2, maxItems: 3, uniqueItems: true } },
+    } } },
+  });
+  const account = lenient.choices[0].constraint;
+  assert.deepEqual(account.not_enforced.map((i) => [i.keyword, i.pointer]), [['format', '/properties/h']]);
+  assert.deepEqual(account.validated_after.map((i) => [i.keyword, i.pointer]), [['uniqueItems', '/properties/u']]);
+  const u = JSON.parse(lenient.choices[0].message.content).u;
+  assert.equal(account.valid, new Set(u).size === u.length, JSON.stringify(account));
   const o = await c.chat.completions.create({
     model: server.modelId, messages: user('x'), max_tokens: 40, temperature: 1, seed: 1,
     response_format: { type: 'json_object' },

@@ -175,28 +175,6 @@ struct StructuredFlags {
   }
 };
 
-nlohmann::json IssuesJson(const std::vector<ConstraintIssue>& issues) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const ConstraintIssue& i : issues) {
-    out.push_back({{"keyword", i.keyword}, {"pointer", i.pointer}, {"message", i.message}});
-  }
-  return out;
-}
-
-nlohmann::json ConstraintJson(const ConstraintOutcome& c) {
-  nlohmann::json violations = nlohmann::json::array();
-  for (const ConstraintViolation& v : c.violations) {
-    violations.push_back({{"instance_pointer", v.instance_pointer},
-                          {"schema_pointer", v.schema_pointer},
-                          {"message", v.message}});
-  }
-  return {{"complete", c.complete},
-          {"valid", c.valid},
-          {"violations", violations},
-          {"validated_after", IssuesJson(c.validated_after)},
-          {"not_enforced", IssuesJson(c.not_enforced)}};
-}
-
 // On stderr: what was not enforced and why the value is not valid, if it is not.
 void ReportConstraint(const ConstraintOutcome& c) {
   for (const ConstraintIssue& i : c.not_enforced) {
@@ -301,7 +279,7 @@ CommandRunner RegisterRun(CLI::App& app) {
       out["text"] = r->text;
     }
     out["finish_reason"] = r->finish_reason;
-    if (r->constraint) out["constraint"] = ConstraintJson(*r->constraint);
+    if (r->constraint) out["constraint"] = r->constraint->ToJson();
     const double n_prompt = static_cast<double>(r->prompt_tokens.size());
     const double n_gen = static_cast<double>(r->tokens.size());
     const Timings& t = r->timings;
