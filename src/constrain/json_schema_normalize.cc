@@ -94,16 +94,18 @@ bool IsOpenApiNumericFormat(const ojson& format) {
 }
 
 // Rewrites `format` into keywords the compiler enforces. It constrains numbers only, so a schema
-// whose `type` allows other kinds too would need a union the format cannot say: refused.
-Status ApplyNumericFormat(const std::string& format, const std::string& ptr, ojson* out) {
+// whose `type` allows other kinds too would need a union the format cannot say: refused (under
+// best_effort, dropped and reported like any refused keyword).
+Status ApplyNumericFormat(const std::string& format, const std::string& ptr, bool best_effort,
+                          NormalizeReport* report, ojson* out) {
   if (format == "float" || format == "double") return Status::Ok();
   auto type = out->find("type");
-  const bool integer = type != out->end() && *type == "integer";
-  const bool number = type != out->end() && *type == "number";
-  if (!integer && !number) {
-    return Refuse(
-        "format", ptr,
-        "format \"" + format + "\" is supported with \"type\": \"integer\" or \"number\"");
+  if (type == out->end() || !(*type == "integer" || *type == "number")) {
+    const std::string why =
+        "format \"" + format + "\" is supported with \"type\": \"integer\" or \"number\"";
+    if (!best_effort) return Refuse("format", ptr, why);
+    report->not_enforced.push_back({"format", ptr, why});
+    return Status::Ok();
   }
   *type = "integer";
   if (format == "int32") {
@@ -199,7 +201,7 @@ Result<ojson> Normalize(const ojson& s, const std::string& ptr, bool best_effort
     }
   }
   if (!numeric_format.empty()) {
-    GL_RETURN_IF_ERROR(ApplyNumericFormat(numeric_format, ptr, &out));
+    GL_RETURN_IF_ERROR(ApplyNumericFormat(numeric_format, ptr, best_effort, report, &out));
   }
   if (nullable && !out.contains("type") && !out.contains("enum") && !out.contains("const") &&
       (out.contains("$ref") || out.contains("anyOf") || out.contains("oneOf") ||

@@ -86,6 +86,9 @@ const KeywordCase kCases[] = {
     // Format annotation (the checked formats are enforced; others are refused).
     {"format", R"({"type": "string", "format": "date"})", How::kGrammar},
     {"format (hostname)", R"({"type": "string", "format": "hostname"})", How::kRefused},
+    // OpenAPI's numeric formats: int32/int64 make a number an integer (int32 also bounds it).
+    {"format (int32)", R"({"type": "number", "format": "int32"})", How::kGrammar},
+    {"format (int64 on a string)", R"({"type": "string", "format": "int64"})", How::kRefused},
     // Content and meta-data.
     {"contentEncoding", R"({"type": "string", "contentEncoding": "base64"})", How::kAnnotation},
     {"contentMediaType", R"({"type": "string", "contentMediaType": "text/html"})",

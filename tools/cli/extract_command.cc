@@ -178,7 +178,7 @@ class Extractor {
     nlohmann::ordered_json line;
     line["id"] = doc.id;
     line["ok"] = ok;
-    line["data"] = ok || !data.is_null() ? data : nullptr;
+    line["data"] = data;
     line["errors"] = errors;
     line["rules"] = rule_results;
     line["attempts"] = attempts;
