@@ -23,7 +23,8 @@ Matcher::Matcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const V
 }
 
 int32_t Matcher::Intern(std::vector<std::pair<int32_t, RegexId>> alive) {
-  auto [it, inserted] = lex_->state_ids_.try_emplace(alive, static_cast<int32_t>(lex_->states_.size()));
+  auto [it, inserted] =
+      lex_->state_ids_.try_emplace(alive, static_cast<int32_t>(lex_->states_.size()));
   if (!inserted) return it->second;
   LexState s;
   for (auto [lexeme, r] : alive) {
@@ -167,36 +168,52 @@ struct MaskVisitor {
 
 }  // namespace
 
-const Matcher::InnerMasks& Matcher::Inner(int32_t state) {
+const StateMasks& Matcher::Inner(int32_t state) {
   auto& slot = lex_->inner_[state];
   if (slot) return *slot;
-  slot = std::make_unique<InnerMasks>();
-  slot->inner.Resize(vocab_->vocab_size());
+  // The state's behaviour over token-length strings, as the vocabulary cache's key.
+  const auto horizon = static_cast<uint32_t>(vocab_->max_token_bytes());
+  std::vector<RegexFingerprint> parts;
+  for (const auto& [lexeme, r] : lex_->states_[static_cast<size_t>(state)].alive) {
+    parts.push_back(grammar_->arena().BehaviorFingerprint(r, horizon, &lex_->fingerprints_));
+  }
+  std::sort(parts.begin(), parts.end());
+  parts.erase(std::unique(parts.begin(), parts.end()), parts.end());
+  const RegexFingerprint key = CombineFingerprints(parts);
+  StateMaskCache& shared = vocab_->state_masks();
+  if (std::shared_ptr<const StateMasks> hit = shared.Find(key)) {
+    slot = std::move(hit);
+    return *slot;
+  }
+  auto masks = std::make_shared<StateMasks>();
+  masks->inner.Resize(vocab_->vocab_size());
   // The lexer alone: a transition to a state continues the lexemes (inner); an end needs the
-  // parser, so that subtree is recorded instead of walked.
-  struct LexerVisitor {
-    Matcher* m;
-    InnerMasks* out;
-    std::vector<int32_t> states;
-    std::string prefix;
-    bool Push(uint8_t b, uint32_t node) {
-      const int32_t t = m->Transition(states.back(), b);
-      if (t >= 0) {
-        states.push_back(t);
-        prefix.push_back(static_cast<char>(b));
-        return true;
-      }
-      if (t == kEnd) out->boundaries.emplace_back(node, prefix);
-      return false;
+  // parser, so that subtree is recorded instead of walked. A node's state is a function of its
+  // parent's, so the walk keeps the state and the byte at each depth and never pops: one table
+  // lookup per visited node (a transition not computed yet is computed once).
+  std::span<const VocabIndex::Node> nodes = vocab_->trie();
+  std::span<const int32_t> trie_tokens = vocab_->trie_tokens();
+  std::vector<int32_t> at(horizon + 1, state);  // at[d]: the state after the path's d bytes
+  std::string prefix(horizon + 1, '\0');        // prefix[d]: the path's byte d
+  StateMasks* out = masks.get();
+  const auto end = static_cast<uint32_t>(nodes.size());
+  for (uint32_t i = 0; i < end;) {
+    const VocabIndex::Node& node = nodes[i];
+    const int32_t parent = at[node.depth - 1u];
+    int32_t t = lex_->states_[static_cast<size_t>(parent)].next[node.byte];
+    if (t == kUnknown) t = Transition(parent, node.byte);
+    if (t < 0) {
+      if (t == kEnd) out->boundaries.emplace_back(i, prefix.substr(0, node.depth - 1u));
+      i = node.subtree_end;
+      continue;
     }
-    void Pop() {
-      states.pop_back();
-      prefix.pop_back();
-    }
-    void Token(int32_t id) { out->inner.Set(id); }
-  };
-  LexerVisitor visitor{this, slot.get(), {state}, {}};
-  vocab_->Walk(visitor);
+    at[node.depth] = t;
+    prefix[node.depth - 1u] = static_cast<char>(node.byte);
+    for (uint32_t k = node.tokens_begin; k < node.tokens_end; ++k) out->inner.Set(trie_tokens[k]);
+    ++i;
+  }
+  shared.Insert(key, masks);
+  slot = std::move(masks);
   return *slot;
 }
 
@@ -204,7 +221,7 @@ Status Matcher::FillMask(TokenMask* mask) {
   if (mask->size() != vocab_->vocab_size()) mask->Resize(vocab_->vocab_size());
   mask->Clear();
   if (finished_) return InvalidArgumentError("the constrained value is already finished");
-  const InnerMasks& cached = Inner(stack_.back().lex);
+  const StateMasks& cached = Inner(stack_.back().lex);
   *mask = cached.inner;
   MaskVisitor visitor{this, mask};
   for (const auto& [node, prefix] : cached.boundaries) {

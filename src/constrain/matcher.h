@@ -20,6 +20,7 @@
 
 #include "constrain/earley.h"
 #include "constrain/grammar.h"
+#include "constrain/state_masks.h"
 #include "constrain/token_mask.h"
 #include "constrain/vocab_index.h"
 #include "gemma_local/status.h"
@@ -45,21 +46,13 @@ class LexerTables {
     std::vector<int32_t> ended;                      // lexemes that may end here
     std::array<int32_t, 256> next;                   // lazily: state id, kEnd or kDead
   };
-  // Per lexer state, the tokens it allows whatever the parser holds (every byte continues a
-  // lexeme: xgrammar's context-independent tokens) and the trie nodes where a lexeme must end,
-  // whose subtrees depend on the parser and are walked at each FillMask. Inside a JSON string
-  // that turns a walk of the whole vocabulary into a bitset copy plus the few hundred tokens
-  // that contain a closing quote.
-  struct InnerMasks {
-    TokenMask inner;
-    std::vector<std::pair<uint32_t, std::string>> boundaries;  // (trie node, bytes before it)
-  };
-  const Grammar* grammar_ = nullptr;   // bound by the first matcher
+  const Grammar* grammar_ = nullptr;  // bound by the first matcher
   const VocabIndex* vocab_ = nullptr;
   std::vector<LexState> states_;
   std::map<std::vector<std::pair<int32_t, RegexId>>, int32_t> state_ids_;
   std::map<std::vector<int32_t>, int32_t> start_states_;  // by expected lexemes
-  std::map<int32_t, std::unique_ptr<InnerMasks>> inner_;
+  std::map<int32_t, std::shared_ptr<const StateMasks>> inner_;
+  RegexArena::FingerprintMemo fingerprints_;  // at the vocabulary's horizon
 };
 
 class Matcher {
@@ -100,7 +93,6 @@ class Matcher {
  private:
   static constexpr int32_t kUnknown = -3, kDead = -2, kEnd = -1;
   using LexState = LexerTables::LexState;
-  using InnerMasks = LexerTables::InnerMasks;
   struct Entry {
     int32_t lex;
     size_t rows;  // parser rows at this point
@@ -116,7 +108,9 @@ class Matcher {
   std::vector<int32_t> stop_ids_;
   EarleyParser parser_;
   std::shared_ptr<LexerTables> lex_;
-  const InnerMasks& Inner(int32_t state);
+  // The state's masks: from this grammar's tables, else the vocabulary's cache (a state with the
+  // same behaviour in another grammar), else a walk of the trie.
+  const StateMasks& Inner(int32_t state);
   std::vector<Entry> stack_;
   bool finished_ = false;
   size_t bytes_accepted_ = 0;

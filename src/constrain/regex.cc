@@ -49,6 +49,26 @@ void Utf8Products(uint32_t lo, uint32_t hi, std::vector<std::pair<std::string, s
   out.emplace_back(encode(lo), encode(hi));
 }
 
+// Two independent 64-bit accumulators (splitmix64's finalizer with different seeds and
+// multipliers), so a fingerprint is a 128-bit hash of everything added.
+struct FingerprintHasher {
+  uint64_t lo = 0x243F6A8885A308D3ull, hi = 0x13198A2E03707344ull;
+  static uint64_t Mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  void Add(uint64_t v) {
+    lo = Mix(lo ^ (v + 0x9E3779B97F4A7C15ull));
+    hi = Mix(hi + v * 0xD6E8FEB86659FD93ull + 0xA0761D6478BD642Full);
+  }
+  void Add(const RegexFingerprint& f) {
+    Add(f.lo);
+    Add(f.hi);
+  }
+  RegexFingerprint Get() const { return RegexFingerprint{lo, hi}; }
+};
+
 }  // namespace
 
 RegexArena::RegexArena() {
@@ -467,6 +487,76 @@ Result<std::string> RegexArena::ShortestMatch(RegexId r) {
     }
   }
   return InvalidArgumentError("the regular expression matches nothing");
+}
+
+RegexFingerprint CombineFingerprints(std::span<const RegexFingerprint> parts) {
+  FingerprintHasher h;
+  h.Add(parts.size());
+  for (const RegexFingerprint& f : parts) h.Add(f);
+  return h.Get();
+}
+
+RegexFingerprint RegexArena::BehaviorFingerprint(RegexId r, uint32_t horizon,
+                                                 FingerprintMemo* memo) const {
+  return Fingerprint(r, horizon, /*clamp=*/true, memo);
+}
+
+RegexFingerprint RegexArena::Fingerprint(RegexId r, uint32_t horizon, bool clamp,
+                                         FingerprintMemo* memo) const {
+  const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(r)) << 1) | (clamp ? 1 : 0);
+  if (auto it = memo->find(key); it != memo->end()) return it->second;
+  const Node& n = node(r);
+  FingerprintHasher h;
+  h.Add(static_cast<uint64_t>(n.kind));
+  switch (n.kind) {
+    case Kind::kNothing:
+    case Kind::kEmpty:
+      break;
+    case Kind::kBytes: {
+      const ByteSet& set = sets_[static_cast<size_t>(n.a)];
+      for (int w = 0; w < 4; ++w) {
+        uint64_t word = 0;
+        for (int b = 0; b < 64; ++b) word |= uint64_t{set[static_cast<size_t>(w * 64 + b)]} << b;
+        h.Add(word);
+      }
+      break;
+    }
+    case Kind::kConcat:
+      h.Add(Fingerprint(n.a, horizon, clamp, memo));
+      h.Add(Fingerprint(n.b, horizon, clamp, memo));
+      break;
+    case Kind::kOr:
+    case Kind::kAnd: {
+      // Unordered: children's ids depend on the arena's history, so sort their fingerprints.
+      // Inside an intersection, bounds are exact (a clamp could make an empty
+      // intersection non-empty).
+      const bool inner_clamp = clamp && n.kind == Kind::kOr;
+      std::vector<RegexFingerprint> children;
+      for (RegexId c : Children(n)) children.push_back(Fingerprint(c, horizon, inner_clamp, memo));
+      std::sort(children.begin(), children.end());
+      h.Add(children.size());
+      for (const RegexFingerprint& c : children) h.Add(c);
+      break;
+    }
+    case Kind::kNot:
+      h.Add(Fingerprint(n.a, horizon, /*clamp=*/false, memo));
+      break;
+    case Kind::kRepeat: {
+      uint64_t min = n.min, max = n.max;
+      if (clamp && !Nullable(n.a) && min <= max) {
+        const uint64_t bound = uint64_t{horizon} + 1;
+        if (max != kUnbounded && max >= bound) max = kUnbounded;
+        if (min > bound) min = bound;
+      }
+      h.Add(min);
+      h.Add(max);
+      h.Add(Fingerprint(n.a, horizon, clamp, memo));
+      break;
+    }
+  }
+  const RegexFingerprint f = h.Get();
+  memo->emplace(key, f);
+  return f;
 }
 
 std::string RegexArena::DebugString(RegexId r) const {

@@ -34,6 +34,15 @@ namespace gemma_local::constrain {
 using RegexId = int32_t;
 using ByteSet = std::bitset<256>;
 
+// A 128-bit structural hash (see RegexArena::BehaviorFingerprint).
+struct RegexFingerprint {
+  uint64_t lo = 0, hi = 0;
+  friend bool operator==(const RegexFingerprint&, const RegexFingerprint&) = default;
+  friend auto operator<=>(const RegexFingerprint&, const RegexFingerprint&) = default;
+};
+// One fingerprint for a sequence of them (order matters).
+RegexFingerprint CombineFingerprints(std::span<const RegexFingerprint> parts);
+
 class RegexArena {
  public:
   static constexpr RegexId kNothing = 0;
@@ -89,6 +98,17 @@ class RegexArena {
   // The shortest string of L(r) (lexicographically smallest among the shortest); error if empty.
   Result<std::string> ShortestMatch(RegexId r);
 
+  // How `r` behaves on byte strings of at most `horizon` bytes, as a structural hash that does
+  // not depend on the arena: equal fingerprints (from any arenas, at the same horizon) mean that
+  // for every such string w, whether w matches and whether some continuation of w matches are
+  // the same. A counted repetition of a non-nullable regex (each pass reads a byte or more)
+  // outside any intersection or complement is clamped first: a{m,M} with m > horizon reads as
+  // a{horizon+1,}, and M > horizon as unbounded, since within the horizon the loop reaches
+  // neither bound. So the states of length-bounded strings in different schemas (or far from
+  // their bound) hash alike. `memo` caches per id for one horizon.
+  using FingerprintMemo = std::unordered_map<uint64_t, RegexFingerprint>;
+  RegexFingerprint BehaviorFingerprint(RegexId r, uint32_t horizon, FingerprintMemo* memo) const;
+
   size_t size() const { return nodes_.size(); }
   void set_state_budget(size_t budget) { state_budget_ = budget; }
   std::string DebugString(RegexId r) const;
@@ -109,6 +129,8 @@ class RegexArena {
     return std::span<const RegexId>(lists_).subspan(n.list_begin, n.list_end - n.list_begin);
   }
   RegexId ComputeDerivative(RegexId r, uint8_t b);
+  RegexFingerprint Fingerprint(RegexId r, uint32_t horizon, bool clamp,
+                               FingerprintMemo* memo) const;
   void Refine(RegexId r, std::array<uint8_t, 256>& classes, int& count);
 
   std::vector<Node> nodes_;

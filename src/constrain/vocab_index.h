@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "constrain/state_masks.h"
 #include "constrain/token_mask.h"
 #include "gemma_local/status.h"
 #include "gemma_local/tokenizer.h"
@@ -57,6 +58,9 @@ class VocabIndex {
   // state can be left by some token, which is why a byte-level grammar never dead-ends.
   int32_t SingleByteToken(uint8_t b) const { return single_byte_[b]; }
   size_t max_token_bytes() const { return max_token_bytes_; }
+
+  // Lexer states' masks shared by every grammar over this vocabulary (thread-safe).
+  StateMaskCache& state_masks() const { return *state_masks_; }
 
   std::span<const Node> trie() const { return nodes_; }
   std::span<const int32_t> trie_tokens() const { return trie_tokens_; }
@@ -111,6 +115,7 @@ class VocabIndex {
   size_t max_token_bytes_ = 0;
   std::vector<Node> nodes_;
   std::vector<int32_t> trie_tokens_;
+  std::shared_ptr<StateMaskCache> state_masks_ = std::make_shared<StateMaskCache>();
 };
 
 }  // namespace gemma_local::constrain

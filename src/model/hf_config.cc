@@ -173,11 +173,12 @@ Result<HParams> ParseGemma3Text(const Fields& f) {
     return UnsupportedError(f.source() + ": " + f.Path("use_bidirectional_attention") +
                             " is set (an embedding model); only causal decoders are supported");
   }
-  if (!(qpas > 0)) return CorruptDataError(f.source() + ": " + f.Path("query_pre_attn_scalar") + " must be > 0");
+  if (!(qpas > 0))
+    return CorruptDataError(f.source() + ": " + f.Path("query_pre_attn_scalar") + " must be > 0");
   hp.attention_scale = static_cast<float>(1.0 / std::sqrt(qpas));
   if (hp.n_layers <= 0 || hp.n_layers > 4096) {
-    return CorruptDataError(f.source() + ": " + f.Path("num_hidden_layers") + " out of range: " +
-                            std::to_string(hp.n_layers));
+    return CorruptDataError(f.source() + ": " + f.Path("num_hidden_layers") +
+                            " out of range: " + std::to_string(hp.n_layers));
   }
   if (f.Has("layer_types")) {
     GL_ASSIGN_OR_RETURN(hp.layer_types, ParseLayerTypes(f, hp.n_layers));
@@ -192,8 +193,9 @@ Result<HParams> ParseGemma3Text(const Fields& f) {
     GL_ASSIGN_OR_RETURN(hp.rope_full, ParseRope(*rp_full, f.source(),
                                                 f.Path("rope_parameters.full_attention"), 1e6));
     if (const json* rp_sliding = JsonFind(*rp, "sliding_attention")) {
-      GL_ASSIGN_OR_RETURN(hp.rope_sliding, ParseRope(*rp_sliding, f.source(),
-                                                     f.Path("rope_parameters.sliding_attention"), 1e4));
+      GL_ASSIGN_OR_RETURN(
+          hp.rope_sliding,
+          ParseRope(*rp_sliding, f.source(), f.Path("rope_parameters.sliding_attention"), 1e4));
     } else {
       hp.rope_sliding = RopeParams{1e4, 1.0, 1.0};
     }
@@ -255,15 +257,16 @@ Result<HParams> ParseGemma4Text(const Fields& f) {
     GL_ASSIGN_OR_RETURN(hp.n_experts_used, f.Int("top_k_experts", 0));
     GL_ASSIGN_OR_RETURN(hp.expert_ffn_size, f.Int("moe_intermediate_size", 0));
     if (hp.n_experts <= 0 || hp.n_experts_used <= 0 || hp.expert_ffn_size <= 0) {
-      return CorruptDataError(f.source() + ": " + f.Path("enable_moe_block") +
-                              " is true but num_experts / top_k_experts / moe_intermediate_size are not all positive");
+      return CorruptDataError(
+          f.source() + ": " + f.Path("enable_moe_block") +
+          " is true but num_experts / top_k_experts / moe_intermediate_size are not all positive");
     }
   }
   if (hp.per_layer_input_size == 0) hp.per_layer_vocab_size = 0;
   hp.attention_scale = 1.0;  // q/k norm weights carry the temperature (spec §2.3.3)
   if (hp.n_layers <= 0 || hp.n_layers > 4096) {
-    return CorruptDataError(f.source() + ": " + f.Path("num_hidden_layers") + " out of range: " +
-                            std::to_string(hp.n_layers));
+    return CorruptDataError(f.source() + ": " + f.Path("num_hidden_layers") +
+                            " out of range: " + std::to_string(hp.n_layers));
   }
   if (f.Has("layer_types")) {
     GL_ASSIGN_OR_RETURN(hp.layer_types, ParseLayerTypes(f, hp.n_layers));
@@ -281,8 +284,9 @@ Result<HParams> ParseGemma4Text(const Fields& f) {
                                                   f.Path("rope_parameters.full_attention"), 1e6));
     }
     if (const json* sliding = JsonFind(*rp, "sliding_attention")) {
-      GL_ASSIGN_OR_RETURN(hp.rope_sliding, ParseRope(*sliding, f.source(),
-                                                     f.Path("rope_parameters.sliding_attention"), 1e4));
+      GL_ASSIGN_OR_RETURN(
+          hp.rope_sliding,
+          ParseRope(*sliding, f.source(), f.Path("rope_parameters.sliding_attention"), 1e4));
     }
   }
 
@@ -297,8 +301,8 @@ Result<HParams> ParseGemma4Text(const Fields& f) {
     hp.head_dim[i] = full ? global_head_dim : head_dim;
     hp.n_kv_heads[i] = (full && k_eq_v && n_global_kv > 0) ? n_global_kv : n_kv;
     hp.has_v_proj[i] = !(full && k_eq_v);
-    const bool shared = static_cast<int64_t>(i) >= first_shared && first_shared > 0 &&
-                        hp.n_kv_shared_layers > 0;
+    const bool shared =
+        static_cast<int64_t>(i) >= first_shared && first_shared > 0 && hp.n_kv_shared_layers > 0;
     hp.ffn_size[i] = (double_wide && shared) ? 2 * ffn : ffn;
   }
   GL_RETURN_IF_ERROR(ComputeKvSources(hp, f.source()));
@@ -333,9 +337,10 @@ Result<HParams> HParamsFromConfigJson(const json& config, const std::string& sou
   const bool wrapped = model_type == "gemma3" || model_type == "gemma4";
   const bool bare = model_type == "gemma3_text" || model_type == "gemma4_text";
   if (!wrapped && !bare) {
-    return UnsupportedError(source + ": model_type \"" + model_type +
-                            "\" is not a Gemma 3 or Gemma 4 text model (expected gemma3, gemma3_text, "
-                            "gemma4 or gemma4_text)");
+    return UnsupportedError(
+        source + ": model_type \"" + model_type +
+        "\" is not a Gemma 3 or Gemma 4 text model (expected gemma3, gemma3_text, "
+        "gemma4 or gemma4_text)");
   }
   const json* text = &config;
   std::string prefix;
@@ -361,7 +366,8 @@ Result<HParams> LoadHfConfig(const std::string& path) {
   GL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, 16u << 20));
   // nlohmann stops at a NUL byte as if the input ended there; JSON text never contains one.
   if (text.find('\0') != std::string::npos) {
-    return CorruptDataError(path + ": contains a NUL byte at offset " + std::to_string(text.find('\0')));
+    return CorruptDataError(path + ": contains a NUL byte at offset " +
+                            std::to_string(text.find('\0')));
   }
   json config = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded()) return CorruptDataError(path + ": not valid JSON");
@@ -422,10 +428,11 @@ json Gemma3TextJson(const HParams& hp) {
   t["rope_theta"] = hp.rope_full.theta;
   t["rope_local_base_freq"] = hp.rope_sliding.theta;
   t["rope_scaling"] = hp.rope_full.linear_factor != 1.0 ? RopeJson(hp.rope_full) : json(nullptr);
-  // attention_scale = query_pre_attn_scalar^-1/2; emit an integer when it is one.
+  // attention_scale = query_pre_attn_scalar^-1/2; emit an integer when it is one (and fits one:
+  // a hostile config can carry any double here).
   const double qpas = 1.0 / (hp.attention_scale * hp.attention_scale);
   const double rounded = std::round(qpas);
-  if (std::fabs(qpas - rounded) < 1e-6 * rounded) {
+  if (std::fabs(rounded) < 9e15 && std::fabs(qpas - rounded) < 1e-6 * rounded) {
     t["query_pre_attn_scalar"] = static_cast<int64_t>(rounded);
   } else {
     t["query_pre_attn_scalar"] = qpas;
@@ -496,7 +503,8 @@ json ConfigJsonFromHParams(const HParams& hp, HfConfigLayout layout) {
     return text;
   }
   json root = json::object();
-  root["architectures"] = json::array({g3 ? "Gemma3ForConditionalGeneration" : "Gemma4ForConditionalGeneration"});
+  root["architectures"] =
+      json::array({g3 ? "Gemma3ForConditionalGeneration" : "Gemma4ForConditionalGeneration"});
   root["model_type"] = g3 ? "gemma3" : "gemma4";
   root["text_config"] = text;
   root["eos_token_id"] = json::array({1, 106});

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -170,6 +171,87 @@ TEST(Matcher, MaskEqualsBruteForceAndRandomWalksEndInJson) {
     }
   }
   EXPECT_GE(finished, 30);
+}
+
+// Grammars over one vocabulary share lexer states' masks by behaviour (VocabIndex::state_masks):
+// bounded strings whose bounds lie past the longest token share with each other and with the
+// unbounded one, an intersection whose counter decides emptiness does not. Every mask, from
+// whichever grammar computed it, equals a brute force over the current grammar.
+TEST(Matcher, MasksSharedAcrossGrammarsEqualBruteForce) {
+  std::mt19937 rng(11);
+  std::vector<std::string> bytes{"<stop>"};
+  for (int b = 0; b < 256; ++b) bytes.push_back(std::string(1, static_cast<char>(b)));
+  static const char* kPieces[] = {"a", "b", "\"", "é", "😀", "aa", "ab"};
+  for (int i = 0; i < 600; ++i) {
+    std::string s;
+    const int len = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < len; ++k) s += kPieces[rng() % std::size(kPieces)];
+    bytes.push_back(s);
+  }
+  auto vocab = VocabIndex::FromTokens(bytes, std::vector<bool>{true});
+  ASSERT_LE(vocab->max_token_bytes(), 16u);
+  struct Case {
+    const char* name;
+    std::function<RegexId(RegexArena&)> lexeme;
+  };
+  auto quoted = [](RegexArena& a, RegexId body) {
+    const RegexId parts[] = {a.Byte('"'), body, a.Byte('"')};
+    return a.Concat(parts);
+  };
+  auto chars = [](RegexArena& a) {
+    const std::pair<uint32_t, uint32_t> ranges[] = {{'a', 'b'}, {0xE9, 0xE9}, {0x1F600, 0x1F600}};
+    return a.CodePoints(ranges);
+  };
+  const std::vector<Case> cases = {
+      {"{0,100}", [&](RegexArena& a) { return quoted(a, a.Repeat(chars(a), 0, 100)); }},
+      {"{0,60}", [&](RegexArena& a) { return quoted(a, a.Repeat(chars(a), 0, 60)); }},
+      {"*", [&](RegexArena& a) { return quoted(a, a.Star(chars(a))); }},
+      {"{3,80}", [&](RegexArena& a) { return quoted(a, a.Repeat(chars(a), 3, 80)); }},
+      {"{0,4}", [&](RegexArena& a) { return quoted(a, a.Repeat(chars(a), 0, 4)); }},
+      {"a{40} & (aa)* | b",
+       [&](RegexArena& a) {
+         return a.Or(a.And(a.Repeat(a.Byte('a'), 40, 40), a.Star(a.Literal("aa"))), a.Byte('b'));
+       }},
+      {"a{41} & (aa)* | b",
+       [&](RegexArena& a) {
+         return a.Or(a.And(a.Repeat(a.Byte('a'), 41, 41), a.Star(a.Literal("aa"))), a.Byte('b'));
+       }},
+  };
+  for (const Case& c : cases) {
+    auto arena = std::make_shared<RegexArena>();
+    auto g = std::make_shared<Grammar>(arena);
+    const int32_t start = g->AddRule("start");
+    g->AddProduction(start, {Symbol::Lexeme(g->AddLexeme(c.lexeme(*arena)))});
+    g->set_start(start);
+    ASSERT_TRUE(g->Finalize().ok()) << c.name;
+    for (int walk = 0; walk < 8; ++walk) {
+      Matcher m(g, vocab, {0});
+      std::string text;
+      TokenMask mask;
+      for (int step = 0; step < 120 && !m.finished(); ++step) {
+        ASSERT_TRUE(m.FillMask(&mask).ok()) << c.name << " after " << text;
+        for (int32_t id = 0; id < vocab->vocab_size(); ++id) {
+          bool ok;
+          if (id == 0) {
+            ok = m.Complete();
+          } else {
+            const std::string_view b = vocab->TokenBytes(id);
+            size_t pushed = 0;
+            while (pushed < b.size() && m.PushByte(static_cast<uint8_t>(b[pushed]))) ++pushed;
+            ok = pushed == b.size();
+            while (pushed-- > 0) m.PopByte();
+          }
+          ASSERT_EQ(mask.Test(id), ok) << c.name << ": token " << id << " after " << text;
+        }
+        std::vector<int32_t> ids = mask.Ids();
+        int32_t pick = ids[rng() % ids.size()];
+        if (mask.Test(0) && rng() % 4 == 0) pick = 0;
+        if (pick != 0) text += vocab->TokenBytes(pick);
+        ASSERT_TRUE(m.Accept(pick).ok());
+      }
+    }
+  }
+  EXPECT_GT(vocab->state_masks().stats().hits, 0u) << "no state was shared across grammars";
 }
 
 TEST(Matcher, Gemma3VocabularyMasks) {

@@ -204,3 +204,48 @@ TEST(Regex, EcmaSyntax) {
 
 }  // namespace
 }  // namespace gemma_local::constrain
+
+namespace gemma_local::constrain {
+namespace {
+
+// Behaviour fingerprints: arena-independent, counters past the horizon clamped outside
+// intersections and complements, exact inside them.
+TEST(Regex, BehaviorFingerprints) {
+  RegexArena a, b;
+  RegexArena::FingerprintMemo ma, mb;
+  auto fp = [](RegexArena& arena, RegexArena::FingerprintMemo& memo, RegexId r) {
+    return arena.BehaviorFingerprint(r, /*horizon=*/8, &memo);
+  };
+  // The same language built in two arenas in different orders.
+  const RegexId x1 = a.Or(a.Literal("cat"), a.Literal("dog"));
+  b.Literal("unrelated");
+  const RegexId x2 = b.Or(b.Literal("dog"), b.Literal("cat"));
+  EXPECT_EQ(fp(a, ma, x1), fp(b, mb, x2));
+  EXPECT_NE(fp(a, ma, x1), fp(a, ma, a.Literal("cat")));
+  // {0,100} and * agree on strings of 8 bytes; {0,5} does not; minimums past 9 are alike.
+  const RegexId q = a.Byte('"');
+  auto bounded = [&](RegexArena& arena, uint32_t lo, uint32_t hi) {
+    return arena.Concat(arena.Repeat(arena.CodePointRange('a', 'z'), lo, hi), arena.Byte('"'));
+  };
+  EXPECT_EQ(fp(a, ma, bounded(a, 0, 100)),
+            fp(b, mb, b.Concat(b.Star(b.CodePointRange('a', 'z')), b.Byte('"'))));
+  EXPECT_EQ(fp(a, ma, bounded(a, 0, 9)), fp(b, mb, bounded(b, 0, 1000)));
+  EXPECT_NE(fp(a, ma, bounded(a, 0, 8)), fp(b, mb, bounded(b, 0, 9)));
+  EXPECT_NE(fp(a, ma, bounded(a, 0, 5)), fp(a, ma, bounded(a, 0, 100)));
+  EXPECT_EQ(fp(a, ma, bounded(a, 20, 40)), fp(b, mb, bounded(b, 30, 30)));
+  EXPECT_NE(fp(a, ma, bounded(a, 3, 40)), fp(b, mb, bounded(b, 4, 40)));
+  (void)q;
+  // Inside an intersection the bounds stay exact: a{101} & (aa)* is empty, a{102} & (aa)* not.
+  auto even_and = [](RegexArena& arena, uint32_t n) {
+    return arena.And(arena.Repeat(arena.Byte('a'), n, n), arena.Star(arena.Literal("aa")));
+  };
+  EXPECT_NE(fp(a, ma, even_and(a, 101)), fp(b, mb, even_and(b, 102)));
+  EXPECT_NE(fp(a, ma, a.Not(bounded(a, 0, 50))), fp(b, mb, b.Not(bounded(b, 0, 60))));
+  // A nullable body is never clamped ((a?){0,100} is not (a?)*'s count-free form).
+  const RegexId opt_a = a.Optional(a.Byte('a'));
+  EXPECT_NE(fp(a, ma, a.Concat(a.Repeat(a.Concat(opt_a, a.Byte('b')), 0, 100), q)),
+            fp(a, ma, a.Concat(a.Repeat(a.Concat(opt_a, a.Byte('b')), 0, 5), q)));
+}
+
+}  // namespace
+}  // namespace gemma_local::constrain
