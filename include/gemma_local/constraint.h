@@ -25,17 +25,20 @@ struct Constraint {
     kJsonObject,  // any JSON value (OpenAI's response_format json_object)
     kRegex,       // `pattern`: the whole output matches it (ECMA-262 syntax)
     kChoice,      // exactly one of `choices`
+    kGrammar,     // `grammar`: GBNF text (llama.cpp's format), generation starts at `root`
   };
   Kind kind = Kind::kJsonObject;
   nlohmann::ordered_json schema;
   std::string pattern;
   std::vector<std::string> choices;
+  std::string grammar;
   bool best_effort = false;  // drop (and report) schema keywords that cannot be enforced
 
   static Constraint JsonSchema(nlohmann::ordered_json schema, bool best_effort = false);
   static Constraint AnyJson();
   static Constraint Regex(std::string pattern);
   static Constraint Choice(std::vector<std::string> choices);
+  static Constraint Gbnf(std::string grammar);
 };
 
 // A schema keyword the engine did not enforce while generating: checked after (`validated_after`)
@@ -82,10 +85,10 @@ class Tokenizer;
 
 // What a constraint costs on a tokenizer's vocabulary (benchmarks; bench/constrain_bench.cc).
 struct ConstraintProfile {
-  double compile_us = 0;             // schema (or pattern) to grammar, validator included
+  double compile_us = 0;              // schema (or pattern) to grammar, validator included
   std::vector<double> first_mask_us;  // the first walk's masks: a schema's first request
-  std::vector<double> mask_us;       // the other walks' masks: later requests, lexer tables warm
-  int64_t walks_complete = 0;        // walks that ended in a complete value
+  std::vector<double> mask_us;        // the other walks' masks: later requests, lexer tables warm
+  int64_t walks_complete = 0;         // walks that ended in a complete value
 };
 
 // Replays what decoding does without a model: each walk starts a fresh matcher (as a request

@@ -15,6 +15,8 @@ std::string Key(const Constraint& c) {
   part(c.best_effort ? "1" : "0");
   part(c.schema.dump());
   part(c.pattern);
+  part(c.grammar);
+  part(std::to_string(c.choices.size()));
   for (const std::string& choice : c.choices) part(choice);
   return key;
 }

@@ -1,5 +1,6 @@
 #include "constrain/constraint_compile.h"
 
+#include "constrain/gbnf.h"
 #include "constrain/json_schema_compiler.h"
 #include "constrain/regex_parse.h"
 
@@ -19,6 +20,12 @@ Constraint Constraint::Regex(std::string pattern) {
   c.pattern = std::move(pattern);
   return c;
 }
+Constraint Constraint::Gbnf(std::string grammar) {
+  Constraint c;
+  c.kind = Kind::kGrammar;
+  c.grammar = std::move(grammar);
+  return c;
+}
 Constraint Constraint::Choice(std::vector<std::string> choices) {
   Constraint c;
   c.kind = Kind::kChoice;
@@ -32,23 +39,6 @@ namespace gemma_local::constrain {
 namespace {
 
 constexpr size_t kMaxChoices = 10000;
-
-// A grammar whose language is exactly L(r): one lexeme for the non-empty strings, plus the empty
-// alternative when r matches "".
-Result<std::shared_ptr<const Grammar>> RegularGrammar(std::shared_ptr<RegexArena> arena,
-                                                      RegexId r) {
-  auto g = std::make_shared<Grammar>(arena);
-  const int32_t root = g->AddRule("root");
-  const bool nullable = arena->Nullable(r);
-  const RegexId non_empty = arena->And(r, arena->Not(RegexArena::kEmpty));
-  GL_ASSIGN_OR_RETURN(bool empty, arena->IsEmpty(non_empty));
-  if (!empty) g->AddProduction(root, {Symbol::Lexeme(g->AddLexeme(non_empty))});
-  if (nullable) g->AddProduction(root, {});
-  g->set_start(root);
-  Status s = g->Finalize();
-  if (!s.ok()) return InvalidArgumentError("the constraint allows no output: " + s.message());
-  return std::shared_ptr<const Grammar>(g);
-}
 
 }  // namespace
 
@@ -75,6 +65,12 @@ Result<std::shared_ptr<const CompiledConstraint>> CompileConstraint(const Constr
       Result<RegexId> r = ParseEcmaRegex(*arena, constraint.pattern, RegexMode::kFullMatch);
       if (!r.ok()) return Status(r.status().code(), "regex constraint: " + r.status().message());
       GL_ASSIGN_OR_RETURN(out->grammar, RegularGrammar(arena, *r));
+      break;
+    }
+    case Constraint::Kind::kGrammar: {
+      Result<std::shared_ptr<const Grammar>> g = CompileGbnf(constraint.grammar);
+      if (!g.ok()) return g.status();
+      out->grammar = std::move(*g);
       break;
     }
     case Constraint::Kind::kChoice: {

@@ -41,7 +41,8 @@ bool ReadThinking(const nlohmann::ordered_json& body, ChatInput* chat, ApiError*
 
 // response_format (OpenAI): text; json_object (a JSON object); json_schema {schema, strict}.
 // `strict: false` lets the engine drop schema keywords it cannot enforce (reported in the reply);
-// otherwise such a keyword is a 400. llama-server's top-level "json_schema" is taken too.
+// otherwise such a keyword is a 400. llama-server's top-level "json_schema" and "grammar" (GBNF)
+// are taken too.
 bool ReadResponseFormat(const nlohmann::ordered_json& body, Request* request, ApiError* error) {
   if (auto schema = body.find("json_schema"); schema != body.end() && !schema->is_null()) {
     if (!schema->is_object() && !schema->is_boolean()) {
@@ -50,8 +51,27 @@ bool ReadResponseFormat(const nlohmann::ordered_json& body, Request* request, Ap
     }
     request->constraint = Constraint::JsonSchema(*schema);
   }
+  // llama-server's top-level "grammar": GBNF text.
+  if (auto grammar = body.find("grammar"); grammar != body.end() && !grammar->is_null()) {
+    if (!grammar->is_string()) {
+      *error = BadField("grammar", "expected GBNF grammar text (a string)");
+      return false;
+    }
+    if (request->constraint) {
+      *error = BadField("grammar", "give either grammar or json_schema, not both");
+      return false;
+    }
+    request->constraint = Constraint::Gbnf(grammar->get<std::string>());
+  }
   auto rf = body.find("response_format");
   if (rf == body.end() || rf->is_null()) return true;
+  if (request->constraint && body.contains("grammar")) {
+    const auto t = rf->is_object() ? rf->find("type") : rf->end();
+    if (!(rf->is_object() && t != rf->end() && *t == "text")) {
+      *error = BadField("grammar", "give either grammar or response_format, not both");
+      return false;
+    }
+  }
   // find, never a const operator[] (undefined behaviour for a missing key).
   std::string type;
   if (rf->is_object()) {

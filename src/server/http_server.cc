@@ -455,6 +455,8 @@ class HttpServer final : public Server {
         const std::string& m = e.message;
         if (m.rfind("max_tokens", 0) == 0) {
           e.param = "max_tokens";
+        } else if (m.rfind("grammar", 0) == 0) {
+          e.param = "grammar";
         } else if (m.find("JSON Schema") != std::string::npos ||
                    m.find("pattern") != std::string::npos ||
                    m.find("constraint") != std::string::npos) {

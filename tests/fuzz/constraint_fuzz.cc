@@ -1,7 +1,8 @@
 // libFuzzer target: constraints from hostile text. The first byte picks the input kind:
 //   even: a JSON Schema (compiled, then a walk of up to 64 tokens chosen by the remaining bytes
 //         over a vocabulary of single bytes plus a few JSON pieces);
-//   odd:  an ECMA regex constraint, walked the same way.
+//   odd:  an ECMA regex constraint (first byte & 3 == 1) or a GBNF grammar (& 3 == 3), walked
+//         the same way.
 // Every input must give a value or an error, never a crash, and a compiled constraint must never
 // dead-end: an empty mask aborts (the matcher's contract is that it cannot happen).
 #include <cstddef>
@@ -43,7 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     text.resize(nul);
   }
   Constraint c;
-  if (regex) {
+  if (regex && (data[0] & 2) != 0) {
+    c = Constraint::Gbnf(text);
+  } else if (regex) {
     c = Constraint::Regex(text);
   } else {
     nlohmann::ordered_json schema =

@@ -95,6 +95,10 @@ TEST(ChatRequest, FieldsAndUnsupportedOnes) {
       {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})", "tool_choice"},
       {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools"},
       {R"({"messages":[{"role":"user","content":"x"}],"logit_bias":{"5":1}})", "logit_bias"},
+      {R"({"messages":[{"role":"user","content":"x"}],"grammar":5})", "grammar"},
+      {R"({"messages":[{"role":"user","content":"x"}],"grammar":"root ::= \"a\"",
+           "response_format":{"type":"json_object"}})",
+       "grammar"},
       {R"({"messages":[1,2,3,4,5,6,7,8,9]})", "messages"}};
   for (const auto& [body, param] : bad) {
     ChatRequest r;
@@ -129,6 +133,15 @@ TEST(ChatRequest, ResponseFormatBecomesAConstraint) {
       J(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})"), 8, 4,
       &t, &e));
   EXPECT_FALSE(t.common.request.constraint.has_value());
+  // llama-server's top-level GBNF grammar.
+  ChatRequest g;
+  ASSERT_TRUE(ParseChatRequest(J(R"({"messages":[{"role":"user","content":"x"}],
+      "grammar":"root ::= \"yes\" | \"no\""})"),
+                               8, 4, &g, &e))
+      << e.message;
+  ASSERT_TRUE(g.common.request.constraint.has_value());
+  EXPECT_EQ(g.common.request.constraint->kind, Constraint::Kind::kGrammar);
+  EXPECT_EQ(g.common.request.constraint->grammar, "root ::= \"yes\" | \"no\"");
 }
 
 // Messages and tool schemas reach the template in the client's key order (a tool's parameters

@@ -144,20 +144,32 @@ CommandRunner RegisterScore(CLI::App& app) {
   };
 }
 
-// --json-schema / --json-object / --regex / --choice: at most one.
+// --json-schema / --json-object / --regex / --choice / --grammar(-file): at most one.
 struct StructuredFlags {
   std::string schema_file;
   bool any_json = false;
   std::string regex;
   std::vector<std::string> choices;
+  std::string grammar;
+  std::string grammar_file;
   bool best_effort = false;
 
   Result<std::optional<Constraint>> Build() const {
-    const int given = !schema_file.empty() + any_json + !regex.empty() + !choices.empty();
+    const int given = !schema_file.empty() + any_json + !regex.empty() + !choices.empty() +
+                      !grammar.empty() + !grammar_file.empty();
     if (given > 1) {
       return InvalidArgumentError(
-          "give at most one of --json-schema, --json-object, --regex, --choice");
+          "give at most one of --json-schema, --json-object, --regex, --choice, --grammar, "
+          "--grammar-file");
     }
+    if (!grammar_file.empty()) {
+      std::ifstream in(grammar_file, std::ios::binary);
+      if (!in) return NotFoundError(grammar_file + ": cannot open the grammar file");
+      std::stringstream text;
+      text << in.rdbuf();
+      return std::optional<Constraint>(Constraint::Gbnf(text.str()));
+    }
+    if (!grammar.empty()) return std::optional<Constraint>(Constraint::Gbnf(grammar));
     if (!schema_file.empty()) {
       std::ifstream in(schema_file);
       if (!in) return NotFoundError(schema_file + ": cannot open the JSON Schema file");
@@ -219,6 +231,10 @@ CommandRunner RegisterRun(CLI::App& app) {
                   "constrain the output to a full match of this ECMA-262 pattern");
   cmd->add_option("--choice", structured->choices,
                   "constrain the output to one of these strings (repeatable)");
+  cmd->add_option("--grammar", structured->grammar,
+                  "constrain the output to this GBNF grammar (llama.cpp's format; from `root`)");
+  cmd->add_option("--grammar-file", structured->grammar_file,
+                  "constrain the output to the GBNF grammar in this file");
   cmd->add_flag(
       "--best-effort", structured->best_effort,
       "drop (and report) schema keywords that cannot be enforced instead of refusing the schema");
