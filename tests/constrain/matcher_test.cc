@@ -106,6 +106,19 @@ std::shared_ptr<const VocabIndex> SmallVocab(std::mt19937& rng) {
   return VocabIndex::FromTokens(bytes, excluded);
 }
 
+// Whether token `id` may come next, by pushing its bytes one at a time (the stop id 0 only when
+// the value is complete): the brute force the trie-walk masks must equal.
+bool BruteForceAllowed(Matcher& m, const VocabIndex& vocab, int32_t id) {
+  if (id == 0) return m.Complete();
+  if (vocab.Excluded(id)) return false;
+  const std::string_view b = vocab.TokenBytes(id);
+  size_t pushed = 0;
+  while (pushed < b.size() && m.PushByte(static_cast<uint8_t>(b[pushed]))) ++pushed;
+  const bool ok = pushed == b.size();
+  while (pushed-- > 0) m.PopByte();
+  return ok;
+}
+
 TEST(Matcher, PrefixesOfJsonAreViableAndCompleteExactlyWhenJson) {
   auto grammar = JsonGrammar();
   std::mt19937 rng(3);
@@ -143,19 +156,8 @@ TEST(Matcher, MaskEqualsBruteForceAndRandomWalksEndInJson) {
       ASSERT_TRUE(m.FillMask(&mask).ok()) << "dead end after " << text;
       if (step % 7 == 0) {  // brute force: push each token's bytes
         for (int32_t id = 0; id < vocab->vocab_size(); ++id) {
-          bool ok;
-          if (id == 0) {
-            ok = m.Complete();
-          } else if (vocab->Excluded(id)) {
-            ok = false;
-          } else {
-            const std::string_view b = vocab->TokenBytes(id);
-            size_t pushed = 0;
-            while (pushed < b.size() && m.PushByte(static_cast<uint8_t>(b[pushed]))) ++pushed;
-            ok = pushed == b.size();
-            while (pushed-- > 0) m.PopByte();
-          }
-          ASSERT_EQ(mask.Test(id), ok) << "token " << id << " after " << text;
+          ASSERT_EQ(mask.Test(id), BruteForceAllowed(m, *vocab, id))
+              << "token " << id << " after " << text;
         }
       }
       std::vector<int32_t> ids = mask.Ids();
@@ -231,17 +233,8 @@ TEST(Matcher, MasksSharedAcrossGrammarsEqualBruteForce) {
       for (int step = 0; step < 120 && !m.finished(); ++step) {
         ASSERT_TRUE(m.FillMask(&mask).ok()) << c.name << " after " << text;
         for (int32_t id = 0; id < vocab->vocab_size(); ++id) {
-          bool ok;
-          if (id == 0) {
-            ok = m.Complete();
-          } else {
-            const std::string_view b = vocab->TokenBytes(id);
-            size_t pushed = 0;
-            while (pushed < b.size() && m.PushByte(static_cast<uint8_t>(b[pushed]))) ++pushed;
-            ok = pushed == b.size();
-            while (pushed-- > 0) m.PopByte();
-          }
-          ASSERT_EQ(mask.Test(id), ok) << c.name << ": token " << id << " after " << text;
+          ASSERT_EQ(mask.Test(id), BruteForceAllowed(m, *vocab, id))
+              << c.name << ": token " << id << " after " << text;
         }
         std::vector<int32_t> ids = mask.Ids();
         int32_t pick = ids[rng() % ids.size()];

@@ -310,6 +310,34 @@ feature('response_format', 'structured output: json_schema replies are ajv-valid
     assert.equal(r.choices[0].constraint.valid, true);
     assert.deepEqual(r.choices[0].constraint.not_enforced, []);
   }
+  // Streamed: the text still parses and validates, and the choice's last chunk carries the
+  // constraint field.
+  const stream = await c.chat.completions.create({
+    model: server.modelId, messages: user('x'), max_tokens: 200, temperature: 0, seed: 3, stream: true,
+    response_format: { type: 'json_schema', json_schema: { name: 'item', strict: true, schema } },
+  });
+  let streamed = '';
+  const accounts = [];
+  for await (const chunk of stream) {
+    for (const choice of chunk.choices) {
+      streamed += choice.delta?.content ?? '';
+      if (choice.constraint) accounts.push(choice.constraint);
+    }
+  }
+  assert.ok(check(JSON.parse(streamed)), streamed);
+  assert.equal(accounts.length, 1, 'one chunk carries the constraint field');
+  assert.equal(accounts[0].valid, true);
+  assert.equal(accounts[0].complete, true);
+  // llama-server's top-level GBNF grammar (an extra body field) and its errors.
+  const g = await c.chat.completions.create({
+    model: server.modelId, messages: user('x'), max_tokens: 20, temperature: 1, seed: 4,
+    grammar: 'root ::= ("yes" | "no") "!" [0-9]{1,2}',
+  });
+  assert.match(g.choices[0].message.content, /^(yes|no)![0-9]{1,2}$/);
+  assert.equal(g.choices[0].finish_reason, 'stop');
+  await rejectsWith(c.chat.completions.create({
+    model: server.modelId, messages: user('x'), max_tokens: 2, grammar: 'root ::= undefined-rule',
+  }), OpenAI.BadRequestError, 400, { param: 'grammar' });
   // strict: false drops what cannot be enforced and says so; a checked-after keyword
   // (uniqueItems) that fails is reported as invalid, never passed off as valid.
   const lenient = await c.chat.completions.create({
