@@ -1,6 +1,7 @@
 #include "constrain/gbnf.h"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -182,13 +183,18 @@ class Builder {
     // The bytes each lexeme can start with.
     std::vector<ByteSet> first_bytes(nl);
     for (size_t i = 0; i < nl; ++i) {
+      const RegexId lexeme = g.lexeme(static_cast<int32_t>(i));
+      if (auto it = first_bytes_.find(lexeme); it != first_bytes_.end()) {
+        first_bytes[i] = it->second;
+        continue;
+      }
       for (int b = 0; b < 256; ++b) {
-        const RegexId d =
-            arena_->Derivative(g.lexeme(static_cast<int32_t>(i)), static_cast<uint8_t>(b));
+        const RegexId d = arena_->Derivative(lexeme, static_cast<uint8_t>(b));
         if (d == RegexArena::kNothing) continue;
-        Result<bool> empty = arena_->IsEmpty(d);
+        Result<bool> empty = Empty(d);
         if (!empty.ok() || !*empty) first_bytes[i].set(static_cast<size_t>(b));
       }
+      first_bytes_.emplace(lexeme, first_bytes[i]);
     }
     std::vector<RegexId> all;
     for (size_t i = 0; i < nl; ++i) all.push_back(g.lexeme(static_cast<int32_t>(i)));
@@ -202,15 +208,18 @@ class Builder {
       if (next.none()) continue;
       const RegexId runs_on =
           arena_->Concat(all[x], arena_->Concat(arena_->Bytes(next), arena_->Everything()));
-      Result<bool> empty = arena_->IsEmpty(arena_->And(runs_on, any_lexeme));
+      Result<bool> empty = Empty(arena_->And(runs_on, any_lexeme));
       if (empty.ok() && *empty) continue;
       for (size_t z = 0; z < nl; ++z) {
-        Result<bool> e = arena_->IsEmpty(arena_->And(runs_on, all[z]));
+        Result<bool> e = Empty(arena_->And(runs_on, all[z]));
         if (!e.ok() || !*e) out.insert(all[z]);
       }
     }
     return std::vector<RegexId>(out.begin(), out.end());
   }
+
+  // Whether the analysis ran out of its budget (then only the per-character form is safe).
+  bool exhausted() const { return checks_ > kMaxChecks; }
 
   // Builds the offending lexemes' sources as structure next time (a sequence's run item by item,
   // a rule reference as the rule, an alternation as alternatives, a repetition as rules over its
@@ -268,6 +277,21 @@ class Builder {
     for (size_t v = 0; v < n; ++v) {
       if (index[v] < 0) visit(static_cast<int32_t>(v));
     }
+  }
+
+  // Emptiness checks of the munch analysis, budgeted (a count and 2 s of wall time): a hostile
+  // grammar must not turn compilation into minutes of derivative searches. Past the budget every
+  // check reports "not empty", so everything offends and the caller falls back to the
+  // per-character form: the same language, only slower masks.
+  static constexpr size_t kMaxChecks = 50000;
+  Result<bool> Empty(RegexId r) {
+    const auto now = std::chrono::steady_clock::now();
+    if (checks_ == 0) deadline_ = now + std::chrono::seconds(2);
+    if (++checks_ > kMaxChecks || now > deadline_) {
+      checks_ = kMaxChecks + 1;
+      return false;
+    }
+    return arena_->IsEmpty(r);
   }
 
   // Whether `e` is built as one lexeme: regular and not exploded.
@@ -424,7 +448,10 @@ class Builder {
   std::shared_ptr<RegexArena> arena_;
   std::vector<std::vector<int32_t>> refs_;
   std::vector<uint8_t> recursive_;
-  std::vector<int8_t> reaches_;  // -1 unknown
+  std::vector<int8_t> reaches_;             // -1 unknown
+  std::map<RegexId, ByteSet> first_bytes_;  // each lexeme's possible first bytes
+  size_t checks_ = 0;
+  std::chrono::steady_clock::time_point deadline_;
   std::map<int32_t, RegexId> rule_regex_;
   std::shared_ptr<Grammar> g_;
   bool all_chars_ = false;
@@ -482,8 +509,8 @@ Result<std::shared_ptr<const Grammar>> CompileGbnf(std::string_view text,
   for (int round = 0; round < 256 && !exact && !options.per_character; ++round) {
     GL_ASSIGN_OR_RETURN(g, builder.Cfg(/*all_chars=*/false));
     const std::vector<RegexId> offenders = builder.Offenders();
-    exact = offenders.empty();
-    if (!exact && !builder.Explode(offenders)) break;
+    exact = offenders.empty() && !builder.exhausted();
+    if (!exact && (builder.exhausted() || !builder.Explode(offenders))) break;
   }
   if (!exact) {
     GL_ASSIGN_OR_RETURN(g, builder.Cfg(/*all_chars=*/true));

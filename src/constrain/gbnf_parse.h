@@ -20,6 +20,8 @@ namespace gemma_local::constrain::gbnf {
 inline constexpr size_t kMaxRules = 4096;
 inline constexpr uint32_t kMaxRepeat = 10000;
 inline constexpr int kMaxNesting = 200;
+inline constexpr int kMaxPostfix = 4;
+inline constexpr size_t kMaxElements = 10000;
 
 struct Expr {
   enum class Kind { kSeq, kAlt, kRepeat, kChars, kRef };
@@ -286,11 +288,15 @@ class Parser {
         return Error(at, std::string("unexpected character '") + c + "'");
       }
       SkipSpace(nested);
-      // Postfix operators.
+      // Postfix operators (a few per item: each nests the item one level deeper).
+      int operators = 0;
       while (pos_ < text_.size() && (text_[pos_] == '*' || text_[pos_] == '+' ||
                                      text_[pos_] == '?' || text_[pos_] == '{')) {
         uint32_t min = 0, max = RegexArena::kUnbounded;
         const size_t op_at = pos_;
+        if (++operators > kMaxPostfix) {
+          return Error(op_at, "more than 4 repetition operators on one item");
+        }
         const char op = text_[pos_++];
         if (op == '+') {
           min = 1;
@@ -338,6 +344,11 @@ class Parser {
         item = std::move(rep);
         SkipSpace(nested);
       }
+      // Items and operators bound how deep the regexes nest (a run of optional items is a chain
+      // that derivatives walk recursively); literal characters do not count (their chain is
+      // never nullable).
+      if (++elements_ > kMaxElements) return Error(at, "more than 10000 grammar elements");
+      elements_ += static_cast<size_t>(operators);
       seq.items.push_back(std::move(item));
     }
     if (seq.items.size() == 1) return std::move(seq.items[0]);
@@ -350,6 +361,7 @@ class Parser {
   std::vector<std::string> names_;
   std::vector<std::optional<Expr>> bodies_;
   std::vector<size_t> first_use_;
+  size_t elements_ = 0;
 };
 
 }  // namespace gemma_local::constrain::gbnf

@@ -173,14 +173,15 @@ const StateMasks& Matcher::Inner(int32_t state) {
   if (slot) return *slot;
   // The state's behaviour over token-length strings, as the vocabulary cache's key.
   const auto horizon = static_cast<uint32_t>(vocab_->max_token_bytes());
+  StateMaskCache& shared = vocab_->state_masks();
   std::vector<RegexFingerprint> parts;
   for (const auto& [lexeme, r] : lex_->states_[static_cast<size_t>(state)].alive) {
-    parts.push_back(grammar_->arena().BehaviorFingerprint(r, horizon, &lex_->fingerprints_));
+    parts.push_back(
+        grammar_->arena().BehaviorFingerprint(r, horizon, shared.key(), &lex_->fingerprints_));
   }
   std::sort(parts.begin(), parts.end());
   parts.erase(std::unique(parts.begin(), parts.end()), parts.end());
   const RegexFingerprint key = CombineFingerprints(parts);
-  StateMaskCache& shared = vocab_->state_masks();
   if (std::shared_ptr<const StateMasks> hit = shared.Find(key)) {
     slot = std::move(hit);
     return *slot;

@@ -496,17 +496,20 @@ RegexFingerprint CombineFingerprints(std::span<const RegexFingerprint> parts) {
   return h.Get();
 }
 
-RegexFingerprint RegexArena::BehaviorFingerprint(RegexId r, uint32_t horizon,
+RegexFingerprint RegexArena::BehaviorFingerprint(RegexId r, uint32_t horizon, uint64_t key,
                                                  FingerprintMemo* memo) const {
-  return Fingerprint(r, horizon, /*clamp=*/true, memo);
+  // The key seeds the hash (mixed into every node), so a client cannot build a grammar whose
+  // state collides with another's in a shared cache without knowing it.
+  return Fingerprint(r, horizon, /*clamp=*/true, key, memo);
 }
 
-RegexFingerprint RegexArena::Fingerprint(RegexId r, uint32_t horizon, bool clamp,
+RegexFingerprint RegexArena::Fingerprint(RegexId r, uint32_t horizon, bool clamp, uint64_t key,
                                          FingerprintMemo* memo) const {
-  const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(r)) << 1) | (clamp ? 1 : 0);
-  if (auto it = memo->find(key); it != memo->end()) return it->second;
+  const uint64_t slot = (static_cast<uint64_t>(static_cast<uint32_t>(r)) << 1) | (clamp ? 1 : 0);
+  if (auto it = memo->find(slot); it != memo->end()) return it->second;
   const Node& n = node(r);
   FingerprintHasher h;
+  h.Add(key);
   h.Add(static_cast<uint64_t>(n.kind));
   switch (n.kind) {
     case Kind::kNothing:
@@ -521,10 +524,20 @@ RegexFingerprint RegexArena::Fingerprint(RegexId r, uint32_t horizon, bool clamp
       }
       break;
     }
-    case Kind::kConcat:
-      h.Add(Fingerprint(n.a, horizon, clamp, memo));
-      h.Add(Fingerprint(n.b, horizon, clamp, memo));
+    case Kind::kConcat: {
+      // Concatenations nest to the right (a literal of n bytes is n deep): walk the spine in a
+      // loop, so a long literal cannot exhaust the stack.
+      RegexId tail = r;
+      size_t parts = 0;
+      while (node(tail).kind == Kind::kConcat) {
+        h.Add(Fingerprint(node(tail).a, horizon, clamp, key, memo));
+        tail = node(tail).b;
+        ++parts;
+      }
+      h.Add(Fingerprint(tail, horizon, clamp, key, memo));
+      h.Add(parts);
       break;
+    }
     case Kind::kOr:
     case Kind::kAnd: {
       // Unordered: children's ids depend on the arena's history, so sort their fingerprints.
@@ -532,14 +545,15 @@ RegexFingerprint RegexArena::Fingerprint(RegexId r, uint32_t horizon, bool clamp
       // intersection non-empty).
       const bool inner_clamp = clamp && n.kind == Kind::kOr;
       std::vector<RegexFingerprint> children;
-      for (RegexId c : Children(n)) children.push_back(Fingerprint(c, horizon, inner_clamp, memo));
+      for (RegexId c : Children(n))
+        children.push_back(Fingerprint(c, horizon, inner_clamp, key, memo));
       std::sort(children.begin(), children.end());
       h.Add(children.size());
       for (const RegexFingerprint& c : children) h.Add(c);
       break;
     }
     case Kind::kNot:
-      h.Add(Fingerprint(n.a, horizon, /*clamp=*/false, memo));
+      h.Add(Fingerprint(n.a, horizon, /*clamp=*/false, key, memo));
       break;
     case Kind::kRepeat: {
       uint64_t min = n.min, max = n.max;
@@ -550,12 +564,12 @@ RegexFingerprint RegexArena::Fingerprint(RegexId r, uint32_t horizon, bool clamp
       }
       h.Add(min);
       h.Add(max);
-      h.Add(Fingerprint(n.a, horizon, clamp, memo));
+      h.Add(Fingerprint(n.a, horizon, clamp, key, memo));
       break;
     }
   }
   const RegexFingerprint f = h.Get();
-  memo->emplace(key, f);
+  memo->emplace(slot, f);
   return f;
 }
 

@@ -106,8 +106,10 @@ class RegexArena {
   // a{horizon+1,}, and M > horizon as unbounded, since within the horizon the loop reaches
   // neither bound. So the states of length-bounded strings in different schemas (or far from
   // their bound) hash alike. `memo` caches per id for one horizon.
+  // `key` (a secret of the cache that compares fingerprints) seeds the result.
   using FingerprintMemo = std::unordered_map<uint64_t, RegexFingerprint>;
-  RegexFingerprint BehaviorFingerprint(RegexId r, uint32_t horizon, FingerprintMemo* memo) const;
+  RegexFingerprint BehaviorFingerprint(RegexId r, uint32_t horizon, uint64_t key,
+                                       FingerprintMemo* memo) const;
 
   size_t size() const { return nodes_.size(); }
   void set_state_budget(size_t budget) { state_budget_ = budget; }
@@ -129,7 +131,7 @@ class RegexArena {
     return std::span<const RegexId>(lists_).subspan(n.list_begin, n.list_end - n.list_begin);
   }
   RegexId ComputeDerivative(RegexId r, uint8_t b);
-  RegexFingerprint Fingerprint(RegexId r, uint32_t horizon, bool clamp,
+  RegexFingerprint Fingerprint(RegexId r, uint32_t horizon, bool clamp, uint64_t key,
                                FingerprintMemo* memo) const;
   void Refine(RegexId r, std::array<uint8_t, 256>& classes, int& count);
 

@@ -1,6 +1,20 @@
 #include "constrain/state_masks.h"
 
+#include <random>
+
 namespace gemma_local::constrain {
+
+namespace {
+
+uint64_t RandomKey() {
+  std::random_device device;
+  return (uint64_t{device()} << 32) ^ device();
+}
+
+}  // namespace
+
+StateMaskCache::StateMaskCache(size_t capacity_bytes)
+    : capacity_bytes_(capacity_bytes), key_(RandomKey()) {}
 
 size_t StateMasks::MemoryBytes() const {
   size_t n = sizeof(StateMasks) + inner.words().size() * sizeof(uint64_t) +

@@ -38,8 +38,7 @@ struct StateMasks {
 // run on different threads).
 class StateMaskCache {
  public:
-  explicit StateMaskCache(size_t capacity_bytes = size_t{64} << 20)
-      : capacity_bytes_(capacity_bytes) {}
+  explicit StateMaskCache(size_t capacity_bytes = size_t{64} << 20);
   StateMaskCache(const StateMaskCache&) = delete;
   StateMaskCache& operator=(const StateMaskCache&) = delete;
 
@@ -50,6 +49,9 @@ class StateMaskCache {
     size_t entries = 0, bytes = 0, hits = 0, misses = 0;
   };
   Stats stats() const;
+  // A random secret seeding the fingerprints this cache compares (RegexArena::
+  // BehaviorFingerprint), so no request can aim a collision at another's states.
+  uint64_t key() const { return key_; }
 
  private:
   struct KeyHash {
@@ -57,6 +59,7 @@ class StateMaskCache {
   };
   using Entry = std::pair<RegexFingerprint, std::shared_ptr<const StateMasks>>;
   const size_t capacity_bytes_;
+  const uint64_t key_;
   mutable std::mutex mu_;
   std::list<Entry> lru_;  // most recent first
   std::unordered_map<RegexFingerprint, std::list<Entry>::iterator, KeyHash> index_;

@@ -130,8 +130,19 @@ TEST(Gbnf, ErrorsNameTheLine) {
       {"root ::= x\nx ::= \"(\" x \")\"\n", "derives no finite string",
        StatusCode::kInvalidArgument},
       {"", "no \"root\" rule", StatusCode::kInvalidArgument},
+      {"root ::= \"a\"?????\n", "more than 4 repetition operators", StatusCode::kInvalidArgument},
       {"root ::= \"\xff\"\n", "invalid UTF-8 at byte 10", StatusCode::kInvalidArgument},
   };
+  // A long chain of optional items (derivatives recurse along it) is refused, not a stack
+  // overflow; a long literal is fine.
+  std::string chain = "root ::= ";
+  for (int i = 0; i < 20000; ++i) chain += "\"a\"? ";
+  auto refused = CompileGbnf(chain + "\n");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("more than 10000 grammar elements"), std::string::npos);
+  auto literal = Compile("root ::= \"" + std::string(3000, 'x') + "\"\n");
+  ASSERT_NE(literal, nullptr);
+  EXPECT_TRUE(Accepts(literal, std::string(3000, 'x')));
   for (const Case& c : cases) {
     auto g = CompileGbnf(c.text);
     ASSERT_FALSE(g.ok()) << c.text;

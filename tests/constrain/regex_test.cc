@@ -214,7 +214,7 @@ TEST(Regex, BehaviorFingerprints) {
   RegexArena a, b;
   RegexArena::FingerprintMemo ma, mb;
   auto fp = [](RegexArena& arena, RegexArena::FingerprintMemo& memo, RegexId r) {
-    return arena.BehaviorFingerprint(r, /*horizon=*/8, &memo);
+    return arena.BehaviorFingerprint(r, /*horizon=*/8, /*key=*/42, &memo);
   };
   // The same language built in two arenas in different orders.
   const RegexId x1 = a.Or(a.Literal("cat"), a.Literal("dog"));
@@ -241,6 +241,12 @@ TEST(Regex, BehaviorFingerprints) {
   };
   EXPECT_NE(fp(a, ma, even_and(a, 101)), fp(b, mb, even_and(b, 102)));
   EXPECT_NE(fp(a, ma, a.Not(bounded(a, 0, 50))), fp(b, mb, b.Not(bounded(b, 0, 60))));
+  // The key seeds every fingerprint.
+  RegexArena::FingerprintMemo other;
+  EXPECT_NE(fp(a, ma, x1), a.BehaviorFingerprint(x1, 8, /*key=*/43, &other));
+  // A literal far longer than any recursion could take (concatenations walked in a loop).
+  const std::string long_literal(300000, 'x');
+  EXPECT_EQ(fp(a, ma, a.Literal(long_literal)), fp(b, mb, b.Literal(long_literal)));
   // A nullable body is never clamped ((a?){0,100} is not (a?)*'s count-free form).
   const RegexId opt_a = a.Optional(a.Byte('a'));
   EXPECT_NE(fp(a, ma, a.Concat(a.Repeat(a.Concat(opt_a, a.Byte('b')), 0, 100), q)),
