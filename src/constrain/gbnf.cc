@@ -90,7 +90,6 @@ class Builder {
     all_chars_ = all_chars;
     symbols_ = 0;
     rule_ids_.assign(p_.names().size(), -1);
-    lexemes_.clear();
     sources_.clear();
     const int32_t root = RuleSymbol(p_.root()).index();
     // Rules are defined on first use (RuleSymbol queues them).
@@ -235,8 +234,6 @@ class Builder {
     return progress;
   }
 
-  const std::vector<RegexId>& lexemes() const { return lexemes_; }
-
  private:
   // Tarjan's strongly connected components: a rule is recursive when its component has a cycle.
   void FindRecursive() {
@@ -330,9 +327,6 @@ class Builder {
     std::vector<std::vector<Symbol>> alternatives;
     if (!empty) {
       const int32_t lexeme = g_->AddLexeme(non_empty);
-      if (std::find(lexemes_.begin(), lexemes_.end(), non_empty) == lexemes_.end()) {
-        lexemes_.push_back(non_empty);
-      }
       sources_[non_empty].push_back(source);
       alternatives.push_back({Symbol::Lexeme(lexeme)});
     }
@@ -460,7 +454,6 @@ class Builder {
   size_t symbols_ = 0;
   std::vector<int32_t> rule_ids_;
   std::vector<int32_t> pending_;
-  std::vector<RegexId> lexemes_;
 };
 
 }  // namespace
